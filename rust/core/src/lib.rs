@@ -1,0 +1,21 @@
+//! zhllama-core: the pure-Rust half of zhllama. No Python types live here; the
+//! `zhllama-python` crate binds this API.
+//!
+//! - [`proto`], [`model`]: SentencePiece `ModelProto` I/O, byte-exact round trips, validation.
+//! - [`normalizer`], [`bpe`], [`unigram`], [`encoder`]: an encoder whose ids equal sentencepiece's.
+//! - [`merge`]: vocabulary merging (reference mode and the default, flaw-fixing mode).
+//! - [`corpus`]: streaming, parallel, resumable corpus tokenization into Megatron indexed shards.
+//! - [`stats`]: token-length statistics.
+
+pub mod bpe;
+pub mod corpus;
+pub mod encoder;
+pub mod merge;
+pub mod model;
+pub mod normalizer;
+pub mod proto;
+pub mod stats;
+pub mod unigram;
+
+pub use encoder::Tokenizer;
+pub use model::{ModelProto, Piece, PieceType};

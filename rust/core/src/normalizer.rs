@@ -1,0 +1,1 @@
+//! (encoder work in progress: owned by the encoder task)

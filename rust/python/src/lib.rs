@@ -1,0 +1,26 @@
+//! `zhllama._native`: the thin PyO3 layer over `zhllama-core`.
+//!
+//! Each file binds one domain. Every binding extracts Python inputs into owned Rust values,
+//! then runs the core inside [`error::detach`], which releases the GIL, catches panics and
+//! maps core errors to the exception classes declared in `error.rs`.
+
+use pyo3::prelude::*;
+
+mod corpus;
+mod error;
+mod merge;
+mod model;
+mod stats;
+mod tokenizer;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    error::register(m)?;
+    model::register(m)?;
+    tokenizer::register(m)?;
+    merge::register(m)?;
+    corpus::register(m)?;
+    stats::register(m)?;
+    Ok(())
+}
