@@ -60,6 +60,7 @@ where
 }
 
 /// Same as [`detach`] for infallible work.
+#[allow(dead_code)]
 pub fn detach_ok<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, f: F) -> PyResult<T> {
     detach(py, || Ok::<T, PyErr>(f()))
 }

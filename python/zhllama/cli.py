@@ -1,0 +1,73 @@
+"""The ``zhllama`` command: one verb per pipeline step.
+
+Each verb lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+modules are imported only when their verb runs, so ``zhllama --help`` stays fast and the
+tokenizer verbs do not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# verb -> (module, one-line help). Order is pipeline order, as `zhllama --help` shows it.
+VERBS: dict[str, tuple[str, str]] = {
+    "train-spm": ("zhllama.spm_train", "Train a SentencePiece model (20K Chinese pieces by default)."),
+    "merge-vocab": ("zhllama.merge", "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
+    "tokenize-corpus": ("zhllama.corpus", "Tokenize a corpus into Megatron-format token shards, in parallel."),
+    "stats": ("zhllama.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
+    "resize": ("zhllama.model.resize", "Grow a model's embeddings and LM head to a merged vocabulary."),
+    "pretrain": ("zhllama.train.pretrain", "Pretrain stage 1 (embeddings) or stage 2 (LoRA + embeddings + head)."),
+    "sft": ("zhllama.train.sft", "Instruction-tune with LoRA on Alpaca-format data (prompt masked)."),
+    "merge-lora": ("zhllama.export", "Merge LoRA adapters into full weights (plain HF model)."),
+    "generate": ("zhllama.generate", "Generate text (Alpaca template; 0.2/40/0.9/1.3 sampling)."),
+    "eval": ("zhllama.evaluate", "Evaluate loss, perplexity and bits per character on held-out text."),
+    "demo": ("zhllama.demo", "Run the whole pipeline on embedded defaults (People's Daily, tiny model)."),
+}
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zhllama",
+        description="Teach a LLaMA-family model Chinese: tokenizer merge, corpus tokenization, "
+        "two-stage pretraining, LoRA SFT, merge and generation.",
+    )
+    parser.add_argument("--version", action="store_true", help="Print the zhllama version and exit.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (module, help_text) in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        if only is None or verb == only:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    # Import only the module of the verb being run (or none for plain `zhllama --help`).
+    parser = build_parser(only=verb if verb in VERBS else "")
+    args = parser.parse_args(argv)
+    if args.version:
+        from zhllama import __version__
+
+        print(f"zhllama {__version__}")
+        return 0
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(VERBS[args.verb][0])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        # User errors: one clear line, no traceback.
+        print(f"zhllama {args.verb}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
