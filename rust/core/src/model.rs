@@ -9,7 +9,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error("{path}: cannot read SentencePiece model: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("not a SentencePiece model ({0}); expected a `.model` file written by sentencepiece")]
     Proto(#[from] ProtoError),
     #[error("invalid SentencePiece model: {0}")]
@@ -64,7 +67,12 @@ pub struct Piece {
 
 impl Piece {
     pub fn new(piece: impl Into<String>, score: f32, kind: Option<PieceType>) -> Self {
-        Piece { piece: piece.into(), score: Some(score), kind, extra: Vec::new() }
+        Piece {
+            piece: piece.into(),
+            score: Some(score),
+            kind,
+            extra: Vec::new(),
+        }
     }
     pub fn score(&self) -> f32 {
         self.score.unwrap_or(0.0)
@@ -75,7 +83,12 @@ impl Piece {
 
     fn parse(buf: &[u8], index: usize) -> Result<Self, ModelError> {
         let msg = RawMessage::parse(buf)?;
-        let mut p = Piece { piece: String::new(), score: None, kind: None, extra: Vec::new() };
+        let mut p = Piece {
+            piece: String::new(),
+            score: None,
+            kind: None,
+            extra: Vec::new(),
+        };
         for f in msg.fields {
             match (f.number, f.wire) {
                 (1, Wire::Len) => {
@@ -87,7 +100,10 @@ impl Piece {
                 (3, Wire::Varint) => {
                     let v = f.as_u64().unwrap_or(0) as i64 as i32;
                     p.kind = Some(PieceType::from_i32(v).ok_or_else(|| {
-                        ModelError::Invalid(format!("piece {index} ({:?}) has unknown type {v}", p.piece))
+                        ModelError::Invalid(format!(
+                            "piece {index} ({:?}) has unknown type {v}",
+                            p.piece
+                        ))
                     })?);
                 }
                 _ => p.extra.push(f),
@@ -204,7 +220,10 @@ impl ModelProto {
 
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let buf = std::fs::read(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
+        let buf = std::fs::read(path).map_err(|e| ModelError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         Self::from_bytes(&buf)
     }
 
@@ -221,7 +240,10 @@ impl ModelProto {
             } else {
                 match (f.number, f.wire) {
                     (2..=5, w) if w != Wire::Len => {
-                        return Err(ModelError::Invalid(format!("field {} has the wrong wire type", f.number)))
+                        return Err(ModelError::Invalid(format!(
+                            "field {} has the wrong wire type",
+                            f.number
+                        )))
                     }
                     (2..=5, _) => {
                         RawMessage::parse(&f.value)?;
@@ -231,22 +253,41 @@ impl ModelProto {
                 rest.fields.push(f);
             }
         }
-        Ok(ModelProto { pieces, rest, pieces_at: pieces_at.unwrap_or(0) })
+        Ok(ModelProto {
+            pieces,
+            rest,
+            pieces_at: pieces_at.unwrap_or(0),
+        })
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        let (before, after) = self.rest.fields.split_at(self.pieces_at.min(self.rest.fields.len()));
-        RawMessage { fields: before.to_vec() }.write(&mut out);
-        for p in &self.pieces {
-            RawMessage { fields: vec![RawField::bytes(1, &p.to_message().to_bytes())] }.write(&mut out);
+        let (before, after) = self
+            .rest
+            .fields
+            .split_at(self.pieces_at.min(self.rest.fields.len()));
+        RawMessage {
+            fields: before.to_vec(),
         }
-        RawMessage { fields: after.to_vec() }.write(&mut out);
+        .write(&mut out);
+        for p in &self.pieces {
+            RawMessage {
+                fields: vec![RawField::bytes(1, &p.to_message().to_bytes())],
+            }
+            .write(&mut out);
+        }
+        RawMessage {
+            fields: after.to_vec(),
+        }
+        .write(&mut out);
         out
     }
 
     fn sub(&self, n: u32) -> RawMessage {
-        self.rest.get_bytes(n).and_then(|b| RawMessage::parse(b).ok()).unwrap_or_default()
+        self.rest
+            .get_bytes(n)
+            .and_then(|b| RawMessage::parse(b).ok())
+            .unwrap_or_default()
     }
     pub fn trainer_spec(&self) -> TrainerSpec {
         TrainerSpec::from_raw(&self.sub(2))
@@ -256,7 +297,9 @@ impl ModelProto {
     }
     /// `None` when the model has no denormalizer.
     pub fn denormalizer_spec(&self) -> Option<NormalizerSpec> {
-        self.rest.get(5).map(|_| NormalizerSpec::from_raw(&self.sub(5)))
+        self.rest
+            .get(5)
+            .map(|_| NormalizerSpec::from_raw(&self.sub(5)))
     }
     pub fn trainer_spec_raw(&self) -> RawMessage {
         self.sub(2)
@@ -269,7 +312,12 @@ impl ModelProto {
         let had = self.rest.get(number).is_some();
         self.rest.set(RawField::bytes(number, &msg.to_bytes()));
         if !had && self.pieces_at > 0 {
-            let pos = self.rest.fields.iter().position(|f| f.number == number).unwrap_or(0);
+            let pos = self
+                .rest
+                .fields
+                .iter()
+                .position(|f| f.number == number)
+                .unwrap_or(0);
             if pos < self.pieces_at {
                 self.pieces_at += 1;
             }
@@ -277,7 +325,11 @@ impl ModelProto {
     }
 
     pub fn piece_index(&self) -> HashMap<&str, usize> {
-        self.pieces.iter().enumerate().map(|(i, p)| (p.piece.as_str(), i)).collect()
+        self.pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.piece.as_str(), i))
+            .collect()
     }
 
     /// The checks sentencepiece makes when it loads a model (model_interface.cc,
@@ -293,10 +345,15 @@ impl ModelProto {
         let mut bytes = 0usize;
         for (i, p) in self.pieces.iter().enumerate() {
             if p.piece.is_empty() {
-                return bad(format!("piece {i} is empty; every piece must be a non-empty string"));
+                return bad(format!(
+                    "piece {i} is empty; every piece must be a non-empty string"
+                ));
             }
             if let Some(j) = seen.insert(p.piece.as_str(), i) {
-                return bad(format!("piece {:?} is defined twice (ids {j} and {i})", p.piece));
+                return bad(format!(
+                    "piece {:?} is defined twice (ids {j} and {i})",
+                    p.piece
+                ));
             }
             match p.kind() {
                 PieceType::Unknown => {
@@ -313,7 +370,10 @@ impl ModelProto {
                         ));
                     }
                     if parse_byte_piece(&p.piece).is_none() {
-                        return bad(format!("BYTE piece {i} ({:?}) is not of the form <0xXX>", p.piece));
+                        return bad(format!(
+                            "BYTE piece {i} ({:?}) is not of the form <0xXX>",
+                            p.piece
+                        ));
                     }
                     bytes += 1;
                 }
@@ -321,7 +381,10 @@ impl ModelProto {
             }
         }
         if unk.is_none() {
-            return bad("the model has no UNKNOWN piece (sentencepiece requires exactly one, e.g. <unk>)".into());
+            return bad(
+                "the model has no UNKNOWN piece (sentencepiece requires exactly one, e.g. <unk>)"
+                    .into(),
+            );
         }
         if spec.byte_fallback && bytes != 256 {
             return bad(format!(
@@ -365,8 +428,14 @@ mod tests {
         pieces.push(Piece::new("\u{2581}a", -1.0, None));
         let mut trainer = RawMessage::default();
         trainer.set(RawField::varint(3, 2));
-        let rest = RawMessage { fields: vec![RawField::bytes(2, &trainer.to_bytes())] };
-        ModelProto { pieces, rest, pieces_at: 0 }
+        let rest = RawMessage {
+            fields: vec![RawField::bytes(2, &trainer.to_bytes())],
+        };
+        ModelProto {
+            pieces,
+            rest,
+            pieces_at: 0,
+        }
     }
 
     #[test]
@@ -383,7 +452,11 @@ mod tests {
     fn duplicate_and_missing_unk_are_rejected() {
         let mut m = tiny();
         m.pieces.push(Piece::new("\u{2581}a", 0.0, None));
-        assert!(m.validate().unwrap_err().to_string().contains("defined twice"));
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("defined twice"));
         let mut m = tiny();
         m.pieces[0].kind = None;
         assert!(m.validate().unwrap_err().to_string().contains("UNKNOWN"));
@@ -392,7 +465,9 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for n in 0..200u32 {
-            let junk: Vec<u8> = (0..n).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+            let junk: Vec<u8> = (0..n)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect();
             let _ = ModelProto::from_bytes(&junk);
         }
         let b = tiny().to_bytes();

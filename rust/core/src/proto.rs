@@ -38,13 +38,25 @@ impl RawField {
     pub fn varint(number: u32, v: u64) -> Self {
         let mut value = Vec::with_capacity(10);
         put_varint(&mut value, v);
-        RawField { number, wire: Wire::Varint, value }
+        RawField {
+            number,
+            wire: Wire::Varint,
+            value,
+        }
     }
     pub fn bytes(number: u32, data: &[u8]) -> Self {
-        RawField { number, wire: Wire::Len, value: data.to_vec() }
+        RawField {
+            number,
+            wire: Wire::Len,
+            value: data.to_vec(),
+        }
     }
     pub fn fixed32(number: u32, bits: u32) -> Self {
-        RawField { number, wire: Wire::Fixed32, value: bits.to_le_bytes().to_vec() }
+        RawField {
+            number,
+            wire: Wire::Fixed32,
+            value: bits.to_le_bytes().to_vec(),
+        }
     }
     pub fn as_u64(&self) -> Option<u64> {
         match self.wire {
@@ -75,7 +87,10 @@ impl RawMessage {
             let key = read_varint(buf, &mut pos)?;
             let number = (key >> 3) as u32;
             if number == 0 || key >> 3 > u32::MAX as u64 >> 3 {
-                return Err(ProtoError::Malformed { offset: start, what: format!("invalid field number {}", key >> 3) });
+                return Err(ProtoError::Malformed {
+                    offset: start,
+                    what: format!("invalid field number {}", key >> 3),
+                });
             }
             let wire = match key & 7 {
                 0 => Wire::Varint,
@@ -83,7 +98,10 @@ impl RawMessage {
                 2 => Wire::Len,
                 5 => Wire::Fixed32,
                 w => {
-                    return Err(ProtoError::Malformed { offset: start, what: format!("unsupported wire type {w}") });
+                    return Err(ProtoError::Malformed {
+                        offset: start,
+                        what: format!("unsupported wire type {w}"),
+                    });
                 }
             };
             let value = match wire {
@@ -96,11 +114,18 @@ impl RawMessage {
                 Wire::Fixed32 => take(buf, &mut pos, 4, "fixed32")?.to_vec(),
                 Wire::Len => {
                     let len = read_varint(buf, &mut pos)?;
-                    let len = usize::try_from(len).map_err(|_| ProtoError::Truncated { offset: pos, what: "length" })?;
+                    let len = usize::try_from(len).map_err(|_| ProtoError::Truncated {
+                        offset: pos,
+                        what: "length",
+                    })?;
                     take(buf, &mut pos, len, "length-delimited field")?.to_vec()
                 }
             };
-            fields.push(RawField { number, wire, value });
+            fields.push(RawField {
+                number,
+                wire,
+                value,
+            });
         }
         Ok(RawMessage { fields })
     }
@@ -139,10 +164,13 @@ impl RawMessage {
         self.get(number).and_then(RawField::as_f32)
     }
     pub fn get_bytes(&self, number: u32) -> Option<&[u8]> {
-        self.get(number).filter(|f| f.wire == Wire::Len).map(|f| f.value.as_slice())
+        self.get(number)
+            .filter(|f| f.wire == Wire::Len)
+            .map(|f| f.value.as_slice())
     }
     pub fn get_str(&self, number: u32) -> Option<&str> {
-        self.get_bytes(number).and_then(|b| std::str::from_utf8(b).ok())
+        self.get_bytes(number)
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// Replace a non-repeated field in place (keeping its position) or append it.
@@ -152,14 +180,26 @@ impl RawMessage {
             self.fields.insert(pos, field);
         } else {
             // Keep field-number order, as every protobuf serializer writes it.
-            let pos = self.fields.iter().position(|f| f.number > field.number).unwrap_or(self.fields.len());
+            let pos = self
+                .fields
+                .iter()
+                .position(|f| f.number > field.number)
+                .unwrap_or(self.fields.len());
             self.fields.insert(pos, field);
         }
     }
 }
 
-fn take<'a>(buf: &'a [u8], pos: &mut usize, n: usize, what: &'static str) -> Result<&'a [u8], ProtoError> {
-    let end = pos.checked_add(n).filter(|&e| e <= buf.len()).ok_or(ProtoError::Truncated { offset: *pos, what })?;
+fn take<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+    n: usize,
+    what: &'static str,
+) -> Result<&'a [u8], ProtoError> {
+    let end = pos
+        .checked_add(n)
+        .filter(|&e| e <= buf.len())
+        .ok_or(ProtoError::Truncated { offset: *pos, what })?;
     let s = &buf[*pos..end];
     *pos = end;
     Ok(s)
@@ -168,14 +208,20 @@ fn take<'a>(buf: &'a [u8], pos: &mut usize, n: usize, what: &'static str) -> Res
 pub fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, ProtoError> {
     let mut v: u64 = 0;
     for i in 0..10 {
-        let b = *buf.get(*pos).ok_or(ProtoError::Truncated { offset: *pos, what: "varint" })?;
+        let b = *buf.get(*pos).ok_or(ProtoError::Truncated {
+            offset: *pos,
+            what: "varint",
+        })?;
         *pos += 1;
         v |= ((b & 0x7f) as u64) << (7 * i);
         if b & 0x80 == 0 {
             return Ok(v);
         }
     }
-    Err(ProtoError::Malformed { offset: *pos, what: "varint longer than 10 bytes".into() })
+    Err(ProtoError::Malformed {
+        offset: *pos,
+        what: "varint longer than 10 bytes".into(),
+    })
 }
 
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -206,7 +252,10 @@ mod tests {
 
     #[test]
     fn truncated_is_an_error() {
-        let b = RawMessage { fields: vec![RawField::bytes(1, b"abcdef")] }.to_bytes();
+        let b = RawMessage {
+            fields: vec![RawField::bytes(1, b"abcdef")],
+        }
+        .to_bytes();
         for n in 1..b.len() {
             assert!(RawMessage::parse(&b[..n]).is_err(), "prefix {n} parsed");
         }
@@ -214,7 +263,9 @@ mod tests {
 
     #[test]
     fn set_replaces_in_place_or_inserts_in_order() {
-        let mut m = RawMessage { fields: vec![RawField::varint(1, 1), RawField::varint(5, 5)] };
+        let mut m = RawMessage {
+            fields: vec![RawField::varint(1, 1), RawField::varint(5, 5)],
+        };
         m.set(RawField::varint(3, 3));
         m.set(RawField::varint(1, 9));
         let nums: Vec<u32> = m.fields.iter().map(|f| f.number).collect();

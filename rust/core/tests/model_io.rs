@@ -7,7 +7,9 @@ use zhllama_core::model::{ModelProto, ModelType, PieceType};
 #[test]
 fn fixtures_roundtrip_byte_exact() {
     for name in ["llama_tokenizer.model", "chinese_sp.model"] {
-        let Some(path) = common::fixture(name) else { return };
+        let Some(path) = common::fixture(name) else {
+            return;
+        };
         let bytes = std::fs::read(&path).unwrap();
         let model = ModelProto::from_bytes(&bytes).unwrap();
         assert_eq!(model.to_bytes(), bytes, "{name} did not round-trip");
@@ -16,7 +18,9 @@ fn fixtures_roundtrip_byte_exact() {
 
 #[test]
 fn llama_fields() {
-    let Some(path) = common::fixture("llama_tokenizer.model") else { return };
+    let Some(path) = common::fixture("llama_tokenizer.model") else {
+        return;
+    };
     let m = ModelProto::from_file(path).unwrap();
     assert_eq!(m.pieces.len(), 32000);
     let t = m.trainer_spec();
@@ -30,7 +34,9 @@ fn llama_fields() {
 
 #[test]
 fn chinese_fields() {
-    let Some(path) = common::fixture("chinese_sp.model") else { return };
+    let Some(path) = common::fixture("chinese_sp.model") else {
+        return;
+    };
     let m = ModelProto::from_file(path).unwrap();
     assert_eq!(m.pieces.len(), 20000);
     assert_eq!(m.trainer_spec().model_type, ModelType::Unigram);

@@ -6,11 +6,36 @@ use pyo3::exceptions::{PyException, PyFileNotFoundError};
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-create_exception!(_native, ZhllamaError, PyException, "Base class of zhllama's native errors.");
-create_exception!(_native, ModelError, ZhllamaError, "A SentencePiece model file is unreadable or invalid.");
-create_exception!(_native, MergeError, ZhllamaError, "Vocabulary merge refused its inputs.");
-create_exception!(_native, CorpusError, ZhllamaError, "Corpus input or output failed (names the file and line).");
-create_exception!(_native, InternalError, ZhllamaError, "A bug in zhllama's native code (a caught Rust panic). Please report it.");
+create_exception!(
+    _native,
+    ZhllamaError,
+    PyException,
+    "Base class of zhllama's native errors."
+);
+create_exception!(
+    _native,
+    ModelError,
+    ZhllamaError,
+    "A SentencePiece model file is unreadable or invalid."
+);
+create_exception!(
+    _native,
+    MergeError,
+    ZhllamaError,
+    "Vocabulary merge refused its inputs."
+);
+create_exception!(
+    _native,
+    CorpusError,
+    ZhllamaError,
+    "Corpus input or output failed (names the file and line)."
+);
+create_exception!(
+    _native,
+    InternalError,
+    ZhllamaError,
+    "A bug in zhllama's native code (a caught Rust panic). Please report it."
+);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -30,7 +55,9 @@ pub trait IntoPyErr {
 impl IntoPyErr for zhllama_core::model::ModelError {
     fn into_pyerr(self) -> PyErr {
         match &self {
-            zhllama_core::model::ModelError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            zhllama_core::model::ModelError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 PyFileNotFoundError::new_err(self.to_string())
             }
             _ => ModelError::new_err(self.to_string()),

@@ -38,7 +38,11 @@ impl PyModel {
 
     /// `(piece, score, type)` of every piece; type is sentencepiece's enum value (1 = NORMAL).
     fn pieces(&self) -> Vec<(String, f32, i32)> {
-        self.inner.pieces.iter().map(|p| (p.piece.clone(), p.score(), p.kind() as i32)).collect()
+        self.inner
+            .pieces
+            .iter()
+            .map(|p| (p.piece.clone(), p.score(), p.kind() as i32))
+            .collect()
     }
 
     #[getter]

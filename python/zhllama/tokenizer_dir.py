@@ -1,0 +1,115 @@
+"""Write and read the tokenizer directory that every later step takes.
+
+Layout (DESIGN.md "Formats"): ``tokenizer.model`` (SentencePiece ModelProto),
+``tokenizer_config.json`` and ``special_tokens_map.json`` (so that
+``transformers.LlamaTokenizer.from_pretrained(DIR)`` loads it), ``merge_report.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+MODEL_FILE = "tokenizer.model"
+CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_FILE = "special_tokens_map.json"
+REPORT_FILE = "merge_report.json"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_model_file(path: str | os.PathLike[str]) -> Path:
+    """A ``.model`` file, or a directory holding ``tokenizer.model``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such SentencePiece model (give a .model file or a directory with {MODEL_FILE})")
+    return p
+
+
+def _added(content: str) -> dict[str, Any]:
+    return {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+
+
+def write_tokenizer_dir(
+    out: str | os.PathLike[str],
+    model_bytes: bytes,
+    pieces: list[tuple[str, float, int]],
+    pad_token: Optional[str] = None,
+    report: Optional[dict[str, Any]] = None,
+) -> Path:
+    """Write a HF-loadable LLaMA tokenizer directory around a SentencePiece model.
+
+    ``pad_token``: added *after* the SentencePiece vocabulary (id = piece count), as the
+    Alpaca scripts' ``add_special_tokens({"pad_token": "[PAD]"})`` does: 49,953 → 49,954.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (MODEL_FILE + ".tmp")
+    tmp.write_bytes(model_bytes)
+    os.replace(tmp, out / MODEL_FILE)
+
+    def special(kind: int, default: str) -> str:
+        for p, _, t in pieces:
+            if t == kind and p == default:
+                return p
+        return default
+
+    bos, eos, unk = special(3, "<s>"), special(3, "</s>"), special(2, "<unk>")
+    added: dict[str, Any] = {}
+    for i, (p, _, t) in enumerate(pieces):
+        if p in (bos, eos, unk) and t in (2, 3):
+            added[str(i)] = _added(p)
+    special_map: dict[str, Any] = {"bos_token": bos, "eos_token": eos, "unk_token": unk}
+    config: dict[str, Any] = {
+        "tokenizer_class": "LlamaTokenizer",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "bos_token": bos,
+        "eos_token": eos,
+        "unk_token": unk,
+        "pad_token": None,
+        "clean_up_tokenization_spaces": False,
+        "legacy": True,
+        "model_max_length": 1000000000000000019884624838656,
+        "sp_model_kwargs": {},
+        "added_tokens_decoder": added,
+    }
+    if pad_token:
+        if any(p == pad_token for p, _, _ in pieces):
+            raise ValueError(f"pad token {pad_token!r} is already a piece of the model; choose another (e.g. [PAD])")
+        added[str(len(pieces))] = _added(pad_token)
+        config["pad_token"] = pad_token
+        special_map["pad_token"] = pad_token
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / SPECIAL_TOKENS_FILE).write_text(json.dumps(special_map, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if report is not None:
+        (out / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+def read_pad_token(directory: str | os.PathLike[str]) -> Optional[tuple[str, int]]:
+    """The pad token and id that ``write_tokenizer_dir`` added, if any."""
+    cfg = Path(directory) / CONFIG_FILE
+    if not cfg.exists():
+        return None
+    config = json.loads(cfg.read_text(encoding="utf-8"))
+    pad = config.get("pad_token")
+    if isinstance(pad, dict):
+        pad = pad.get("content")
+    if not pad:
+        return None
+    for i, tok in (config.get("added_tokens_decoder") or {}).items():
+        if tok.get("content") == pad:
+            return pad, int(i)
+    return None
