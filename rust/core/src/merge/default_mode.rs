@@ -9,26 +9,42 @@
 //!    the fullwidth spellings of those pieces are added too, so Chinese text as it is written
 //!    reaches them instead of falling back to three byte tokens a character.
 //!
-//! Scores: BPE merges the highest-scoring available pair first. An added piece scores
-//! `chars + logp / 100` (logp: its log-probability in the added Unigram model, ≤ 0): longer
-//! pieces win over shorter ones once their parts exist (the added model's long words), and
-//! among equal lengths the more probable piece wins — the added model's preference. All of
-//! these are > 0, above every base merge (LLaMA's are ≤ −1), like the reference's score 0.
+//! Scores: BPE merges the highest-scoring available pair first. From a Unigram added model
+//! a piece scores `chars + logp / 100` (logp: its log-probability, ≤ 0): longer pieces win
+//! over shorter ones once their parts exist (the added model's long words), and among equal
+//! lengths the more probable piece wins — the added model's preference. From a BPE added
+//! model the pieces keep its own merge order, mapped into [1, 2). Either way every added
+//! score is > 0, above every base merge (LLaMA's are ≤ −1), like the reference's score 0.
 
 use super::bpe_sim::{bpe_produces, bpe_symbols};
 use super::script::{fullwidth_variant, has_chinese};
 use super::MergeReport;
-use crate::model::{ModelProto, Piece, PieceType};
+use crate::model::{ModelProto, ModelType, Piece, PieceType};
 use std::collections::{HashMap, HashSet};
 
 struct Added {
     piece: String,
+    /// The added model's score (Unigram: log-probability; BPE: merge priority).
     logp: f32,
     intermediate: bool,
 }
 
-fn score(a: &Added) -> f32 {
-    a.piece.chars().count() as f32 + a.logp / 100.0
+/// How an added model's scores become merge priorities in the merged BPE model.
+#[derive(Clone, Copy)]
+enum Scoring {
+    /// Unigram: `chars + logp / 100`.
+    LengthThenProbability,
+    /// BPE: keep the added model's merge order, mapped into [1, 2).
+    KeepOrder { min: f32, max: f32 },
+}
+
+impl Scoring {
+    fn score(self, a: &Added) -> f32 {
+        match self {
+            Scoring::LengthThenProbability => a.piece.chars().count() as f32 + a.logp / 100.0,
+            Scoring::KeepOrder { min, max } => 1.0 + (a.logp - min) / (max - min + 1.0),
+        }
+    }
 }
 
 pub(super) fn merge(base: &ModelProto, add: &ModelProto) -> (ModelProto, MergeReport) {
@@ -36,6 +52,13 @@ pub(super) fn merge(base: &ModelProto, add: &ModelProto) -> (ModelProto, MergeRe
         mode: "default".into(),
         ..Default::default()
     };
+    let normal = || add.pieces.iter().filter(|p| p.kind() == PieceType::Normal).map(|p| p.score());
+    let scoring = if add.trainer_spec().model_type == ModelType::Bpe {
+        Scoring::KeepOrder { min: normal().fold(f32::INFINITY, f32::min), max: normal().fold(f32::NEG_INFINITY, f32::max) }
+    } else {
+        Scoring::LengthThenProbability
+    };
+    let score = |a: &Added| scoring.score(a);
     let base_set: HashSet<&str> = base.pieces.iter().map(|p| p.piece.as_str()).collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut added: Vec<Added> = Vec::new();
