@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 # verb -> (module, one-line help). Order is pipeline order, as `zhllama --help` shows it.
 VERBS: dict[str, tuple[str, str]] = {
@@ -28,6 +30,17 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+def available_verbs() -> dict[str, tuple[str, str]]:
+    """Verbs whose module is present in this installation."""
+    def present(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its parent package is missing
+            return False
+
+    return {v: m for v, m in VERBS.items() if present(m[0])}
+
+
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zhllama",
@@ -36,7 +49,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="Print the zhllama version and exit.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, (module, help_text) in VERBS.items():
+    for verb, (module, help_text) in available_verbs().items():
         p = sub.add_parser(verb, help=help_text, description=help_text)
         if only is None or verb == only:
             importlib.import_module(module).add_arguments(p)

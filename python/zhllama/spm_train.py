@@ -118,7 +118,11 @@ def train_spm(
     if user_defined_symbols:
         kwargs["user_defined_symbols"] = [s for s in user_defined_symbols.split(",") if s]
     spm.set_random_generator_seed(seed)
-    spm.SentencePieceTrainer.train(**kwargs)
+    try:
+        spm.SentencePieceTrainer.train(**kwargs)
+    except RuntimeError as e:
+        # e.g. "Vocabulary size is smaller than required_chars": sentencepiece says the fix.
+        raise ValueError(f"sentencepiece trainer refused the settings: {e}") from None
     return Path(model_prefix + ".model")
 
 
