@@ -52,9 +52,17 @@ pub(super) fn merge(base: &ModelProto, add: &ModelProto) -> (ModelProto, MergeRe
         mode: "default".into(),
         ..Default::default()
     };
-    let normal = || add.pieces.iter().filter(|p| p.kind() == PieceType::Normal).map(|p| p.score());
+    let normal = || {
+        add.pieces
+            .iter()
+            .filter(|p| p.kind() == PieceType::Normal)
+            .map(|p| p.score())
+    };
     let scoring = if add.trainer_spec().model_type == ModelType::Bpe {
-        Scoring::KeepOrder { min: normal().fold(f32::INFINITY, f32::min), max: normal().fold(f32::NEG_INFINITY, f32::max) }
+        Scoring::KeepOrder {
+            min: normal().fold(f32::INFINITY, f32::min),
+            max: normal().fold(f32::NEG_INFINITY, f32::max),
+        }
     } else {
         Scoring::LengthThenProbability
     };
