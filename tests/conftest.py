@@ -45,7 +45,8 @@ class Parity:
 
     def check(self) -> None:
         assert self.mismatches == 0, (
-            f"{self.encode} encode / {self.decode} decode mismatches in {self.texts} texts:\n" + "\n".join(self.examples)
+            f"{self.encode} encode / {self.decode} decode mismatches in {self.texts} texts:\n"
+            + "\n".join(self.examples)
         )
 
 
@@ -160,7 +161,9 @@ def stdlib_docs() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def small_corpus(tmp_path_factory: pytest.TempPathFactory, peoples_daily: list[str], stdlib_docs: list[str]) -> Path:
+def small_corpus(
+    tmp_path_factory: pytest.TempPathFactory, peoples_daily: list[str], stdlib_docs: list[str]
+) -> Path:
     """Chinese and English text for training small sentencepiece models in tests."""
     p = tmp_path_factory.mktemp("corpus") / "corpus.txt"
     lines = [line for line in peoples_daily[:1500]] + [d.replace("\n", " ") for d in stdlib_docs[:1500]]

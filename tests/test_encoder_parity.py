@@ -4,6 +4,7 @@ zhllama's default merge and real text (People's Daily, stdlib docstrings). Zero 
 from __future__ import annotations
 
 import pytest
+
 from conftest import TRICKY, assert_parity
 
 

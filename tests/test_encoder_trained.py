@@ -9,20 +9,26 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from conftest import TRICKY, assert_parity
 from sentencepiece import sentencepiece_model_pb2 as pb
+
+from conftest import TRICKY, assert_parity
 
 USER = ["<sep>", "[MASK]", "中华人民共和国", "ab", "  ", "🙂"]
 CONTROL = ["<cls>", "<ctl>"]
 
 CONFIGS = {
     "bpe": dict(model_type="bpe"),
-    "bpe_bytes_user": dict(model_type="bpe", byte_fallback=True, user_defined_symbols=USER, control_symbols=CONTROL),
+    "bpe_bytes_user": dict(
+        model_type="bpe", byte_fallback=True, user_defined_symbols=USER, control_symbols=CONTROL
+    ),
     "bpe_no_split_ws": dict(model_type="bpe", split_by_whitespace=False, allow_whitespace_only_pieces=True),
     "bpe_suffix": dict(model_type="bpe", treat_whitespace_as_suffix=True, byte_fallback=True),
     "bpe_nfkc_cf_no_dummy": dict(model_type="bpe", normalization_rule_name="nfkc_cf", add_dummy_prefix=False),
     "bpe_identity_keep_ws": dict(
-        model_type="bpe", normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True
+        model_type="bpe",
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        split_digits=True,
     ),
     "unigram": dict(model_type="unigram"),
     "unigram_bytes_user": dict(
@@ -31,7 +37,9 @@ CONFIGS = {
     "unigram_suffix_keep_ws": dict(
         model_type="unigram", treat_whitespace_as_suffix=True, remove_extra_whitespaces=False
     ),
-    "unigram_identity_no_dummy": dict(model_type="unigram", normalization_rule_name="identity", add_dummy_prefix=False),
+    "unigram_identity_no_dummy": dict(
+        model_type="unigram", normalization_rule_name="identity", add_dummy_prefix=False
+    ),
     "unigram_custom_rules": dict(model_type="unigram", normalization_rule_tsv="RULES"),
 }
 
@@ -67,7 +75,10 @@ def trained(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _texts(peoples_daily: list[str], stdlib_docs: list[str]) -> list[str]:
-    glued = [f"{a} <sep> {b[:100]} [MASK]中华人民共和国ab  🙂<cls>" for a, b in zip(peoples_daily[5000:5300], stdlib_docs)]
+    glued = [
+        f"{a} <sep> {b[:100]} [MASK]中华人民共和国ab  🙂<cls>"
+        for a, b in zip(peoples_daily[5000:5300], stdlib_docs)
+    ]
     return TRICKY + peoples_daily[3000:4500] + stdlib_docs[1500:2500] + glued
 
 

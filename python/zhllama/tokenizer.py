@@ -37,7 +37,9 @@ class Tokenizer:
         n = self._tok.vocab_size
         for i, content in self._added.items():
             if i < n:
-                raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
+                raise ValueError(
+                    f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})"
+                )
         self._added_ids = {c: i for i, c in self._added.items()}
         self._pad_added: Optional[int] = None
 
@@ -83,8 +85,8 @@ class Tokenizer:
         return tok
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = self._tok.encode(text, add_bos, add_eos)
-        return self._sp_missing_specials(ids, add_bos, add_eos)
+        self._check_specials(add_bos, add_eos)
+        return self._tok.encode(text, add_bos, add_eos)
 
     def encode_batch(
         self,
@@ -96,10 +98,8 @@ class Tokenizer:
         """Encode every text on ``num_threads`` threads (None: all cores), GIL released;
         results in input order, identical for any thread count."""
         _check_threads(num_threads)
-        out = self._tok.encode_batch(_as_list(texts), add_bos, add_eos, num_threads)
-        if (add_bos and self._tok.bos_id is None) or (add_eos and self._tok.eos_id is None):
-            out = [self._sp_missing_specials(ids, add_bos, add_eos) for ids in out]
-        return out
+        self._check_specials(add_bos, add_eos)
+        return self._tok.encode_batch(_as_list(texts), add_bos, add_eos, num_threads)
 
     def encode_batch_flat(
         self,
@@ -109,9 +109,9 @@ class Tokenizer:
         num_threads: Optional[int] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, offsets)``: uint32 ids of all texts back to back, int64 offsets of length
-        ``len(texts) + 1``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``. A BOS/EOS the
-        model lacks is left out (there is no uint32 for sentencepiece's -1)."""
+        ``len(texts) + 1``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
         _check_threads(num_threads)
+        self._check_specials(add_bos, add_eos)
         return self._tok.encode_batch_flat(_as_list(texts), add_bos, add_eos, num_threads)
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -181,13 +181,12 @@ class Tokenizer:
     def model_bytes(self) -> bytes:
         return self._bytes
 
-    def _sp_missing_specials(self, ids: list[int], add_bos: bool, add_eos: bool) -> list[int]:
-        # sentencepiece's Python wrapper inserts bos_id()/eos_id() even when they are -1.
+    def _check_specials(self, add_bos: bool, add_eos: bool) -> None:
+        # sentencepiece 0.2.x refuses add_bos/add_eos on a model without that control piece.
         if add_bos and self._tok.bos_id is None:
-            ids.insert(0, -1)
+            raise ValueError("add_bos=True but BOS token is not defined as a control symbol in this model.")
         if add_eos and self._tok.eos_id is None:
-            ids.append(-1)
-        return ids
+            raise ValueError("add_eos=True but EOS token is not defined as a control symbol in this model.")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._bytes, self._added, self._pad_added))
