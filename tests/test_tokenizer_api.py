@@ -141,9 +141,9 @@ def test_missing_bos_matches_sentencepiece(trained_without_bos):
     # sentencepiece refuses add_bos here; so does zhllama, with the same exception type.
     with pytest.raises(ValueError):
         sp.encode("ab", add_bos=True)
-    for call in (t.encode, t.encode_batch, t.encode_batch_flat):
+    for call, arg in ((t.encode, "ab"), (t.encode_batch, ["ab"]), (t.encode_batch_flat, ["ab"])):
         with pytest.raises(ValueError, match="BOS"):
-            call(["ab"] if call is not t.encode else "ab", add_bos=True)
+            call(arg, add_bos=True)
 
 
 @pytest.fixture(scope="module")
