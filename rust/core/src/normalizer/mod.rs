@@ -33,6 +33,8 @@ pub enum NormalizerError {
 
 /// U+2581 LOWER ONE EIGHTH BLOCK, sentencepiece's escaped space (`kSpaceSymbol`).
 const SPACE_SYMBOL: &[u8] = "\u{2581}".as_bytes();
+/// `PrefixMatcher::PrefixMatch` reads at most this many user-defined matches (`kResultSize`).
+const PREFIX_MATCHER_RESULTS: usize = 64;
 /// What an invalid UTF-8 byte becomes (`NormalizePrefix` consumes one byte for it).
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
@@ -206,7 +208,7 @@ impl Normalizer {
         let b0 = input[0];
         if let Some(ud) = &s.user_defined {
             if ud.starts_with_byte(b0) {
-                if let Some((_, n)) = ud.longest_prefix(input) {
+                if let Some((_, n)) = ud.longest_prefix(input, PREFIX_MATCHER_RESULTS) {
                     return (&input[..n], n);
                 }
             }

@@ -116,11 +116,27 @@ impl ByteTrie {
         }
     }
 
-    /// Length of the longest key that is a prefix of `text`, with its value.
+    /// The longest of the first `limit` keys (shortest first) that are prefixes of `text`:
+    /// `(value, length)`. sentencepiece's `PrefixMatcher` reads at most 64 matches.
     #[inline]
-    pub fn longest_prefix(&self, text: &[u8]) -> Option<(u32, usize)> {
+    pub fn longest_prefix(&self, text: &[u8], limit: usize) -> Option<(u32, usize)> {
         let mut best = None;
-        self.for_each_prefix(text, |v, len| best = Some((v, len)));
+        let mut n = 0;
+        let mut node = 0u32;
+        for (i, &b) in text.iter().enumerate() {
+            if n == limit {
+                break;
+            }
+            match self.child(node, b) {
+                Some(c) => node = c,
+                None => break,
+            }
+            let v = self.values[node as usize];
+            if v != NONE {
+                best = Some((v, i + 1));
+                n += 1;
+            }
+        }
         best
     }
 }
@@ -137,10 +153,11 @@ mod tests {
         let mut got = Vec::new();
         t.for_each_prefix(b"abcde", |v, l| got.push((v, l)));
         assert_eq!(got, vec![(0, 1), (1, 2), (2, 4)]);
-        assert_eq!(t.longest_prefix(b"abc"), Some((1, 2)));
-        assert_eq!(t.longest_prefix(b"c"), None);
+        assert_eq!(t.longest_prefix(b"abc", 64), Some((1, 2)));
+        assert_eq!(t.longest_prefix(b"abcd", 2), Some((1, 2)));
+        assert_eq!(t.longest_prefix(b"c", 64), None);
         assert!(t.starts_with_byte(b'b') && !t.starts_with_byte(b'c'));
-        assert_eq!(ByteTrie::new([]).longest_prefix(b"a"), None);
+        assert_eq!(ByteTrie::new([]).longest_prefix(b"a", 64), None);
     }
 
     #[test]
@@ -152,7 +169,7 @@ mod tests {
                 .map(|(i, k)| (k.as_slice(), i as u32)),
         );
         for b in 0..=255u8 {
-            assert_eq!(t.longest_prefix(&[b'x', b, b'z']), Some((b as u32, 2)));
+            assert_eq!(t.longest_prefix(&[b'x', b, b'z'], 64), Some((b as u32, 2)));
         }
     }
 }
