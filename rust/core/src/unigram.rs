@@ -174,9 +174,15 @@ impl UnigramModel {
             let mut till_here = best[starts_at].score;
             if !(-SCORE_RESET_THRESHOLD..=SCORE_RESET_THRESHOLD).contains(&till_here) {
                 let offset = till_here;
-                for i in starts_at..=max_frontier {
-                    if i == starts_at || best[i].starts_at >= 0 {
-                        best[i].score -= offset;
+                // (An empty range when nothing reached past here, as the C++ `for` loop.)
+                for (i, node) in best
+                    .iter_mut()
+                    .take(max_frontier + 1)
+                    .skip(starts_at)
+                    .enumerate()
+                {
+                    if i == 0 || node.starts_at >= 0 {
+                        node.score -= offset;
                     }
                 }
                 till_here = 0.0;

@@ -177,7 +177,7 @@ impl CharsMap {
             ));
         }
         // 256-unit blocks of 4-byte units.
-        if trie_size < 1024 || trie_size % 1024 != 0 {
+        if trie_size < 1024 || trie_size & 0x3FF != 0 {
             return bad(format!(
                 "trie size {trie_size} is not a positive multiple of 1024"
             ));
