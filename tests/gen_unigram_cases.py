@@ -95,12 +95,18 @@ def inputs(lines: list[str], rng: random.Random, n_docs: int, n_random: int) -> 
     out += [random_text(rng, cjk).encode() for _ in range(n_random)]
     out += [random_bytes(rng, cjk) for _ in range(n_random // 3)]
     fixed = ["", " ", "  ", "\u2581", " \u2581 ", "a", " a", "a ", "  a  b  ", "\u3000中文\u3000",
-             "１２３ＡＢＣ％", "ＡＢ 中国 <sep>", "<sep><sep>", "a b c", "x\u0301\u0302", "\x00", "\x00a\x00"]
+             "１２３ＡＢＣ％", "ＡＢ 中国 <sep>", "<sep><sep>", "a b c", "xa  b", "x\u0301\u0302", "\x00", "\x00a\x00",
+             "Ж" * 100, " Ж" * 5 + " ", "ЖЖ ЖЖЖ\u2581Ж\u2581", "Ж" * 63 + "x", "Ж" * 65, "Ж" * 64 + "Ａ",
+             "Ж" * 63 + "Ａ", " Ж" * 64 + "Ａ"]
     out += [s.encode() for s in fixed]
     # Very long lines: 100K+ characters of news text, of random text, and of whitespace.
     out.append("".join(lines[:400]).encode())
     out.append("".join(random_text(rng, cjk) for _ in range(2000)).encode())
     out.append((" \t\u3000" * 40000 + "尾").encode())
+    # Path scores pass sentencepiece's 1e5 re-basing threshold many times: unknowns only,
+    # and unknowns alternating with known pieces.
+    out.append(("\ue000" * 30000).encode())
+    out.append(("中国\ue001" * 20000).encode())
     return out
 
 
@@ -184,7 +190,19 @@ def main() -> None:
     def no_escape(m: pb.ModelProto) -> None:  # the Unigram trainer refuses escape_whitespaces=false
         m.normalizer_spec.escape_whitespaces = False
 
+    def nested_user_defined(m: pb.ModelProto) -> None:
+        # Nested user-defined pieces: sentencepiece's PrefixMatcher reads only the 64 shortest
+        # matches, so on "Ж"*64 + "Ａ" the 65th match ("Ж"*64 + "Ａ") is ignored and "Ａ" is
+        # normalized to "A"; the Unigram lattice, uncapped, sees all of them.
+        have = {p.piece for p in m.pieces}
+        nested = ["Ж" * k for k in range(1, 65)] + ["Ж" * 64 + "Ａ", "Ж" * 70, "Ж" * 63 + "Ａ"]
+        for piece in nested + ["\u2581Ж\u2581", "Ж Ж"]:
+            if piece not in have:
+                p = m.pieces.add()
+                p.piece, p.score, p.type = piece, 0.0, pb.ModelProto.SentencePiece.USER_DEFINED
+
     base = models["t_userdef_bytes"]
+    models["e_nested_userdef"] = edit(models["t_nmt_nfkc"], out / "e_nested_userdef.model", nested_user_defined)
     models["e_noescape"] = edit(models["t_nmt_nfkc"], out / "e_noescape.model", no_escape)
     models["e_unused_positive"] = edit(base, out / "e_unused_positive.model", unused_and_positive)
     models["e_coarse"] = edit(models["t_nmt_nfkc"], out / "e_coarse.model", coarse_scores)
