@@ -43,40 +43,121 @@ def peoples_daily() -> list[str]:
 
 
 def english() -> list[str]:
-    import collections, json as j, os as o, re, textwrap  # noqa: E401  (docstrings as text)
+    """English prose for the tiny models' corpus: a few stdlib modules' docstrings."""
+    import collections
+    import re
+    import textwrap
 
-    docs = [m.__doc__ or "" for m in (collections, j, o, re, textwrap, argparse, random, Path)]
+    docs = [m.__doc__ or "" for m in (collections, json, os, re, textwrap, argparse, random, Path)]
     return [line for d in docs for line in d.splitlines() if line.strip()]
 
 
 # Characters that stress normalization and segmentation.
-WHITESPACE = [" ", "  ", "   ", "\t", "\n", "\r\n", "\u3000", "\u00a0", "\u2581", "\u200b", "\ufeff",
-              "\u2028", "\x0b", "\x0c", "\u2002", "\u205f"]
-FULLWIDTH = [chr(c) for c in range(0xFF01, 0xFF5F)] + [chr(c) for c in range(0xFF61, 0xFFA0)] + ["０", "９", "Ａ", "％"]
-COMPAT = ["ﬁ", "①", "㍱", "½", "²", "Ⅻ", "Å", "K", "㈱", "…", "™", "ｶﾞ", "\u2f00", "\uf900", "\u1100\u1161",
-          "\u00e9", "e\u0301", "\u0300", "\u0345", "ǅ", "İ", "ẞ", "ß", "Σ", "ς", "ﾟ", "\u0e33", "\u1e9b\u0323"]
-EMOJI = ["😀", "👍🏽", "👨\u200d👩\u200d👧", "🇨🇳", "❤\ufe0f", "\U0001F9D1\u200d\U0001F4BB", "©", "\u20e3"]
-CONTROL = [chr(c) for c in range(0, 0x20)] + ["\x7f"] + [chr(c) for c in range(0x80, 0xA0)] + ["\ufffd", "\ue000", "\ufffe"]
+WHITESPACE = [
+    " ",
+    "  ",
+    "   ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\u3000",
+    "\u00a0",
+    "\u2581",
+    "\u200b",
+    "\ufeff",
+    "\u2028",
+    "\x0b",
+    "\x0c",
+    "\u2002",
+    "\u205f",
+]
+FULLWIDTH = (
+    [chr(c) for c in range(0xFF01, 0xFF5F)]
+    + [chr(c) for c in range(0xFF61, 0xFFA0)]
+    + ["０", "９", "Ａ", "％"]
+)
+COMPAT = [
+    "ﬁ",
+    "①",
+    "㍱",
+    "½",
+    "²",
+    "Ⅻ",
+    "Å",
+    "K",
+    "㈱",
+    "…",
+    "™",
+    "ｶﾞ",
+    "\u2f00",
+    "\uf900",
+    "\u1100\u1161",
+    "\u00e9",
+    "e\u0301",
+    "\u0300",
+    "\u0345",
+    "ǅ",
+    "İ",
+    "ẞ",
+    "ß",
+    "Σ",
+    "ς",
+    "ﾟ",
+    "\u0e33",
+    "\u1e9b\u0323",
+]
+EMOJI = ["😀", "👍🏽", "👨\u200d👩\u200d👧", "🇨🇳", "❤\ufe0f", "\U0001f9d1\u200d\U0001f4bb", "©", "\u20e3"]
+CONTROL = (
+    [chr(c) for c in range(0, 0x20)]
+    + ["\x7f"]
+    + [chr(c) for c in range(0x80, 0xA0)]
+    + ["\ufffd", "\ue000", "\ufffe"]
+)
 OTHER = ["Ωμέγα", "Привет", "مرحبا", "שלום", "สวัสดี", "नमस्ते", "한국어", "ｱｲｳ", "カタカナ", "ひらがな"]
 
 
 def random_text(rng: random.Random, cjk: list[str]) -> str:
-    pools = [WHITESPACE, FULLWIDTH, COMPAT, EMOJI, CONTROL, OTHER, cjk, cjk, cjk,
-             list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789.,;:!?'\"()-_"),
-             [chr(rng.randrange(0x20000, 0x2A6E0)) for _ in range(8)],  # astral CJK
-             [chr(rng.randrange(0x4E00, 0xA000)) for _ in range(8)]]
+    pools = [
+        WHITESPACE,
+        FULLWIDTH,
+        COMPAT,
+        EMOJI,
+        CONTROL,
+        OTHER,
+        cjk,
+        cjk,
+        cjk,
+        list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789.,;:!?'\"()-_"),
+        [chr(rng.randrange(0x20000, 0x2A6E0)) for _ in range(8)],  # astral CJK
+        [chr(rng.randrange(0x4E00, 0xA000)) for _ in range(8)],
+    ]
     n = rng.choice([0, 1, 2, 3, 5, 8, 13, 30, 80, 200])
     weights = [rng.random() ** 3 for _ in pools]
     out = "".join(rng.choice(rng.choices(pools, weights)[0]) for _ in range(n))
     if rng.random() < 0.3:
-        out = rng.choice(WHITESPACE) * rng.randrange(1, 4) + out + rng.choice(WHITESPACE) * rng.randrange(1, 4)
+        out = (
+            rng.choice(WHITESPACE) * rng.randrange(1, 4) + out + rng.choice(WHITESPACE) * rng.randrange(1, 4)
+        )
     return out
 
 
 def random_bytes(rng: random.Random, cjk: list[str]) -> bytes:
     """Valid UTF-8 cut and spliced with malformed sequences."""
-    frags = [b"\xff", b"\xfe", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
-             b"\xf8\x88\x80\x80\x80", b"\x80", b"\xbf", b"\xe4\xb8", b"\xf0\x9f\x98", b"\xc3", b" \xa0"]
+    frags = [
+        b"\xff",
+        b"\xfe",
+        b"\xc0\xaf",
+        b"\xe0\x80\xaf",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xf8\x88\x80\x80\x80",
+        b"\x80",
+        b"\xbf",
+        b"\xe4\xb8",
+        b"\xf0\x9f\x98",
+        b"\xc3",
+        b" \xa0",
+    ]
     parts = []
     for _ in range(rng.randrange(1, 8)):
         if rng.random() < 0.5:
@@ -94,10 +175,34 @@ def inputs(lines: list[str], rng: random.Random, n_docs: int, n_random: int) -> 
     out = [s.encode() for s in docs]
     out += [random_text(rng, cjk).encode() for _ in range(n_random)]
     out += [random_bytes(rng, cjk) for _ in range(n_random // 3)]
-    fixed = ["", " ", "  ", "\u2581", " \u2581 ", "a", " a", "a ", "  a  b  ", "\u3000中文\u3000",
-             "１２３ＡＢＣ％", "ＡＢ 中国 <sep>", "<sep><sep>", "a b c", "xa  b", "x\u0301\u0302", "\x00", "\x00a\x00",
-             "Ж" * 100, " Ж" * 5 + " ", "ЖЖ ЖЖЖ\u2581Ж\u2581", "Ж" * 63 + "x", "Ж" * 65, "Ж" * 64 + "Ａ",
-             "Ж" * 63 + "Ａ", " Ж" * 64 + "Ａ"]
+    fixed = [
+        "",
+        " ",
+        "  ",
+        "\u2581",
+        " \u2581 ",
+        "a",
+        " a",
+        "a ",
+        "  a  b  ",
+        "\u3000中文\u3000",
+        "１２３ＡＢＣ％",
+        "ＡＢ 中国 <sep>",
+        "<sep><sep>",
+        "a b c",
+        "xa  b",
+        "x\u0301\u0302",
+        "\x00",
+        "\x00a\x00",
+        "Ж" * 100,
+        " Ж" * 5 + " ",
+        "ЖЖ ЖЖЖ\u2581Ж\u2581",
+        "Ж" * 63 + "x",
+        "Ж" * 65,
+        "Ж" * 64 + "Ａ",
+        "Ж" * 63 + "Ａ",
+        " Ж" * 64 + "Ａ",
+    ]
     out += [s.encode() for s in fixed]
     # Very long lines: 100K+ characters of news text, of random text, and of whitespace.
     out.append("".join(lines[:400]).encode())
@@ -112,8 +217,16 @@ def inputs(lines: list[str], rng: random.Random, n_docs: int, n_random: int) -> 
 
 def train(name: str, corpus: Path, out: Path, **kw) -> Path:
     prefix = out / name
-    args = dict(input=str(corpus), model_prefix=str(prefix), model_type="unigram", vocab_size=2500,
-                hard_vocab_limit=False, character_coverage=0.98, num_threads=1, minloglevel=2)
+    args = dict(
+        input=str(corpus),
+        model_prefix=str(prefix),
+        model_type="unigram",
+        vocab_size=2500,
+        hard_vocab_limit=False,
+        character_coverage=0.98,
+        num_threads=1,
+        minloglevel=2,
+    )
     args.update(kw)
     spm.SentencePieceTrainer.train(**args)
     return prefix.with_suffix(".model")
@@ -130,7 +243,9 @@ def edit(src: Path, dst: Path, fn) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--fixtures", type=Path, default=Path(os.environ.get("ZHLLAMA_FIXTURES", "../shared/fixtures")))
+    ap.add_argument(
+        "--fixtures", type=Path, default=Path(os.environ.get("ZHLLAMA_FIXTURES", "../shared/fixtures"))
+    )
     ap.add_argument("--quick", action="store_true", help="fewer cases (for a fast smoke run)")
     a = ap.parse_args()
     out: Path = a.out
@@ -142,11 +257,15 @@ def main() -> None:
     corpus = out / "corpus.txt"
     mix = lines[:2500] + eng + [random_text(rng, list("中文字")) for _ in range(300)]
     rng.shuffle(mix)
-    corpus.write_text("\n".join(m.replace("\n", " ").replace("\r", " ") for m in mix) + "\n", encoding="utf-8")
+    corpus.write_text(
+        "\n".join(m.replace("\n", " ").replace("\r", " ") for m in mix) + "\n", encoding="utf-8"
+    )
     rules = out / "rules.tsv"
     # source code points \t target code points (sentencepiece's normalization_rule_tsv format);
     # an empty target deletes.
-    rules.write_text("41\t61\n4E2D 56FD\t4E2D 83EF\n9\t20\n3002\t2E\n61 62\t78\n7\t\nFF21\t41 41\n3000\t20 20\n")
+    rules.write_text(
+        "41\t61\n4E2D 56FD\t4E2D 83EF\n9\t20\n3002\t2E\n61 62\t78\n7\t\nFF21\t41 41\n3000\t20 20\n"
+    )
 
     models: dict[str, Path] = {}
     if (a.fixtures / "chinese_sp.model").exists():
@@ -154,18 +273,34 @@ def main() -> None:
     if (a.fixtures / "llama_tokenizer.model").exists():
         models["llama_bpe"] = a.fixtures / "llama_tokenizer.model"
     models["t_nmt_nfkc"] = train("t_nmt_nfkc", corpus, out, normalization_rule_name="nmt_nfkc")
-    models["t_nfkc_nodummy"] = train("t_nfkc_nodummy", corpus, out, normalization_rule_name="nfkc", add_dummy_prefix=False)
-    models["t_nfkc_cf_keepws"] = train("t_nfkc_cf_keepws", corpus, out, normalization_rule_name="nfkc_cf",
-                                       remove_extra_whitespaces=False)
-    models["t_identity_suffix"] = train("t_identity_suffix", corpus, out, normalization_rule_name="identity",
-                                        treat_whitespace_as_suffix=True)
-    models["t_userdef_bytes"] = train("t_userdef_bytes", corpus, out, normalization_rule_name="nmt_nfkc",
-                                      user_defined_symbols=["<sep>", "中国", "ＡＢ", "１２", "<A>>", "<A>", "a b"],
-                                      control_symbols=["<ctl>"], byte_fallback=True)
+    models["t_nfkc_nodummy"] = train(
+        "t_nfkc_nodummy", corpus, out, normalization_rule_name="nfkc", add_dummy_prefix=False
+    )
+    models["t_nfkc_cf_keepws"] = train(
+        "t_nfkc_cf_keepws", corpus, out, normalization_rule_name="nfkc_cf", remove_extra_whitespaces=False
+    )
+    models["t_identity_suffix"] = train(
+        "t_identity_suffix", corpus, out, normalization_rule_name="identity", treat_whitespace_as_suffix=True
+    )
+    models["t_userdef_bytes"] = train(
+        "t_userdef_bytes",
+        corpus,
+        out,
+        normalization_rule_name="nmt_nfkc",
+        user_defined_symbols=["<sep>", "中国", "ＡＢ", "１２", "<A>>", "<A>", "a b"],
+        control_symbols=["<ctl>"],
+        byte_fallback=True,
+    )
     models["t_tsv_rules"] = train("t_tsv_rules", corpus, out, normalization_rule_tsv=str(rules))
-    models["t_suffix_nodummy"] = train("t_suffix_nodummy", corpus, out, normalization_rule_name="nmt_nfkc",
-                                       treat_whitespace_as_suffix=True, add_dummy_prefix=False,
-                                       remove_extra_whitespaces=False)
+    models["t_suffix_nodummy"] = train(
+        "t_suffix_nodummy",
+        corpus,
+        out,
+        normalization_rule_name="nmt_nfkc",
+        treat_whitespace_as_suffix=True,
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+    )
 
     def unused_and_positive(m: pb.ModelProto) -> None:
         normal = [p for p in m.pieces if p.type == pb.ModelProto.SentencePiece.NORMAL]
@@ -202,7 +337,9 @@ def main() -> None:
                 p.piece, p.score, p.type = piece, 0.0, pb.ModelProto.SentencePiece.USER_DEFINED
 
     base = models["t_userdef_bytes"]
-    models["e_nested_userdef"] = edit(models["t_nmt_nfkc"], out / "e_nested_userdef.model", nested_user_defined)
+    models["e_nested_userdef"] = edit(
+        models["t_nmt_nfkc"], out / "e_nested_userdef.model", nested_user_defined
+    )
     models["e_noescape"] = edit(models["t_nmt_nfkc"], out / "e_noescape.model", no_escape)
     models["e_unused_positive"] = edit(base, out / "e_unused_positive.model", unused_and_positive)
     models["e_coarse"] = edit(models["t_nmt_nfkc"], out / "e_coarse.model", coarse_scores)
@@ -225,10 +362,21 @@ def main() -> None:
         ids = sp.encode(subset) if unigram else [None] * len(subset)
         with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for c, n, i in zip(subset, normalized, ids):
-                f.write(json.dumps({"text": c.hex(), "normalized": n.decode("utf-8"), "ids": i},
-                                   ensure_ascii=False) + "\n")
-        manifest.append({"name": name, "model": str(Path(path).resolve()), "cases": f"{name}.jsonl",
-                         "count": len(subset), "unigram": unigram})
+                f.write(
+                    json.dumps(
+                        {"text": c.hex(), "normalized": n.decode("utf-8"), "ids": i}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
+        manifest.append(
+            {
+                "name": name,
+                "model": str(Path(path).resolve()),
+                "cases": f"{name}.jsonl",
+                "count": len(subset),
+                "unigram": unigram,
+            }
+        )
         print(f"{name}: {len(subset)} cases", file=sys.stderr)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 

@@ -47,7 +47,7 @@ pub enum UnigramError {
     NoPieces,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UnigramModel {
     trie: ByteTrie,
     /// Per piece id: the score a lattice node for it gets (user-defined pieces: their length
@@ -80,8 +80,9 @@ thread_local! {
 
 impl UnigramModel {
     /// Build from the model's pieces (ids are indices), as `unigram::Model::Model`.
-    /// `byte_fallback` is kept for the caller; the lattice itself never uses BYTE pieces
-    /// (they are not in sentencepiece's trie).
+    /// `unk_id`: the index of the UNKNOWN-typed piece (sentencepiece's `unk_id_` comes from the
+    /// piece types, not from `trainer_spec.unk_id`). `byte_fallback` is kept for the caller;
+    /// the lattice itself never uses BYTE pieces (they are not in sentencepiece's trie).
     pub fn new(pieces: &[Piece], unk_id: u32, byte_fallback: bool) -> Result<Self, UnigramError> {
         if unk_id as usize >= pieces.len() {
             return Err(UnigramError::UnkOutOfRange {
@@ -362,6 +363,13 @@ mod tests {
         let got = enc(&m, &text);
         assert_eq!(got.iter().map(|(_, r)| r.len()).sum::<usize>(), text.len());
         assert!(got.windows(2).all(|w| w[0].1.end == w[1].1.start));
+    }
+
+    #[test]
+    fn thread_safe() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<UnigramModel>();
+        check::<crate::normalizer::Normalizer>();
     }
 
     #[test]

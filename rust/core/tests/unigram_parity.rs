@@ -153,9 +153,15 @@ fn normalizer_and_unigram_match_sentencepiece() {
             &user,
         )
         .unwrap();
-        let unigram = e.unigram.then(|| {
-            UnigramModel::new(&model.pieces, trainer.unk_id as u32, trainer.byte_fallback).unwrap()
-        });
+        // sentencepiece's unk id is the UNKNOWN piece's index, whatever trainer_spec.unk_id says.
+        let unk_id = model
+            .pieces
+            .iter()
+            .position(|p| p.kind() == PieceType::Unknown)
+            .unwrap() as u32;
+        let unigram = e
+            .unigram
+            .then(|| UnigramModel::new(&model.pieces, unk_id, trainer.byte_fallback).unwrap());
         let (mut n_cases, mut bad_norm, mut bad_ids, mut n_ids) = (0, 0, 0, 0);
         let text = std::fs::read_to_string(dir.join(&e.cases)).unwrap();
         let mut buf = String::new();
