@@ -1,12 +1,14 @@
-//! sentencepiece's text normalizer (normalizer.cc, `Normalizer::Normalize`), byte for byte.
+//! sentencepiece's text normalizer (normalizer.cc, `Normalizer::Normalize`), byte for byte,
+//! as in sentencepiece 0.2.3 (the pip package the parity tests run against).
 //!
 //! At encode time sentencepiece only looks at `precompiled_charsmap`: the trainer compiles
 //! `name` (nmt_nfkc, nfkc_cf, ...) and `normalization_rule_tsv` into it, and an empty charsmap
 //! means identity whatever the name says. So does this module.
 //!
-//! Per step, the longest of these wins at the current input position (`NormalizePrefix`):
-//! 1. a USER_DEFINED piece (sentencepiece's `PrefixMatcher`): copied as is, never normalized;
-//! 2. the longest charsmap rule: its replacement string;
+//! Per step, the first of these that applies at the current input position (`NormalizePrefix`):
+//! 1. the longest USER_DEFINED piece (`PrefixMatcher`, which reads at most 64 matches): copied
+//!    as is, never normalized;
+//! 2. the longest charsmap rule (among the first 32 matches): its replacement string;
 //! 3. one UTF-8 character copied as is, or one invalid byte turned into U+FFFD.
 //!
 //! Whitespace is then handled on the replacement strings, exactly in `Normalize`'s order:
