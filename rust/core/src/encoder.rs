@@ -31,7 +31,7 @@ pub enum EncoderError {
 }
 
 pub(crate) enum Segmenter {
-    Bpe(BpeModel),
+    Bpe(Box<BpeModel>),
     Unigram(UnigramModel),
 }
 
@@ -122,7 +122,7 @@ impl Tokenizer {
             && !ts.treat_whitespace_as_suffix)
             .then_some(ns.add_dummy_prefix);
         let segmenter = match ts.model_type {
-            ModelType::Bpe => Segmenter::Bpe(BpeModel::new(&m.pieces)?),
+            ModelType::Bpe => Segmenter::Bpe(Box::new(BpeModel::new(&m.pieces)?)),
             _ => Segmenter::Unigram(UnigramModel::new(&m.pieces, unk_id, ts.byte_fallback)?),
         };
         let inner = Inner {

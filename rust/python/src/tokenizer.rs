@@ -90,6 +90,9 @@ fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, P
     Ok(p.install(f))
 }
 
+/// `(ids, offsets)` of `encode_batch_flat`.
+type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 /// A SentencePiece model that encodes exactly as sentencepiece does. `zhllama.Tokenizer`
 /// subclasses it, so its `encode` is this method with no Python frame in between.
 #[pyclass(name = "Tokenizer", module = "zhllama._native", frozen, subclass)]
@@ -238,7 +241,7 @@ impl PyTokenizer {
         add_bos: bool,
         add_eos: bool,
         num_threads: Option<i64>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<FlatIds<'py>> {
         let threads = resolve_threads(num_threads)?;
         self.check_specials(add_bos, add_eos)?;
         let tok = &self.inner;
