@@ -142,7 +142,12 @@ fn unknown_runs_fuse_without_byte_fallback() {
 }
 
 fn llama() -> Option<Tokenizer> {
-    common::fixture("llama_tokenizer.model").map(|p| Tokenizer::from_file(p).unwrap())
+    static LLAMA: std::sync::OnceLock<Option<Tokenizer>> = std::sync::OnceLock::new();
+    LLAMA
+        .get_or_init(|| {
+            common::fixture("llama_tokenizer.model").map(|p| Tokenizer::from_file(p).unwrap())
+        })
+        .clone()
 }
 
 proptest! {
@@ -159,9 +164,10 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_strings_round_trip(s in "[ a-z\u{4e00}-\u{4e20}\u{2581}😀\t]{0,60}") {
+    fn arbitrary_strings_round_trip(s in "[ a-z\u{4e00}-\u{4e20}😀\t]{0,60}") {
         if let Some(t) = llama() {
-            // LLaMA keeps every character (byte fallback) and removes only the dummy prefix.
+            // LLaMA keeps every character (byte fallback) and removes only the dummy prefix
+            // (U+2581 is left out: it decodes to a space, as in sentencepiece).
             prop_assert_eq!(t.decode(&t.encode(&s, false, false)), s);
         }
     }
