@@ -224,11 +224,22 @@ impl PyTokenizer {
         let (ids, offsets) = detach(py, || {
             on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
         })?;
+        // Building one list per text would trigger the cyclic GC every ~700 lists, each pass
+        // re-walking the lists built so far; lists of ints cannot form cycles, so collection
+        // is deferred until the result is complete (the GC state is restored either way).
+        let gc = py.import("gc")?;
+        let was_enabled = gc.call_method0("isenabled")?.is_truthy()?;
+        if was_enabled {
+            gc.call_method0("disable")?;
+        }
         let lists = offsets
             .windows(2)
             .map(|w| self.list(py, &ids[w[0] as usize..w[1] as usize]))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, lists)
+            .collect::<PyResult<Vec<_>>>();
+        if was_enabled {
+            gc.call_method0("enable")?;
+        }
+        PyList::new(py, lists?)
     }
 
     /// `(ids, offsets)`: uint32 ids of all texts back to back and int64 offsets
