@@ -6,10 +6,10 @@
 //! instead of waiting forever on threads that did not survive the fork.
 
 use crate::error::{detach, panic_message, InternalError, IntoPyErr, ModelError};
+use crate::text::{borrow_str, str_items};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -174,11 +174,12 @@ impl PyTokenizer {
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: &Bound<'py, PyAny>,
         add_bos: bool,
         add_eos: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         self.check_specials(add_bos, add_eos)?;
+        let text = borrow_str(text)?;
         let tok = &self.inner;
         let ids = if text.len() >= DETACH_MIN_BYTES {
             detach(py, || Ok::<_, PyErr>(tok.encode(&text, add_bos, add_eos)))?
@@ -212,13 +213,18 @@ impl PyTokenizer {
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<PyBackedStr>,
+        texts: &Bound<'py, PyAny>,
         add_bos: bool,
         add_eos: bool,
         num_threads: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
         let threads = resolve_threads(num_threads)?;
         self.check_specials(add_bos, add_eos)?;
+        let items = str_items(texts)?;
+        let texts = items
+            .iter()
+            .map(borrow_str)
+            .collect::<PyResult<Vec<&str>>>()?;
         let tok = &self.inner;
         // Flat results: one allocation per block of texts rather than one per text.
         let (ids, offsets) = detach(py, || {
@@ -248,13 +254,18 @@ impl PyTokenizer {
     fn encode_batch_flat<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<PyBackedStr>,
+        texts: &Bound<'py, PyAny>,
         add_bos: bool,
         add_eos: bool,
         num_threads: Option<i64>,
     ) -> PyResult<FlatIds<'py>> {
         let threads = resolve_threads(num_threads)?;
         self.check_specials(add_bos, add_eos)?;
+        let items = str_items(texts)?;
+        let texts = items
+            .iter()
+            .map(borrow_str)
+            .collect::<PyResult<Vec<&str>>>()?;
         let tok = &self.inner;
         let (ids, offsets) = detach(py, || {
             on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
