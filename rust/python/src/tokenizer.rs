@@ -182,9 +182,9 @@ impl PyTokenizer {
         let text = borrow_str(text)?;
         let tok = &self.inner;
         let ids = if text.len() >= DETACH_MIN_BYTES {
-            detach(py, || Ok::<_, PyErr>(tok.encode(&text, add_bos, add_eos)))?
+            detach(py, || Ok::<_, PyErr>(tok.encode(text, add_bos, add_eos)))?
         } else {
-            catch_unwind(AssertUnwindSafe(|| tok.encode(&text, add_bos, add_eos)))
+            catch_unwind(AssertUnwindSafe(|| tok.encode(text, add_bos, add_eos)))
                 .map_err(|p| InternalError::new_err(panic_message(p)))?
         };
         self.list(py, &ids)
