@@ -7,6 +7,7 @@ import json
 import pytest
 import sentencepiece as spm
 import torch
+
 import train_helpers as h
 
 transformers = pytest.importorskip("transformers")

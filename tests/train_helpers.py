@@ -39,7 +39,7 @@ def corpus_lines(n: int = 400, seed: int = 0) -> list[str]:
     return lines
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def base_sp_model() -> Path:
     """A LLaMA-like BPE tokenizer (byte fallback, bos=1, eos=2, no pad), ~400 pieces."""
     import sentencepiece as spm
@@ -56,7 +56,7 @@ def base_sp_model() -> Path:
     return out / "sp.model"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def merged_sp_model() -> Path:
     """The base model with NEW_PIECES appended (score 0), as merge-vocab does."""
     from sentencepiece import sentencepiece_model_pb2 as pb

@@ -8,7 +8,8 @@ fixed and used by the rest of the package).
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 
 class Tokenizer:
