@@ -93,6 +93,8 @@ def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gra
         report_to=[] if run.report_to == "none" else [run.report_to],
         dataloader_num_workers=run.dataloader_num_workers,
         remove_unused_columns=False,
+        # Without CUDA, accelerate only sets up a multi-process (gloo) group when told it runs on CPU.
+        use_cpu=not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available(),
         # CPU processes talk over gloo (DeepSpeed's CPU accelerator would pick ccl, rarely installed).
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() else None,
