@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+
 import train_helpers as h
 
 transformers = pytest.importorskip("transformers")

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import sentencepiece as spm
+
 import train_helpers as h
 
 pytest.importorskip("transformers")
