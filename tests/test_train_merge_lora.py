@@ -20,7 +20,7 @@ def _adapter(base_dir, out, targets, seed):
     peft_model = apply_lora(model, LoraArguments(lora_target=targets))
     torch.manual_seed(seed)
     with torch.no_grad():
-        for name, p in peft_model.named_parameters():
+        for p in peft_model.parameters():
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p))
     peft_model.save_pretrained(out)
