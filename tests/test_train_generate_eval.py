@@ -8,6 +8,7 @@ import math
 import pytest
 import sentencepiece as spm
 import torch
+
 import train_helpers as h
 
 transformers = pytest.importorskip("transformers")

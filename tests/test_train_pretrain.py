@@ -81,7 +81,8 @@ def test_stage2_saves_lora_and_full_embeddings(resized, text_file, tmp_path):
 def test_tensorboard_logs_written(resized, text_file, tmp_path):
     out = tmp_path / "tb"
     assert h.cli("pretrain", "--stage", "2", "--model", resized, "--train-file", text_file, "--output-dir", out,
-                 "--block-size", "32", "--max-steps", "1", "--save-steps", "10", "--logging-steps", "1") == 0
+                 "--block-size", "32", "--max-steps", "1", "--save-steps", "10", "--logging-steps", "1",
+                 "--gradient-checkpointing") == 0
     assert list((out / "runs").rglob("events.out.tfevents.*"))
 
 
@@ -144,3 +145,23 @@ def test_trainable_fractions_match_report_on_meta_7b():
     assert round(100 * t / n, 2) == 6.06
     t, n = count_parameters(apply_lora(_meta_7b(), LoraArguments(lora_target=LORA_SFT_TARGETS)))
     assert round(100 * t / n, 2) == 6.22
+
+
+def test_shipped_configs_name_real_flags_and_open_with_their_command():
+    import dataclasses
+    import json
+
+    import yaml
+
+    from zhllama.train import pretrain, sft
+
+    for name, classes in (("stage1", pretrain.CLASSES), ("stage2", pretrain.CLASSES), ("sft", sft.CLASSES)):
+        path = h.REPO / "configs" / f"{name}.yaml"
+        text = path.read_text()
+        assert text.startswith("# Run: zhllama "), path
+        known = {f.name for c in classes for f in dataclasses.fields(c)}
+        assert set(yaml.safe_load(text)) <= known, path
+    for name in ("ds_zero2", "ds_zero3"):
+        cfg = json.loads((h.REPO / "configs" / f"{name}.json").read_text())
+        assert cfg["_comment"].split(". Run: ")[1].startswith("torchrun")
+        assert cfg["zero_optimization"]["stage"] == int(name[-1])
