@@ -165,3 +165,36 @@ def test_shipped_configs_name_real_flags_and_open_with_their_command():
         cfg = json.loads((h.REPO / "configs" / f"{name}.json").read_text())
         assert cfg["_comment"].split(". Run: ")[1].startswith("torchrun")
         assert cfg["zero_optimization"]["stage"] == int(name[-1])
+
+
+def test_dataset_dir_uses_packed_dataset(resized, tmp_path, monkeypatch, capsys):
+    import sys
+    import types
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
+                 tmp_path / "x", "--block-size", "16", "--max-steps", "1") == 1
+    err = capsys.readouterr().err
+    assert "manifest.json" in err or "PackedDataset" in err
+    (corpus / "manifest.json").write_text("{}")
+    calls = []
+
+    class FakePackedDataset(torch.utils.data.Dataset):
+        def __init__(self, path, block_size=512, seed=0, start_index=0):
+            calls.append((path, block_size))
+            g = torch.Generator().manual_seed(seed)
+            self.blocks = torch.randint(3, 410, (8, block_size), generator=g)
+
+        def __len__(self):
+            return len(self.blocks)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
+
+    fake = types.ModuleType("zhllama.data")
+    fake.PackedDataset = FakePackedDataset
+    monkeypatch.setitem(sys.modules, "zhllama.data", fake)
+    assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
+                 tmp_path / "y", "--block-size", "16", "--max-steps", "1", "--report-to", "none") == 0
+    assert calls == [(str(corpus), 16)]
