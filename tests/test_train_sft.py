@@ -53,6 +53,8 @@ def test_tokenization_equals_sentencepiece_on_chinese_with_llama_fixture():
     for text in texts:
         ex = encode_record(tok, {"instruction": text, "input": text[:5], "output": text}, 4096)
         assert ex["input_ids"] == sp.encode(build_prompt(text, text[:5]), add_bos=True) + sp.encode(text) + [sp.eos_id()]
+    # eval and raw-text pretraining encode documents with BOS (and EOS) through the same loader.
+    assert tok.encode_batch(texts, add_bos=True, add_eos=True) == sp.encode(texts, add_bos=True, add_eos=True)
 
 
 def test_missing_field_names_the_record(tmp_path):
