@@ -28,6 +28,7 @@ def docs(peoples_daily, stdlib_docs):
 def test_encode_batch_equals_encode(tok, docs, threads):
     want = [tok.encode(d) for d in docs]
     assert tok.encode_batch(docs, num_threads=threads) == want
+    assert tok.encode_batch(docs[:5], num_threads=threads) == want[:5]  # fewer texts than blocks
     assert tok.encode_batch(tuple(docs), add_bos=True, num_threads=threads) == [[1, *w] for w in want]
 
 

@@ -75,8 +75,9 @@ pub fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<
     Ok(p.install(f))
 }
 
-/// Texts per block handed from the pool to the list-building thread.
-const BLOCK: usize = 128;
+/// At most this many texts per block handed from the pool to the list-building thread;
+/// fewer when there are few texts, so that every thread gets blocks.
+const MAX_BLOCK: usize = 128;
 
 /// One block's ids back to back and each text's id count.
 type Block = (Vec<u32>, Vec<u32>);
@@ -104,11 +105,12 @@ pub fn encode_to_lists<'py>(
     threads: usize,
     to_list: &mut dyn FnMut(&[u32]) -> PyResult<Bound<'py, PyList>>,
 ) -> PyResult<Vec<Bound<'py, PyList>>> {
-    let n_blocks = texts.len().div_ceil(BLOCK);
+    let size = texts.len().div_ceil(threads.max(1) * 4).clamp(1, MAX_BLOCK);
+    let n_blocks = texts.len().div_ceil(size);
     let block = |i: usize| {
         encode_block(
             tok,
-            &texts[i * BLOCK..((i + 1) * BLOCK).min(texts.len())],
+            &texts[i * size..((i + 1) * size).min(texts.len())],
             add_bos,
             add_eos,
         )
