@@ -1,78 +1,163 @@
-"""``zhllama.Tokenizer``: the exact SentencePiece encoder.
+"""``zhllama.Tokenizer``: the exact SentencePiece encoder (Rust, ``zhllama._native``).
 
-TEMPORARY: backed by the ``sentencepiece`` package while the Rust encoder is being written
-(the encoder task replaces the internals with ``zhllama._native.Tokenizer``; the API below is
-fixed and used by the rest of the package).
+``encode`` returns exactly what ``sentencepiece.SentencePieceProcessor(model_file=p).encode``
+returns (BPE and Unigram, every normalizer sentencepiece supports), and ``decode`` exactly
+what its ``decode`` returns; ``encode_batch`` does the same on a thread pool with the GIL
+released.
+
+Added tokens (``Tokenizer.from_pretrained`` on a directory whose ``tokenizer_config.json``
+lists tokens after the SentencePiece vocabulary, such as the ``[PAD]`` that merge-vocab and
+the Alpaca scripts append): ``vocab_size`` stays the SentencePiece piece count (what
+``sentencepiece`` reports), ``len(tok)`` / ``num_tokens`` count the added tokens too (what an
+embedding matrix needs), and ``pad_id`` is the added pad token's id when the model has none.
+``encode`` never produces added tokens (sentencepiece does not know them); ``decode`` writes
+their text.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
+
+from zhllama import _native
 
 
-class Tokenizer:
-    """A SentencePiece model, encoding exactly as ``sentencepiece.SentencePieceProcessor``."""
+class Tokenizer(_native.Tokenizer):
+    """A SentencePiece model, encoding exactly as ``sentencepiece.SentencePieceProcessor``.
 
-    def __init__(self, model_bytes: bytes) -> None:
-        import sentencepiece as spm
+    ``encode(text, add_bos=False, add_eos=False) -> list[int]``,
+    ``encode_batch(texts, add_bos=False, add_eos=False, num_threads=None) -> list[list[int]]``
+    and ``encode_batch_flat(...) -> (ids, offsets)`` are the native methods themselves (this
+    class subclasses ``zhllama._native.Tokenizer``: no Python frame per call); see
+    ``_native.pyi`` for their contracts. ``add_bos``/``add_eos`` on a model without that
+    control piece raise ``ValueError`` as sentencepiece 0.2 does; ``num_threads`` must be a
+    positive int or None (all cores).
+    """
 
+    def __init__(self, model_bytes: bytes, added_tokens: Optional[dict[int, str]] = None) -> None:
+        # The native __new__ has parsed model_bytes already.
         self._bytes = bytes(model_bytes)
-        self._sp = spm.SentencePieceProcessor(model_proto=self._bytes)
+        self._added: dict[int, str] = dict(added_tokens or {})
+        n = super().vocab_size
+        for i, content in self._added.items():
+            if i < n:
+                raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
+        self._added_ids = {c: i for i, c in self._added.items()}
+        self._pad_added: Optional[int] = None
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
-        with open(path, "rb") as f:
-            return cls(f.read())
+    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:  # type: ignore[override]
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such SentencePiece model file")
+        return cls(p.read_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Tokenizer:
+    def from_bytes(cls, data: bytes) -> Tokenizer:  # type: ignore[override]
         return cls(data)
 
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        return self._sp.encode(text, add_bos=add_bos, add_eos=add_eos)
-
-    def encode_batch(
-        self,
-        texts: Sequence[str],
-        add_bos: bool = False,
-        add_eos: bool = False,
-        num_threads: Optional[int] = None,
-    ) -> list[list[int]]:
-        return self._sp.encode(list(texts), add_bos=add_bos, add_eos=add_eos, num_threads=num_threads or -1)
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Tokenizer:
+        """Load ``DIR/tokenizer.model`` plus the added tokens of ``DIR/tokenizer_config.json``
+        (``added_tokens_decoder``) and the pad token of ``special_tokens_map.json``."""
+        d = Path(directory)
+        model = d / "tokenizer.model"
+        if not model.is_file():
+            raise FileNotFoundError(f"{d}: no tokenizer.model in this directory")
+        config = _read_json(d / "tokenizer_config.json")
+        special = _read_json(d / "special_tokens_map.json")
+        data = model.read_bytes()
+        n = _native.Tokenizer.from_bytes(data).vocab_size
+        added: dict[int, str] = {}
+        for key, spec in (config.get("added_tokens_decoder") or {}).items():
+            content = spec.get("content") if isinstance(spec, dict) else None
+            if content is None:
+                raise ValueError(f"{d / 'tokenizer_config.json'}: added token {key!r} has no 'content'")
+            if int(key) >= n:  # below n: a SentencePiece piece described again (<s>, </s>, <unk>)
+                added[int(key)] = content
+        tok = cls(data, added)
+        pad = _token_content(special.get("pad_token")) or _token_content(config.get("pad_token"))
+        if pad is not None and super(Tokenizer, tok).pad_id is None:
+            tok._pad_added = tok._added_ids.get(pad)
+        return tok
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._sp.decode(list(ids))
+        """``sentencepiece.decode``; added tokens (``from_pretrained``) decode to their text."""
+        ids = [int(i) for i in ids]
+        if not self._added or not any(i in self._added for i in ids):
+            return super().decode(ids)
+        parts: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            if i in self._added:
+                parts.append(super().decode(run) if run else "")
+                parts.append(self._added[i])
+                run = []
+            else:
+                run.append(i)
+        if run:
+            parts.append(super().decode(run))
+        return "".join(parts)
 
     @property
-    def vocab_size(self) -> int:
-        return self._sp.get_piece_size()
+    def num_tokens(self) -> int:
+        """Pieces plus added tokens: the rows an embedding matrix needs."""
+        return max([self.vocab_size, *(i + 1 for i in self._added)])
+
+    def __len__(self) -> int:
+        return self.num_tokens
+
+    @property
+    def added_tokens(self) -> dict[int, str]:
+        return dict(self._added)
 
     def id_to_piece(self, i: int) -> str:
-        return self._sp.id_to_piece(i)
+        if i in self._added:
+            return self._added[i]
+        return super().id_to_piece(i)
 
-    def piece_to_id(self, s: str) -> int:
-        return self._sp.piece_to_id(s)
-
-    @property
-    def bos_id(self) -> Optional[int]:
-        v = self._sp.bos_id()
-        return None if v < 0 else v
-
-    @property
-    def eos_id(self) -> Optional[int]:
-        v = self._sp.eos_id()
-        return None if v < 0 else v
+    def piece_to_id(self, s: str) -> int:  # type: ignore[override]
+        """The piece's id; the unknown id for a string that is no piece (as sentencepiece)."""
+        i = super().piece_to_id(s)
+        if i is not None:
+            return i
+        return self._added_ids.get(s, self.model_unk_id)
 
     @property
-    def pad_id(self) -> Optional[int]:
-        v = self._sp.pad_id()
-        return None if v < 0 else v
+    def pad_id(self) -> Optional[int]:  # type: ignore[override]
+        v = super().pad_id
+        return v if v is not None else self._pad_added
 
     @property
-    def unk_id(self) -> int:
-        return self._sp.unk_id()
+    def model_bytes(self) -> bytes:
+        return self._bytes
 
-    def __reduce__(self):
-        return (Tokenizer.from_bytes, (self._bytes,))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._bytes, self._added, self._pad_added))
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, added_tokens={len(self._added)})"
+
+
+def _rebuild(model_bytes: bytes, added: dict[int, str], pad_added: Optional[int]) -> Tokenizer:
+    tok = Tokenizer(model_bytes, added)
+    tok._pad_added = pad_added
+    return tok
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def _token_content(tok: Any) -> Optional[str]:
+    if isinstance(tok, dict):
+        tok = tok.get("content")
+    return tok if isinstance(tok, str) and tok else None

@@ -11,6 +11,7 @@ mod error;
 mod merge;
 mod model;
 mod stats;
+mod text;
 mod tokenizer;
 
 #[pymodule]
