@@ -1,4 +1,301 @@
-//! The public encoder: normalizer + BPE/Unigram model + special ids. (Encoder task fills this.)
+//! The public encoder: normalizer + BPE/Unigram model + the post-processing of
+//! `SentencePieceProcessor::Encode` (src/sentencepiece_processor.cc). Decoding lives in
+//! [`crate::decoder`].
 
-/// Placeholder type so the crate compiles while the encoder is written.
-pub struct Tokenizer;
+use crate::bpe::BpeModel;
+use crate::model::{ModelError, ModelProto, ModelType, PieceType};
+use crate::normalizer::{Normalizer, NormalizerError};
+use crate::unigram::{UnigramError, UnigramModel};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EncoderError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("cannot build the model's normalizer: {0}")]
+    Normalizer(#[from] NormalizerError),
+    #[error("cannot build the Unigram model: {0}")]
+    Unigram(#[from] UnigramError),
+    #[error(
+        "piece id {id} is out of range: the model has {vocab_size} pieces (ids 0..{vocab_size})"
+    )]
+    IdOutOfRange { id: u32, vocab_size: usize },
+}
+
+pub(crate) enum Segmenter {
+    Bpe(BpeModel),
+    Unigram(UnigramModel),
+}
+
+pub(crate) struct Inner {
+    pub(crate) pieces: Vec<String>,
+    pub(crate) kinds: Vec<PieceType>,
+    piece_to_id: FxHashMap<String, u32>,
+    segmenter: Segmenter,
+    normalizer: Normalizer,
+    pub(crate) unk_id: u32,
+    unk_reported: Option<u32>,
+    bos_id: Option<u32>,
+    eos_id: Option<u32>,
+    pad_id: Option<u32>,
+    byte_fallback: bool,
+    byte_ids: [u32; 256],
+    pub(crate) unk_surface: String,
+    pub(crate) add_dummy_prefix: bool,
+    pub(crate) remove_extra_whitespaces: bool,
+    pub(crate) denormalizer: Option<Normalizer>,
+}
+
+/// A SentencePiece model that encodes and decodes exactly as `sentencepiece` does.
+/// Cheap to clone (shared, immutable); `Send + Sync`.
+#[derive(Clone)]
+pub struct Tokenizer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+thread_local! {
+    static NORMALIZED: RefCell<String> = const { RefCell::new(String::new()) };
+    static SPANS: RefCell<Vec<(u32, Range<usize>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Tokenizer {
+    pub fn from_model(m: &ModelProto) -> Result<Self, EncoderError> {
+        m.validate()?;
+        let ts = m.trainer_spec();
+        let ns = m.normalizer_spec();
+        let pieces: Vec<String> = m.pieces.iter().map(|p| p.piece.clone()).collect();
+        let kinds: Vec<PieceType> = m.pieces.iter().map(|p| p.kind()).collect();
+        let mut piece_to_id = FxHashMap::default();
+        for (i, p) in pieces.iter().enumerate() {
+            piece_to_id.insert(p.clone(), i as u32);
+        }
+        let unk_id = kinds
+            .iter()
+            .position(|&k| k == PieceType::Unknown)
+            .expect("validated: one UNKNOWN") as u32;
+        // `SentencePieceProcessor::{bos,eos,pad}_id`: PieceToId of the spec's piece name (an
+        // empty name means the default), reported only when that piece is CONTROL; unk_id
+        // when it is UNKNOWN (a missing name falls back to the model's unk, which is).
+        let named = |name: &str, default: &str, want: PieceType| {
+            let name = if name.is_empty() { default } else { name };
+            let id = piece_to_id.get(name).copied().unwrap_or(unk_id);
+            (kinds[id as usize] == want).then_some(id)
+        };
+        let bos_id = named(&ts.bos_piece, "<s>", PieceType::Control);
+        let eos_id = named(&ts.eos_piece, "</s>", PieceType::Control);
+        let pad_id = named(&ts.pad_piece, "<pad>", PieceType::Control);
+        let unk_reported = named(&ts.unk_piece, "<unk>", PieceType::Unknown);
+        let mut byte_ids = [unk_id; 256];
+        for (i, p) in pieces.iter().enumerate() {
+            if kinds[i] == PieceType::Byte {
+                if let Some(b) = crate::model::parse_byte_piece(p) {
+                    byte_ids[b as usize] = i as u32;
+                }
+            }
+        }
+        let user_defined: Vec<String> = m
+            .pieces
+            .iter()
+            .filter(|p| p.kind() == PieceType::UserDefined)
+            .map(|p| p.piece.clone())
+            .collect();
+        let normalizer = Normalizer::new(&ns, ts.treat_whitespace_as_suffix, &user_defined)?;
+        let denormalizer = match m.denormalizer_spec() {
+            Some(d) if !d.precompiled_charsmap.is_empty() => Some(Normalizer::new(&d, false, &[])?),
+            _ => None,
+        };
+        let segmenter = match ts.model_type {
+            ModelType::Bpe => Segmenter::Bpe(BpeModel::new(&m.pieces)),
+            _ => Segmenter::Unigram(UnigramModel::new(&m.pieces, unk_id, ts.byte_fallback)?),
+        };
+        let inner = Inner {
+            pieces,
+            kinds,
+            piece_to_id,
+            segmenter,
+            normalizer,
+            unk_id,
+            unk_reported,
+            bos_id,
+            eos_id,
+            pad_id,
+            byte_fallback: ts.byte_fallback,
+            byte_ids,
+            unk_surface: ts.unk_surface.clone(),
+            add_dummy_prefix: ns.add_dummy_prefix,
+            remove_extra_whitespaces: ns.remove_extra_whitespaces,
+            denormalizer,
+        };
+        Ok(Tokenizer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, EncoderError> {
+        Self::from_model(&ModelProto::from_bytes(b)?)
+    }
+
+    pub fn from_file(p: impl AsRef<Path>) -> Result<Self, EncoderError> {
+        Self::from_model(&ModelProto::from_file(p)?)
+    }
+
+    /// `sentencepiece.SentencePieceProcessor.encode(text, add_bos=.., add_eos=..)`.
+    pub fn encode(&self, text: &str, add_bos: bool, add_eos: bool) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 2 + 2);
+        self.encode_bytes_into(text.as_bytes(), add_bos, add_eos, &mut out);
+        out
+    }
+
+    /// Encode raw bytes (possibly invalid UTF-8: sentencepiece's normalizer turns each
+    /// malformed byte into U+FFFD) and append the ids to `out`. A requested BOS/EOS the model
+    /// lacks is left out (sentencepiece's Python wrapper would insert -1).
+    pub fn encode_bytes_into(&self, text: &[u8], add_bos: bool, add_eos: bool, out: &mut Vec<u32>) {
+        let inner = &*self.inner;
+        if add_bos {
+            out.extend(inner.bos_id);
+        }
+        NORMALIZED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            inner.normalizer.normalize_into(text, &mut buf);
+            inner.encode_normalized(&buf, out);
+        });
+        if add_eos {
+            out.extend(inner.eos_id);
+        }
+    }
+
+    /// Encode many texts in parallel on the current rayon pool; results in input order and
+    /// identical to [`Tokenizer::encode`] whatever the number of threads.
+    pub fn encode_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        add_bos: bool,
+        add_eos: bool,
+    ) -> Vec<Vec<u32>> {
+        texts
+            .par_iter()
+            .map(|t| self.encode(t.as_ref(), add_bos, add_eos))
+            .collect()
+    }
+
+    /// [`Tokenizer::encode_batch`] into one flat id array plus `texts.len() + 1` offsets
+    /// (text `i` is `ids[offsets[i]..offsets[i + 1]]`): no per-text allocation survives.
+    pub fn encode_batch_flat<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        add_bos: bool,
+        add_eos: bool,
+    ) -> (Vec<u32>, Vec<i64>) {
+        const BLOCK: usize = 64;
+        let blocks: Vec<(Vec<u32>, Vec<u32>)> = texts
+            .par_chunks(BLOCK)
+            .map(|chunk| {
+                let mut ids = Vec::new();
+                let mut lens = Vec::with_capacity(chunk.len());
+                for t in chunk {
+                    let before = ids.len();
+                    self.encode_bytes_into(t.as_ref().as_bytes(), add_bos, add_eos, &mut ids);
+                    lens.push((ids.len() - before) as u32);
+                }
+                (ids, lens)
+            })
+            .collect();
+        let total: usize = blocks.iter().map(|b| b.0.len()).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut offsets = Vec::with_capacity(texts.len() + 1);
+        offsets.push(0i64);
+        for (b, lens) in blocks {
+            ids.extend_from_slice(&b);
+            for l in lens {
+                offsets.push(offsets.last().unwrap() + l as i64);
+            }
+        }
+        (ids, offsets)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.pieces.len()
+    }
+    pub fn id_to_piece(&self, id: u32) -> Option<&str> {
+        self.inner.pieces.get(id as usize).map(|s| s.as_str())
+    }
+    /// The id of exactly this piece string (sentencepiece would answer unk_id when absent).
+    pub fn piece_to_id(&self, piece: &str) -> Option<u32> {
+        self.inner.piece_to_id.get(piece).copied()
+    }
+    pub fn bos_id(&self) -> Option<u32> {
+        self.inner.bos_id
+    }
+    pub fn eos_id(&self) -> Option<u32> {
+        self.inner.eos_id
+    }
+    pub fn pad_id(&self) -> Option<u32> {
+        self.inner.pad_id
+    }
+    /// The model's UNKNOWN piece (every model has exactly one).
+    pub fn unk_id(&self) -> u32 {
+        self.inner.unk_id
+    }
+    /// `SentencePieceProcessor::unk_id()`: `None` where sentencepiece reports -1 (the spec's
+    /// `unk_piece` names a piece that is not UNKNOWN).
+    pub fn unk_id_reported(&self) -> Option<u32> {
+        self.inner.unk_reported
+    }
+    pub fn piece_kind(&self, id: u32) -> Option<PieceType> {
+        self.inner.kinds.get(id as usize).copied()
+    }
+    pub fn is_byte(&self, id: u32) -> bool {
+        self.piece_kind(id) == Some(PieceType::Byte)
+    }
+    pub fn is_unknown(&self, id: u32) -> bool {
+        self.piece_kind(id) == Some(PieceType::Unknown)
+    }
+    pub fn is_control(&self, id: u32) -> bool {
+        self.piece_kind(id) == Some(PieceType::Control)
+    }
+    pub fn byte_fallback(&self) -> bool {
+        self.inner.byte_fallback
+    }
+}
+
+impl Inner {
+    /// `PopulateSentencePieceText` over the model's pieces: an UNKNOWN piece becomes one
+    /// `<0xXX>` per UTF-8 byte when byte_fallback is on; otherwise consecutive unknown pieces
+    /// fuse into one (sentencepiece merges the run "so that decoder can copy ... easily").
+    fn encode_normalized(&self, norm: &str, out: &mut Vec<u32>) {
+        let bytes = norm.as_bytes();
+        let unk = self.unk_id;
+        let mut prev_unk = false;
+        let mut emit = |id: u32, s: usize, e: usize| {
+            if id == unk {
+                if self.byte_fallback {
+                    out.extend(bytes[s..e].iter().map(|&b| self.byte_ids[b as usize]));
+                } else if !prev_unk {
+                    out.push(unk);
+                }
+                prev_unk = true;
+            } else {
+                out.push(id);
+                prev_unk = false;
+            }
+        };
+        match &self.segmenter {
+            Segmenter::Bpe(m) => m.encode(norm, unk, &mut emit),
+            Segmenter::Unigram(m) => SPANS.with(|spans| {
+                let mut spans = spans.borrow_mut();
+                spans.clear();
+                m.encode(norm, &mut spans);
+                for (id, r) in spans.iter() {
+                    emit(*id, r.start, r.end);
+                }
+            }),
+        }
+    }
+}

@@ -8,7 +8,9 @@
 //! - [`stats`]: token-length statistics.
 
 pub mod bpe;
+mod bpe_table;
 pub mod corpus;
+pub mod decoder;
 pub mod encoder;
 pub mod merge;
 pub mod model;
@@ -17,5 +19,5 @@ pub mod proto;
 pub mod stats;
 pub mod unigram;
 
-pub use encoder::Tokenizer;
+pub use encoder::{EncoderError, Tokenizer};
 pub use model::{ModelProto, Piece, PieceType};

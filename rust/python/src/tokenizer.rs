@@ -1,7 +1,258 @@
-//! Bindings for the tokenizer domain.
+//! Bindings for the tokenizer domain: `zhllama._native.Tokenizer`.
+//!
+//! Batches run on a rayon pool owned here, keyed by thread count and by the pid that built
+//! it: a process forked from one that already used a pool (DataLoader workers,
+//! `datasets.map(num_proc=...)`) finds a pid that is not its own and builds fresh threads
+//! instead of waiting forever on threads that did not survive the fork.
 
+use crate::error::{detach, panic_message, InternalError, IntoPyErr, ModelError};
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use zhllama_core::encoder::EncoderError;
+use zhllama_core::Tokenizer;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    Ok(())
+impl IntoPyErr for EncoderError {
+    fn into_pyerr(self) -> PyErr {
+        match self {
+            EncoderError::Model(e) => e.into_pyerr(),
+            EncoderError::IdOutOfRange { .. } => PyIndexError::new_err(self.to_string()),
+            other => ModelError::new_err(other.to_string()),
+        }
+    }
+}
+
+/// Texts shorter than this encode without releasing the GIL: the release costs more than
+/// the work.
+const DETACH_MIN_BYTES: usize = 4096;
+
+struct Pools {
+    pid: u32,
+    by_threads: HashMap<usize, Arc<rayon::ThreadPool>>,
+}
+
+static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, String> {
+    let pid = std::process::id();
+    let mut guard = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.as_ref().is_some_and(|p| p.pid != pid) {
+        // Pools inherited across fork have no threads; dropping them would try to signal
+        // those threads, so they are leaked on purpose.
+        if let Some(old) = guard.take() {
+            std::mem::forget(old);
+        }
+    }
+    let pools = guard.get_or_insert_with(|| Pools {
+        pid,
+        by_threads: HashMap::new(),
+    });
+    if let Some(p) = pools.by_threads.get(&threads) {
+        return Ok(p.clone());
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("zhllama-encode-{i}"))
+        .build()
+        .map_err(|e| format!("cannot start {threads} encoder threads: {e}"))?;
+    let p = Arc::new(p);
+    pools.by_threads.insert(threads, p.clone());
+    Ok(p)
+}
+
+fn resolve_threads(num_threads: Option<i64>) -> PyResult<usize> {
+    match num_threads {
+        None => Ok(default_threads()),
+        Some(n) if n <= 0 => Ok(default_threads()),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// Run `f` on `threads` threads (inline for one thread: no pool, nothing fork-sensitive).
+fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, PyErr> {
+    if threads <= 1 {
+        return Ok(f());
+    }
+    let p = pool(threads).map_err(InternalError::new_err)?;
+    Ok(p.install(f))
+}
+
+/// A SentencePiece model that encodes exactly as sentencepiece does.
+#[pyclass(name = "Tokenizer", module = "zhllama._native", frozen)]
+pub struct PyTokenizer {
+    inner: Tokenizer,
+}
+
+#[pymethods]
+impl PyTokenizer {
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
+        let inner = detach(py, move || Tokenizer::from_bytes(&data))?;
+        Ok(PyTokenizer { inner })
+    }
+
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let inner = detach(py, move || Tokenizer::from_file(&path))?;
+        Ok(PyTokenizer { inner })
+    }
+
+    #[pyo3(signature = (text, add_bos = false, add_eos = false))]
+    fn encode(
+        &self,
+        py: Python<'_>,
+        text: PyBackedStr,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> PyResult<Vec<u32>> {
+        let tok = &self.inner;
+        if text.len() >= DETACH_MIN_BYTES {
+            return detach(py, || Ok::<_, PyErr>(tok.encode(&text, add_bos, add_eos)));
+        }
+        catch_unwind(AssertUnwindSafe(|| tok.encode(&text, add_bos, add_eos)))
+            .map_err(|p| InternalError::new_err(panic_message(p)))
+    }
+
+    /// Raw bytes, possibly invalid UTF-8 (each malformed byte normalizes to U+FFFD).
+    #[pyo3(signature = (data, add_bos = false, add_eos = false))]
+    fn encode_bytes(
+        &self,
+        py: Python<'_>,
+        data: Vec<u8>,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> PyResult<Vec<u32>> {
+        let tok = &self.inner;
+        detach(py, || {
+            let mut out = Vec::new();
+            tok.encode_bytes_into(&data, add_bos, add_eos, &mut out);
+            Ok::<_, PyErr>(out)
+        })
+    }
+
+    #[pyo3(signature = (texts, add_bos = false, add_eos = false, num_threads = None))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<PyBackedStr>,
+        add_bos: bool,
+        add_eos: bool,
+        num_threads: Option<i64>,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        let threads = resolve_threads(num_threads)?;
+        let tok = &self.inner;
+        detach(py, || {
+            on_pool(threads, || tok.encode_batch(&texts, add_bos, add_eos))
+        })
+    }
+
+    /// `(ids, offsets)`: uint32 ids of all texts back to back and int64 offsets
+    /// (`len(texts) + 1`), text `i` being `ids[offsets[i]:offsets[i + 1]]`.
+    #[pyo3(signature = (texts, add_bos = false, add_eos = false, num_threads = None))]
+    fn encode_batch_flat<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        add_bos: bool,
+        add_eos: bool,
+        num_threads: Option<i64>,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+        let threads = resolve_threads(num_threads)?;
+        let tok = &self.inner;
+        let (ids, offsets) = detach(py, || {
+            on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
+        })?;
+        Ok((ids.into_pyarray(py), offsets.into_pyarray(py)))
+    }
+
+    /// Decode; ids outside the vocabulary raise IndexError as in sentencepiece.
+    fn decode(&self, py: Python<'_>, ids: Vec<i64>) -> PyResult<String> {
+        let n = self.inner.vocab_size();
+        if let Some(&bad) = ids.iter().find(|&&i| i < 0 || i as usize >= n) {
+            return Err(PyIndexError::new_err(format!(
+                "piece id {bad} is out of range: the model has {n} pieces (ids 0..{n})"
+            )));
+        }
+        let ids: Vec<u32> = ids.into_iter().map(|i| i as u32).collect();
+        let tok = &self.inner;
+        detach(py, || tok.try_decode(&ids))
+    }
+
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    fn id_to_piece(&self, id: i64) -> PyResult<String> {
+        u32::try_from(id)
+            .ok()
+            .and_then(|i| self.inner.id_to_piece(i))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                PyIndexError::new_err(format!(
+                    "piece id {id} is out of range (vocab_size {})",
+                    self.inner.vocab_size()
+                ))
+            })
+    }
+
+    /// The id of exactly this piece, or None (sentencepiece would answer unk_id).
+    fn piece_to_id(&self, piece: &str) -> Option<u32> {
+        self.inner.piece_to_id(piece)
+    }
+
+    #[getter]
+    fn bos_id(&self) -> Option<u32> {
+        self.inner.bos_id()
+    }
+    #[getter]
+    fn eos_id(&self) -> Option<u32> {
+        self.inner.eos_id()
+    }
+    #[getter]
+    fn pad_id(&self) -> Option<u32> {
+        self.inner.pad_id()
+    }
+    /// `SentencePieceProcessor.unk_id()`, None where it reports -1.
+    #[getter]
+    fn unk_id(&self) -> Option<u32> {
+        self.inner.unk_id_reported()
+    }
+    /// The model's UNKNOWN piece id (what unknown text encodes to).
+    #[getter]
+    fn model_unk_id(&self) -> u32 {
+        self.inner.unk_id()
+    }
+
+    /// sentencepiece's piece type of `id`: 1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED,
+    /// 5 UNUSED, 6 BYTE.
+    fn piece_type(&self, id: i64) -> PyResult<i32> {
+        u32::try_from(id)
+            .ok()
+            .and_then(|i| self.inner.piece_kind(i))
+            .map(|k| k as i32)
+            .ok_or_else(|| PyValueError::new_err(format!("piece id {id} is out of range")))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Tokenizer(vocab_size={})", self.inner.vocab_size())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTokenizer>()
 }

@@ -1,0 +1,226 @@
+//! The lookup tables behind [`crate::bpe::BpeModel`]: symbol keys for characters, the merge
+//! table keyed by `(left_key, right_key)`, and the user-defined symbol matcher.
+//!
+//! A *key* names a symbol's string. sentencepiece compares symbols by string
+//! (`pieces_.find(left + right)`), so any injective string → integer map preserves its
+//! merges: a piece's key is its id (any type, as `PieceToId` checks reserved pieces too), and a
+//! character that is not itself a piece but occurs inside one gets a virtual key past the last
+//! id. A character no piece contains gets [`NO_KEY`]: it can never merge and encodes as unknown.
+
+use crate::bpe::is_mergeable;
+use crate::model::Piece;
+use rustc_hash::FxHashMap;
+
+pub const NO_KEY: u32 = u32::MAX;
+pub const NO_RANK: u32 = u32::MAX;
+
+/// `merged`/`rank` of a pair; `rank == NO_RANK` marks two characters that are adjacent inside
+/// some piece but do not merge directly (so the boundary between them is not a chunk cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairEntry {
+    pub merged: u32,
+    pub rank: u32,
+}
+
+const NO_MERGE: PairEntry = PairEntry {
+    merged: NO_KEY,
+    rank: NO_RANK,
+};
+
+#[derive(Debug, Clone)]
+pub struct SymbolTable {
+    pub num_pieces: u32,
+    pub has_unused: bool,
+    ascii: [u32; 128],
+    /// Keys of U+0080..U+FFFF, indexed by code point.
+    bmp: Vec<u32>,
+    astral: FxHashMap<u32, u32>,
+    /// Byte length of every key's string (pieces, then virtual characters).
+    key_len: Vec<u32>,
+    pairs: FxHashMap<u64, PairEntry>,
+    unused: Vec<bool>,
+    /// User-defined symbols by first byte, longest first: `(bytes, id)`.
+    user: Vec<Vec<(Box<[u8]>, u32)>>,
+    has_user: bool,
+}
+
+#[inline]
+fn pair_key(l: u32, r: u32) -> u64 {
+    ((l as u64) << 32) | r as u64
+}
+
+impl SymbolTable {
+    pub fn new(pieces: &[Piece]) -> Self {
+        let num_pieces = pieces.len() as u32;
+        let mut by_str: FxHashMap<&str, u32> = FxHashMap::default();
+        for (i, p) in pieces.iter().enumerate() {
+            by_str.entry(p.piece.as_str()).or_insert(i as u32);
+        }
+        let mut t = SymbolTable {
+            num_pieces,
+            has_unused: false,
+            ascii: [NO_KEY; 128],
+            bmp: vec![NO_KEY; 0x10000],
+            astral: FxHashMap::default(),
+            key_len: pieces.iter().map(|p| p.piece.len() as u32).collect(),
+            pairs: FxHashMap::default(),
+            unused: pieces
+                .iter()
+                .map(|p| p.kind() == crate::PieceType::Unused)
+                .collect(),
+            user: vec![Vec::new(); 256],
+            has_user: false,
+        };
+        t.has_unused = t.unused.iter().any(|&u| u);
+        // Keys for every character a mergeable piece contains, and for single-char pieces.
+        for p in pieces {
+            let mergeable = is_mergeable(p.kind());
+            let single = p.piece.chars().count() == 1;
+            if !(mergeable || single) {
+                continue;
+            }
+            for c in p.piece.chars() {
+                if t.key_of_char(c) != NO_KEY {
+                    continue;
+                }
+                let mut buf = [0u8; 4];
+                let key = match by_str.get(c.encode_utf8(&mut buf) as &str) {
+                    Some(&id) => id,
+                    None => {
+                        t.key_len.push(c.len_utf8() as u32);
+                        (t.key_len.len() - 1) as u32
+                    }
+                };
+                t.set_char_key(c, key);
+            }
+        }
+        // Ranks: scores in descending order, equal scores (C++ `==`, so -0.0 == 0.0) sharing one.
+        let mut scores: Vec<f32> = pieces
+            .iter()
+            .filter(|p| is_mergeable(p.kind()))
+            .map(|p| p.score())
+            .collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        scores.dedup_by(|a, b| a == b);
+        let rank_of = |s: f32| scores.partition_point(|&x| x > s) as u32;
+        let key_of_str = |t: &SymbolTable, s: &str| -> Option<u32> {
+            if let Some(&id) = by_str.get(s) {
+                return Some(id);
+            }
+            let mut cs = s.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => Some(t.key_of_char(c)).filter(|&k| k != NO_KEY),
+                _ => None,
+            }
+        };
+        for (id, p) in pieces.iter().enumerate() {
+            if !is_mergeable(p.kind()) || by_str[p.piece.as_str()] != id as u32 {
+                continue;
+            }
+            let s = p.piece.as_str();
+            let entry = PairEntry {
+                merged: id as u32,
+                rank: rank_of(p.score()),
+            };
+            for (b, _) in s.char_indices().skip(1) {
+                if let (Some(l), Some(r)) = (key_of_str(&t, &s[..b]), key_of_str(&t, &s[b..])) {
+                    t.pairs.insert(pair_key(l, r), entry);
+                }
+            }
+            let mut prev: Option<char> = None;
+            for c in s.chars() {
+                if let Some(pc) = prev {
+                    let k = pair_key(t.key_of_char(pc), t.key_of_char(c));
+                    t.pairs.entry(k).or_insert(NO_MERGE);
+                }
+                prev = Some(c);
+            }
+            if p.kind() == crate::PieceType::UserDefined {
+                t.user[s.as_bytes()[0] as usize].push((s.as_bytes().into(), id as u32));
+                t.has_user = true;
+            }
+        }
+        for v in &mut t.user {
+            v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        }
+        t
+    }
+
+    fn key_of_char(&self, c: char) -> u32 {
+        let cp = c as u32;
+        if cp < 0x80 {
+            self.ascii[cp as usize]
+        } else if cp < 0x10000 {
+            self.bmp[cp as usize]
+        } else {
+            self.astral.get(&cp).copied().unwrap_or(NO_KEY)
+        }
+    }
+
+    fn set_char_key(&mut self, c: char, key: u32) {
+        let cp = c as u32;
+        if cp < 0x80 {
+            self.ascii[cp as usize] = key;
+        } else if cp < 0x10000 {
+            self.bmp[cp as usize] = key;
+        } else {
+            self.astral.insert(cp, key);
+        }
+    }
+
+    /// Key and byte length of the character at `b[pos..]` (`b` is valid UTF-8).
+    #[inline]
+    pub fn char_key(&self, b: &[u8], pos: usize) -> (u32, usize) {
+        let b0 = b[pos];
+        if b0 < 0x80 {
+            return (self.ascii[b0 as usize], 1);
+        }
+        if b0 < 0xE0 {
+            let cp = ((b0 as u32 & 0x1F) << 6) | (b[pos + 1] as u32 & 0x3F);
+            return (self.bmp[cp as usize], 2);
+        }
+        if b0 < 0xF0 {
+            let cp = ((b0 as u32 & 0x0F) << 12)
+                | ((b[pos + 1] as u32 & 0x3F) << 6)
+                | (b[pos + 2] as u32 & 0x3F);
+            return (self.bmp[cp as usize], 3);
+        }
+        let cp = ((b0 as u32 & 0x07) << 18)
+            | ((b[pos + 1] as u32 & 0x3F) << 12)
+            | ((b[pos + 2] as u32 & 0x3F) << 6)
+            | (b[pos + 3] as u32 & 0x3F);
+        (self.astral.get(&cp).copied().unwrap_or(NO_KEY), 4)
+    }
+
+    /// The longest user-defined symbol that prefixes `rest`, as `(id, byte length)`.
+    #[inline]
+    pub fn user_match(&self, rest: &[u8]) -> Option<(u32, usize)> {
+        if !self.has_user {
+            return None;
+        }
+        self.user[rest[0] as usize]
+            .iter()
+            .find(|(s, _)| rest.starts_with(s))
+            .map(|(s, id)| (*id, s.len()))
+    }
+
+    /// The table entry of an adjacent pair, `None` when no piece contains the two together.
+    #[inline]
+    pub fn pair(&self, l: u32, r: u32) -> Option<PairEntry> {
+        self.pairs.get(&pair_key(l, r)).copied()
+    }
+
+    /// The merge of a pair, with `rank == NO_RANK` when there is none.
+    #[inline]
+    pub fn merge(&self, l: u32, r: u32) -> PairEntry {
+        self.pairs.get(&pair_key(l, r)).copied().unwrap_or(NO_MERGE)
+    }
+
+    pub fn is_unused(&self, key: u32) -> bool {
+        self.unused.get(key as usize).copied().unwrap_or(false)
+    }
+
+    pub fn key_len(&self, key: u32) -> usize {
+        self.key_len[key as usize] as usize
+    }
+}

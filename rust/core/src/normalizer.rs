@@ -1,1 +1,0 @@
-//! (encoder work in progress: owned by the encoder task)
