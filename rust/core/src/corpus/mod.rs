@@ -41,3 +41,32 @@ pub trait DocEncoder: Send + Sync {
         false
     }
 }
+
+impl DocEncoder for crate::Tokenizer {
+    fn encode_doc(&self, text: &[u8], out: &mut Vec<u32>) {
+        self.encode_bytes_into(text, false, false, out);
+    }
+    fn vocab_size(&self) -> usize {
+        crate::Tokenizer::vocab_size(self)
+    }
+    fn bos_id(&self) -> Option<u32> {
+        crate::Tokenizer::bos_id(self)
+    }
+    fn eos_id(&self) -> Option<u32> {
+        crate::Tokenizer::eos_id(self)
+    }
+    fn byte_value(&self, id: u32) -> Option<u8> {
+        // Byte pieces are spelled `<0xAB>` (sentencepiece's ByteToPiece).
+        let hex = self
+            .id_to_piece(id)?
+            .strip_prefix("<0x")?
+            .strip_suffix('>')?;
+        if !self.is_byte(id) {
+            return None;
+        }
+        u8::from_str_radix(hex, 16).ok()
+    }
+    fn is_unknown(&self, id: u32) -> bool {
+        crate::Tokenizer::is_unknown(self, id)
+    }
+}
