@@ -29,8 +29,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from zhllama.corpus_merge import merge_manifests
 from zhllama.tokenizer_dir import resolve_model_file, sha256_file
