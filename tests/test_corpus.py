@@ -10,9 +10,9 @@ import time
 
 import pytest
 import sentencepiece as spm
+
 from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
 from fixture_paths import fixture_path
-
 from zhllama.data import TokenizedCorpus
 
 
