@@ -32,7 +32,7 @@ impl IntoPyErr for CorpusError {
 }
 
 /// A Python callable `open(path, column, skip) -> iterator of lists of bytes-or-None`.
-struct PyTables(Py<PyAny>);
+pub(crate) struct PyTables(pub(crate) Py<PyAny>);
 
 struct PyBatches {
     iter: Py<PyAny>,
