@@ -47,6 +47,7 @@ impl Dtype {
     }
     /// Append `ids` as little-endian values of this dtype.
     pub fn extend_bytes(self, ids: &[u32], out: &mut Vec<u8>) {
+        out.reserve(ids.len() * self.size());
         match self {
             Dtype::Uint16 => ids
                 .iter()

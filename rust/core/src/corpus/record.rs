@@ -54,11 +54,10 @@ pub fn document_text<'a>(
     line: &'a [u8],
     field: &str,
 ) -> Result<DocText<'a>, String> {
-    let invalid_bytes = invalid_utf8_bytes(line);
     if format != Format::Jsonl {
         return Ok(DocText {
             text: Cow::Borrowed(line),
-            invalid_bytes,
+            invalid_bytes: invalid_utf8_bytes(line),
         });
     }
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -67,21 +66,33 @@ pub fn document_text<'a>(
             invalid_bytes: 0,
         });
     }
-    let text = if invalid_bytes == 0 {
-        match json_field(line, field)? {
-            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    // serde_json validates the UTF-8 of every string it returns, so valid lines (nearly all)
+    // are scanned once; only a line that fails is checked for invalid UTF-8 and repaired.
+    let reason = match json_field(line, field) {
+        Ok(Cow::Borrowed(s)) => {
+            return Ok(DocText {
+                text: Cow::Borrowed(s.as_bytes()),
+                invalid_bytes: 0,
+            })
         }
-    } else {
-        let repaired = repair_utf8(line);
-        Cow::Owned(
-            json_field(repaired.as_bytes(), field)?
-                .into_owned()
-                .into_bytes(),
-        )
+        Ok(Cow::Owned(s)) => {
+            return Ok(DocText {
+                text: Cow::Owned(s.into_bytes()),
+                invalid_bytes: 0,
+            })
+        }
+        Err(reason) => reason,
     };
+    let invalid_bytes = invalid_utf8_bytes(line);
+    if invalid_bytes == 0 {
+        return Err(reason);
+    }
+    let repaired = repair_utf8(line);
+    let text = json_field(repaired.as_bytes(), field)?
+        .into_owned()
+        .into_bytes();
     Ok(DocText {
-        text,
+        text: Cow::Owned(text),
         invalid_bytes,
     })
 }
