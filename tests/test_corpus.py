@@ -77,25 +77,47 @@ def test_output_is_identical_for_any_thread_count(tmp_path, llama):
     assert len(outs[0]) > 10 and outs[0] == outs[1]
 
 
-def test_kill_9_then_rerun_is_byte_identical_and_finished_run_not_redone(tmp_path, llama):
-    (tmp_path / "c.txt").write_text("\n".join(pd_docs(6000) * 3) + "\n", encoding="utf-8")
-    args = ["--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--shard-size", "24KB", "--threads", "1", "--quiet"]
-    assert cli(*args, "--out", str(tmp_path / "whole")) == 0
-    cut = tmp_path / "cut"
-    proc = cli_subprocess(*args, "--out", str(cut))
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory, llama):
+    """An input big enough to interrupt, its arguments, and its uninterrupted output."""
+    d = tmp_path_factory.mktemp("resume")
+    (d / "c.txt").write_text("\n".join(pd_docs(6000) * 3) + "\n", encoding="utf-8")
+    args = ["--tokenizer", str(llama), "--input", str(d / "c.txt"), "--shard-size", "24KB", "--threads", "1", "--quiet"]
+    assert cli(*args, "--out", str(d / "whole")) == 0
+    return args, dir_bytes(d / "whole")
+
+
+def interrupt(args, out, sig):
+    """Start a run and send `sig` once it has completed a shard; returns the process."""
+    proc = cli_subprocess(*args, "--out", str(out))
     deadline = time.time() + 60
-    while not (cut / "progress.json").exists() and proc.poll() is None and time.time() < deadline:
+    while not (out / "progress.json").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; enlarge the input"
-    progress = json.loads((cut / "progress.json").read_text())
-    assert progress["shards"] and not (cut / "manifest.json").exists()
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0, "the run finished before it could be interrupted; enlarge the input"
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["shards"] and not (out / "manifest.json").exists()
+    return proc
+
+
+def test_kill_9_then_rerun_is_byte_identical_and_finished_run_not_redone(tmp_path, resumable):
+    args, whole = resumable
+    cut = tmp_path / "cut"
+    assert interrupt(args, cut, signal.SIGKILL).returncode == -signal.SIGKILL
     assert cli(*args, "--out", str(cut)) == 0
-    assert dir_bytes(cut) == dir_bytes(tmp_path / "whole")
+    assert dir_bytes(cut) == whole
     mtimes = {p.name: p.stat().st_mtime_ns for p in cut.iterdir()}
     assert cli(*args, "--out", str(cut)) == 0
     assert {p.name: p.stat().st_mtime_ns for p in cut.iterdir()} == mtimes
+
+
+def test_ctrl_c_stops_promptly_and_resumes(tmp_path, resumable):
+    args, whole = resumable
+    proc = interrupt(args, tmp_path / "cut", signal.SIGINT)
+    assert proc.returncode == 130 and b"interrupted" in proc.stderr.read()
+    assert cli(*args, "--out", str(tmp_path / "cut")) == 0
+    assert dir_bytes(tmp_path / "cut") == whole
 
 
 def test_bad_lines_fail_with_file_line_or_skip_and_count(tmp_path, llama, capsys):
