@@ -74,7 +74,7 @@ impl TableBatches for PyBatches {
                 Ok(batch) => batch
                     .extract::<Vec<Option<Vec<u8>>>>()
                     .map(Some)
-                    .map_err(|e| external(&self.path, e.into())),
+                    .map_err(|e| external(&self.path, e)),
                 Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
                 Err(e) => Err(external(&self.path, e)),
             }
