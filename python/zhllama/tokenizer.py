@@ -22,19 +22,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from zhllama import _native
 
 
-class Tokenizer:
-    """A SentencePiece model, encoding exactly as ``sentencepiece.SentencePieceProcessor``."""
+class Tokenizer(_native.Tokenizer):
+    """A SentencePiece model, encoding exactly as ``sentencepiece.SentencePieceProcessor``.
+
+    ``encode(text, add_bos=False, add_eos=False) -> list[int]``,
+    ``encode_batch(texts, add_bos=False, add_eos=False, num_threads=None) -> list[list[int]]``
+    and ``encode_batch_flat(...) -> (ids, offsets)`` are the native methods themselves (this
+    class subclasses ``zhllama._native.Tokenizer``: no Python frame per call); see
+    ``_native.pyi`` for their contracts. ``add_bos``/``add_eos`` on a model without that
+    control piece raise ``ValueError`` as sentencepiece 0.2 does; ``num_threads`` must be a
+    positive int or None (all cores).
+    """
 
     def __init__(self, model_bytes: bytes, added_tokens: Optional[dict[int, str]] = None) -> None:
+        # The native __new__ has parsed model_bytes already.
         self._bytes = bytes(model_bytes)
-        self._tok = _native.Tokenizer.from_bytes(self._bytes)
         self._added: dict[int, str] = dict(added_tokens or {})
-        n = self._tok.vocab_size
+        n = super().vocab_size
         for i, content in self._added.items():
             if i < n:
                 raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
@@ -42,14 +49,14 @@ class Tokenizer:
         self._pad_added: Optional[int] = None
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
+    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:  # type: ignore[override]
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such SentencePiece model file")
         return cls(p.read_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Tokenizer:
+    def from_bytes(cls, data: bytes) -> Tokenizer:  # type: ignore[override]
         return cls(data)
 
     @classmethod
@@ -62,84 +69,43 @@ class Tokenizer:
             raise FileNotFoundError(f"{d}: no tokenizer.model in this directory")
         config = _read_json(d / "tokenizer_config.json")
         special = _read_json(d / "special_tokens_map.json")
-        tok = cls(model.read_bytes())
+        data = model.read_bytes()
+        n = _native.Tokenizer.from_bytes(data).vocab_size
         added: dict[int, str] = {}
         for key, spec in (config.get("added_tokens_decoder") or {}).items():
             content = spec.get("content") if isinstance(spec, dict) else None
             if content is None:
                 raise ValueError(f"{d / 'tokenizer_config.json'}: added token {key!r} has no 'content'")
-            i = int(key)
-            if i < tok.vocab_size:
-                continue  # a SentencePiece piece described again (<s>, </s>, <unk>)
-            added[i] = content
-        if added:
-            tok = cls(tok._bytes, added)
+            if int(key) >= n:  # below n: a SentencePiece piece described again (<s>, </s>, <unk>)
+                added[int(key)] = content
+        tok = cls(data, added)
         pad = _token_content(special.get("pad_token")) or _token_content(config.get("pad_token"))
-        if pad is not None and tok._tok.pad_id is None:
+        if pad is not None and super(Tokenizer, tok).pad_id is None:
             tok._pad_added = tok._added_ids.get(pad)
-            if tok._pad_added is None:
-                pid = tok._tok.piece_to_id(pad)
-                tok._pad_added = pid if pid is not None and tok._tok.piece_type(pid) == 3 else None
         return tok
 
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = self._tok.encode(text, add_bos, add_eos)
-        return self._sp_missing_specials(ids, add_bos, add_eos)
-
-    def encode_batch(
-        self,
-        texts: Sequence[str],
-        add_bos: bool = False,
-        add_eos: bool = False,
-        num_threads: Optional[int] = None,
-    ) -> list[list[int]]:
-        """Encode every text on ``num_threads`` threads (None: all cores), GIL released;
-        results in input order, identical for any thread count."""
-        _check_threads(num_threads)
-        out = self._tok.encode_batch(_as_list(texts), add_bos, add_eos, num_threads)
-        if (add_bos and self._tok.bos_id is None) or (add_eos and self._tok.eos_id is None):
-            out = [self._sp_missing_specials(ids, add_bos, add_eos) for ids in out]
-        return out
-
-    def encode_batch_flat(
-        self,
-        texts: Sequence[str],
-        add_bos: bool = False,
-        add_eos: bool = False,
-        num_threads: Optional[int] = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, offsets)``: uint32 ids of all texts back to back, int64 offsets of length
-        ``len(texts) + 1``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``. A BOS/EOS the
-        model lacks is left out (there is no uint32 for sentencepiece's -1)."""
-        _check_threads(num_threads)
-        return self._tok.encode_batch_flat(_as_list(texts), add_bos, add_eos, num_threads)
-
     def decode(self, ids: Sequence[int]) -> str:
+        """``sentencepiece.decode``; added tokens (``from_pretrained``) decode to their text."""
         ids = [int(i) for i in ids]
         if not self._added or not any(i in self._added for i in ids):
-            return self._tok.decode(ids)
+            return super().decode(ids)
         parts: list[str] = []
         run: list[int] = []
         for i in ids:
             if i in self._added:
-                parts.append(self._tok.decode(run) if run else "")
+                parts.append(super().decode(run) if run else "")
                 parts.append(self._added[i])
                 run = []
             else:
                 run.append(i)
         if run:
-            parts.append(self._tok.decode(run))
+            parts.append(super().decode(run))
         return "".join(parts)
-
-    @property
-    def vocab_size(self) -> int:
-        """SentencePiece piece count (``sp.get_piece_size()``), without added tokens."""
-        return self._tok.vocab_size
 
     @property
     def num_tokens(self) -> int:
         """Pieces plus added tokens: the rows an embedding matrix needs."""
-        return max([self._tok.vocab_size, *(i + 1 for i in self._added)])
+        return max([self.vocab_size, *(i + 1 for i in self._added)])
 
     def __len__(self) -> int:
         return self.num_tokens
@@ -151,43 +117,23 @@ class Tokenizer:
     def id_to_piece(self, i: int) -> str:
         if i in self._added:
             return self._added[i]
-        return self._tok.id_to_piece(i)
+        return super().id_to_piece(i)
 
-    def piece_to_id(self, s: str) -> int:
+    def piece_to_id(self, s: str) -> int:  # type: ignore[override]
         """The piece's id; the unknown id for a string that is no piece (as sentencepiece)."""
-        i = self._tok.piece_to_id(s)
+        i = super().piece_to_id(s)
         if i is not None:
             return i
-        return self._added_ids.get(s, self._tok.model_unk_id)
+        return self._added_ids.get(s, self.model_unk_id)
 
     @property
-    def bos_id(self) -> Optional[int]:
-        return self._tok.bos_id
-
-    @property
-    def eos_id(self) -> Optional[int]:
-        return self._tok.eos_id
-
-    @property
-    def pad_id(self) -> Optional[int]:
-        v = self._tok.pad_id
+    def pad_id(self) -> Optional[int]:  # type: ignore[override]
+        v = super().pad_id
         return v if v is not None else self._pad_added
-
-    @property
-    def unk_id(self) -> Optional[int]:
-        return self._tok.unk_id
 
     @property
     def model_bytes(self) -> bytes:
         return self._bytes
-
-    def _sp_missing_specials(self, ids: list[int], add_bos: bool, add_eos: bool) -> list[int]:
-        # sentencepiece's Python wrapper inserts bos_id()/eos_id() even when they are -1.
-        if add_bos and self._tok.bos_id is None:
-            ids.insert(0, -1)
-        if add_eos and self._tok.eos_id is None:
-            ids.append(-1)
-        return ids
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._bytes, self._added, self._pad_added))
@@ -200,17 +146,6 @@ def _rebuild(model_bytes: bytes, added: dict[int, str], pad_added: Optional[int]
     tok = Tokenizer(model_bytes, added)
     tok._pad_added = pad_added
     return tok
-
-
-def _as_list(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("encode_batch takes a sequence of strings, not one string (use encode)")
-    return texts if isinstance(texts, list) else list(texts)
-
-
-def _check_threads(num_threads: Optional[int]) -> None:
-    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive int or None (all cores), got {num_threads!r}")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

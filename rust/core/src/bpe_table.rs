@@ -37,16 +37,80 @@ pub struct SymbolTable {
     astral: FxHashMap<u32, u32>,
     /// Byte length of every key's string (pieces, then virtual characters).
     key_len: Vec<u32>,
-    pairs: FxHashMap<u64, PairEntry>,
+    /// Merges of any two symbols, keyed by `(left_key, right_key)`.
+    pairs: PairTable,
+    /// Adjacent characters inside some piece, with their merge if they make a piece: the
+    /// first lookup of every character pair of the text, small enough to stay in L2 cache.
+    bigrams: PairTable,
+    /// Rank of every piece id (`NO_RANK` for pieces that are no merge result).
+    rank: Vec<u32>,
     unused: Vec<bool>,
     /// User-defined symbols by first byte, longest first: `(bytes, id)`.
     user: Vec<Vec<(Box<[u8]>, u32)>>,
     has_user: bool,
 }
 
-#[inline]
-fn pair_key(l: u32, r: u32) -> u64 {
-    ((l as u64) << 32) | r as u64
+/// An open-addressing hash table from `(left, right)` to a merged id, all in one `u64` per
+/// slot (`left:21 | right:21 | merged:21`), linear probing. Built once; lookups touch one or
+/// two cache lines, where a general hash map of `u64 → (u32, u32)` would be twice the size.
+#[derive(Debug, Clone)]
+struct PairTable {
+    slots: Vec<u64>,
+    mask: usize,
+}
+
+const EMPTY: u64 = u64::MAX;
+const BITS: u32 = 21;
+const FIELD: u64 = (1 << BITS) - 1;
+/// `merged` value for "adjacent in a piece, but no direct merge".
+const NO_MERGE_FIELD: u64 = FIELD;
+/// Keys must fit in a field, with the all-ones value reserved.
+pub const MAX_KEYS: usize = (FIELD - 1) as usize;
+
+impl PairTable {
+    fn new(entries: &[(u32, u32, u32)]) -> Self {
+        let cap = (entries.len() * 2).next_power_of_two().max(16);
+        let mut t = PairTable { slots: vec![EMPTY; cap], mask: cap - 1 };
+        for &(l, r, m) in entries {
+            let key = ((l as u64) << BITS) | r as u64;
+            let mut i = Self::hash(key) & t.mask;
+            loop {
+                let s = t.slots[i];
+                if s == EMPTY {
+                    t.slots[i] = (key << BITS) | (m as u64 & FIELD);
+                    break;
+                }
+                if s >> BITS == key {
+                    break; // first insertion wins (callers insert merges before bigrams)
+                }
+                i = (i + 1) & t.mask;
+            }
+        }
+        t
+    }
+
+    #[inline]
+    fn hash(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize
+    }
+
+    /// `Some(merged)` (`NO_KEY` when the pair is known but does not merge), `None` if absent.
+    #[inline]
+    fn get(&self, l: u32, r: u32) -> Option<u32> {
+        let key = ((l as u64) << BITS) | r as u64;
+        let mut i = Self::hash(key) & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s >> BITS == key {
+                let m = s & FIELD;
+                return Some(if m == NO_MERGE_FIELD { NO_KEY } else { m as u32 });
+            }
+            if s == EMPTY {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
 }
 
 impl SymbolTable {
@@ -63,7 +127,9 @@ impl SymbolTable {
             bmp: vec![NO_KEY; 0x10000],
             astral: FxHashMap::default(),
             key_len: pieces.iter().map(|p| p.piece.len() as u32).collect(),
-            pairs: FxHashMap::default(),
+            pairs: PairTable::new(&[]),
+            bigrams: PairTable::new(&[]),
+            rank: vec![NO_RANK; pieces.len()],
             unused: pieces
                 .iter()
                 .map(|p| p.kind() == crate::PieceType::Unused)
@@ -113,37 +179,46 @@ impl SymbolTable {
                 _ => None,
             }
         };
+        let mut merges = Vec::new();
+        let mut bigrams = Vec::new();
         for (id, p) in pieces.iter().enumerate() {
             if !is_mergeable(p.kind()) || by_str[p.piece.as_str()] != id as u32 {
                 continue;
             }
             let s = p.piece.as_str();
-            let entry = PairEntry {
-                merged: id as u32,
-                rank: rank_of(p.score()),
-            };
+            t.rank[id] = rank_of(p.score());
             for (b, _) in s.char_indices().skip(1) {
                 if let (Some(l), Some(r)) = (key_of_str(&t, &s[..b]), key_of_str(&t, &s[b..])) {
-                    t.pairs.insert(pair_key(l, r), entry);
+                    merges.push((l, r, id as u32));
                 }
             }
-            let mut prev: Option<char> = None;
-            for c in s.chars() {
-                if let Some(pc) = prev {
-                    let k = pair_key(t.key_of_char(pc), t.key_of_char(c));
-                    t.pairs.entry(k).or_insert(NO_MERGE);
-                }
-                prev = Some(c);
+            let mut cs = s.chars();
+            if let (Some(a), Some(b), None) = (cs.next(), cs.next(), cs.next()) {
+                bigrams.push((t.key_of_char(a), t.key_of_char(b), id as u32));
             }
             if p.kind() == crate::PieceType::UserDefined {
                 t.user[s.as_bytes()[0] as usize].push((s.as_bytes().into(), id as u32));
                 t.has_user = true;
             }
         }
+        // Two-character pieces first, so that a bigram that is itself a piece keeps its merge.
+        for p in pieces.iter().filter(|p| is_mergeable(p.kind())) {
+            let cs: Vec<char> = p.piece.chars().collect();
+            for w in cs.windows(2) {
+                bigrams.push((t.key_of_char(w[0]), t.key_of_char(w[1]), NO_MERGE_FIELD as u32));
+            }
+        }
+        t.pairs = PairTable::new(&merges);
+        t.bigrams = PairTable::new(&bigrams);
         for v in &mut t.user {
             v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
         }
         t
+    }
+
+    /// Number of distinct symbol keys (pieces plus virtual characters).
+    pub fn num_keys(&self) -> usize {
+        self.key_len.len()
     }
 
     fn key_of_char(&self, c: char) -> u32 {
@@ -204,16 +279,26 @@ impl SymbolTable {
             .map(|(s, id)| (*id, s.len()))
     }
 
-    /// The table entry of an adjacent pair, `None` when no piece contains the two together.
+    /// Two adjacent characters: `None` when no piece contains them together (no merge can
+    /// ever join them), else their direct merge (`rank == NO_RANK` when there is none).
     #[inline]
-    pub fn pair(&self, l: u32, r: u32) -> Option<PairEntry> {
-        self.pairs.get(&pair_key(l, r)).copied()
+    pub fn char_pair(&self, l: u32, r: u32) -> Option<PairEntry> {
+        self.bigrams.get(l, r).map(|m| self.entry(m))
     }
 
-    /// The merge of a pair, with `rank == NO_RANK` when there is none.
+    /// The merge of two symbols, with `rank == NO_RANK` when there is none.
     #[inline]
     pub fn merge(&self, l: u32, r: u32) -> PairEntry {
-        self.pairs.get(&pair_key(l, r)).copied().unwrap_or(NO_MERGE)
+        self.pairs.get(l, r).map_or(NO_MERGE, |m| self.entry(m))
+    }
+
+    #[inline]
+    fn entry(&self, merged: u32) -> PairEntry {
+        if merged == NO_KEY {
+            NO_MERGE
+        } else {
+            PairEntry { merged, rank: self.rank[merged as usize] }
+        }
     }
 
     pub fn is_unused(&self, key: u32) -> bool {

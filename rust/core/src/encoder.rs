@@ -2,7 +2,7 @@
 //! `SentencePieceProcessor::Encode` (src/sentencepiece_processor.cc). Decoding lives in
 //! [`crate::decoder`].
 
-use crate::bpe::BpeModel;
+use crate::bpe::{BpeError, BpeModel};
 use crate::model::{ModelError, ModelProto, ModelType, PieceType};
 use crate::normalizer::{Normalizer, NormalizerError};
 use crate::unigram::{UnigramError, UnigramModel};
@@ -20,6 +20,8 @@ pub enum EncoderError {
     Model(#[from] ModelError),
     #[error("cannot build the model's normalizer: {0}")]
     Normalizer(#[from] NormalizerError),
+    #[error("cannot build the BPE model: {0}")]
+    Bpe(#[from] BpeError),
     #[error("cannot build the Unigram model: {0}")]
     Unigram(#[from] UnigramError),
     #[error(
@@ -39,6 +41,10 @@ pub(crate) struct Inner {
     piece_to_id: FxHashMap<String, u32>,
     segmenter: Segmenter,
     normalizer: Normalizer,
+    /// `Some(add_dummy_prefix)` when normalization is only "prefix U+2581, spaces become
+    /// U+2581" (identity charsmap, no user-defined symbols, escape_whitespaces on,
+    /// remove_extra_whitespaces and treat_whitespace_as_suffix off: LLaMA's spec).
+    plain_spaces: Option<bool>,
     pub(crate) unk_id: u32,
     unk_reported: Option<u32>,
     bos_id: Option<u32>,
@@ -110,8 +116,13 @@ impl Tokenizer {
             Some(d) if !d.precompiled_charsmap.is_empty() => Some(Normalizer::new(&d, false, &[])?),
             _ => None,
         };
+        let plain_spaces = (normalizer.is_identity()
+            && ns.escape_whitespaces
+            && !ns.remove_extra_whitespaces
+            && !ts.treat_whitespace_as_suffix)
+            .then_some(ns.add_dummy_prefix);
         let segmenter = match ts.model_type {
-            ModelType::Bpe => Segmenter::Bpe(BpeModel::new(&m.pieces)),
+            ModelType::Bpe => Segmenter::Bpe(BpeModel::new(&m.pieces)?),
             _ => Segmenter::Unigram(UnigramModel::new(&m.pieces, unk_id, ts.byte_fallback)?),
         };
         let inner = Inner {
@@ -120,6 +131,7 @@ impl Tokenizer {
             piece_to_id,
             segmenter,
             normalizer,
+            plain_spaces,
             unk_id,
             unk_reported,
             bos_id,
@@ -163,7 +175,7 @@ impl Tokenizer {
         NORMALIZED.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            inner.normalizer.normalize_into(text, &mut buf);
+            inner.normalize(text, &mut buf);
             inner.encode_normalized(&buf, out);
         });
         if add_eos {
@@ -266,6 +278,29 @@ impl Tokenizer {
 }
 
 impl Inner {
+    fn normalize(&self, text: &[u8], out: &mut String) {
+        if let (Some(dummy), Ok(valid)) = (self.plain_spaces, std::str::from_utf8(text)) {
+            // sentencepiece's Normalize for this spec: an empty input stays empty; otherwise
+            // the dummy prefix, then each character as is, ' ' escaped to U+2581.
+            if valid.is_empty() {
+                return;
+            }
+            out.reserve(valid.len() + valid.len() / 4 + 3);
+            if dummy {
+                out.push('\u{2581}');
+            }
+            let mut rest = valid;
+            while let Some(i) = rest.find(' ') {
+                out.push_str(&rest[..i]);
+                out.push('\u{2581}');
+                rest = &rest[i + 1..];
+            }
+            out.push_str(rest);
+            return;
+        }
+        self.normalizer.normalize_into(text, out);
+    }
+
     /// `PopulateSentencePieceText` over the model's pieces: an UNKNOWN piece becomes one
     /// `<0xXX>` per UTF-8 byte when byte_fallback is on; otherwise consecutive unknown pieces
     /// fuse into one (sentencepiece merges the run "so that decoder can copy ... easily").

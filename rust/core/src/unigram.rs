@@ -1,20 +1,21 @@
 //! sentencepiece's Unigram model: Viterbi segmentation of normalized text, exactly as
-//! `unigram::Model::EncodeOptimized` (unigram_model.cc), the default `Encode` path since
-//! sentencepiece 0.1.99 and the one the 0.2.x Python package runs.
+//! `unigram::Model::EncodeOptimized` in sentencepiece 0.2.3 (unigram_model.cc), which is what
+//! `Model::Encode` always runs there and what the pip package's `encode` uses.
 //!
-//! Exactness rules mirrored here, each with its reason in C++:
+//! Exactness rules mirrored here (0.2.3; older releases differ, see the notes):
 //! - The lattice holds NORMAL, USER_DEFINED and UNUSED pieces (`InitializePieces` puts them in
 //!   the trie); UNUSED ones are skipped when found, so they are simply left out here.
-//! - `min_score` / `max_score` run over NORMAL pieces only and start at `FLT_MAX` / `FLT_MIN`
-//!   (the smallest *positive* float, so `max_score` is never below it).
-//! - An unknown character costs `min_score - kUnkPenalty` (10), computed in `float`; an unk
-//!   node is added only when no piece covers exactly that one character.
-//! - A USER_DEFINED piece scores `len_bytes * max_score - 0.1`: the product is `float`, the
-//!   subtraction `double` (0.1 is a double literal), which makes the ternary, the candidate
-//!   path score and the comparison `double` too. A NORMAL piece's `float` score therefore also
-//!   enters a `double` sum with the `float` best score so far; the winner is stored back as
-//!   `float`. The unk candidate is a pure `float` sum. Ties keep the earlier candidate (`>`),
-//!   and candidates reach a position ordered by start, shortest piece first per start.
+//! - `min_score` runs over NORMAL pieces only and starts at `FLT_MAX`; an unknown character
+//!   costs `min_score - kUnkPenalty` (10). An unk node is added only when no piece covers
+//!   exactly that one character. Any NaN or infinite score makes the model fail to load.
+//! - A USER_DEFINED piece scores `GetUserDefinedScore(len) = 0.1 * (len - 1)` with `len` in
+//!   bytes, computed in `double` and returned as `float` (0.2.0 and earlier used `len * max_score - 0.1`).
+//! - Path scores are `float` sums compared with `>`: ties keep the earlier candidate, and
+//!   candidates reach a position ordered by start, shortest piece first per start.
+//! - When the best score so far leaves [-1e5, 1e5] (`kScoreResetThreshold`), every reached
+//!   score from the current start up to the furthest reached position (`max_frontier`) is
+//!   re-based by subtracting it, in `float`. On long inputs this changes rounding, and so which
+//!   of two equal-looking paths wins; it must be replayed exactly.
 
 use crate::model::{Piece, PieceType};
 use crate::normalizer::trie::ByteTrie;
@@ -24,11 +25,21 @@ use thiserror::Error;
 
 /// `kUnkPenalty` in unigram_model.cc.
 const UNK_PENALTY: f32 = 10.0;
+/// `kScoreResetThreshold` in `EncodeOptimized`.
+const SCORE_RESET_THRESHOLD: f32 = 100_000.0;
 
 #[derive(Debug, Error)]
 pub enum UnigramError {
     #[error("unk_id {unk_id} is out of range for a vocabulary of {size} pieces")]
     UnkOutOfRange { unk_id: u32, size: usize },
+    #[error(
+        "piece {id} ({piece:?}) has score {score}; sentencepiece refuses NaN or infinite scores"
+    )]
+    BadScore {
+        id: usize,
+        piece: String,
+        score: f32,
+    },
     #[error(
         "the model has no NORMAL, USER_DEFINED or UNUSED piece, so the Unigram lattice would be \
          empty (sentencepiece: \"no pieces are loaded\"); check that the model file is complete"
@@ -36,16 +47,15 @@ pub enum UnigramError {
     NoPieces,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UnigramModel {
     trie: ByteTrie,
-    /// Per piece id: the score a lattice node for it gets, already as the `double` the C++
-    /// comparison uses.
-    node_score: Vec<f64>,
+    /// Per piece id: the score a lattice node for it gets (user-defined pieces: their length
+    /// bonus).
+    node_score: Vec<f32>,
     unk_id: u32,
     unk_score: f32,
     min_score: f32,
-    max_score: f32,
     byte_fallback: bool,
 }
 
@@ -70,8 +80,9 @@ thread_local! {
 
 impl UnigramModel {
     /// Build from the model's pieces (ids are indices), as `unigram::Model::Model`.
-    /// `byte_fallback` is kept for the caller; the lattice itself never uses BYTE pieces
-    /// (they are not in sentencepiece's trie).
+    /// `unk_id`: the index of the UNKNOWN-typed piece (sentencepiece's `unk_id_` comes from the
+    /// piece types, not from `trainer_spec.unk_id`). `byte_fallback` is kept for the caller;
+    /// the lattice itself never uses BYTE pieces (they are not in sentencepiece's trie).
     pub fn new(pieces: &[Piece], unk_id: u32, byte_fallback: bool) -> Result<Self, UnigramError> {
         if unk_id as usize >= pieces.len() {
             return Err(UnigramError::UnkOutOfRange {
@@ -79,15 +90,18 @@ impl UnigramModel {
                 size: pieces.len(),
             });
         }
-        // std::min / std::max with these exact comparisons: a NaN score never replaces.
-        let (mut min_score, mut max_score) = (f32::MAX, f32::MIN_POSITIVE);
-        for p in pieces.iter().filter(|p| p.kind() == PieceType::Normal) {
-            let s = p.score();
-            if s < min_score {
-                min_score = s;
+        let mut min_score = f32::MAX;
+        for (id, p) in pieces.iter().enumerate() {
+            let score = p.score();
+            if !score.is_finite() {
+                return Err(UnigramError::BadScore {
+                    id,
+                    piece: p.piece.clone(),
+                    score,
+                });
             }
-            if max_score < s {
-                max_score = s;
+            if p.kind() == PieceType::Normal && score < min_score {
+                min_score = score;
             }
         }
         let in_lattice = |k: PieceType| {
@@ -102,8 +116,8 @@ impl UnigramModel {
         let node_score = pieces
             .iter()
             .map(|p| match p.kind() {
-                PieceType::UserDefined => ((p.piece.len() as f32) * max_score) as f64 - 0.1,
-                _ => p.score() as f64,
+                PieceType::UserDefined => user_defined_score(p.piece.len()),
+                _ => p.score(),
             })
             .collect();
         let trie = ByteTrie::new(pieces.iter().enumerate().filter_map(|(i, p)| {
@@ -116,7 +130,6 @@ impl UnigramModel {
             unk_id,
             unk_score: min_score - UNK_PENALTY,
             min_score,
-            max_score,
             byte_fallback,
         })
     }
@@ -130,10 +143,6 @@ impl UnigramModel {
     /// Lowest NORMAL score (`f32::MAX` when there is none), as sentencepiece's `min_score()`.
     pub fn min_score(&self) -> f32 {
         self.min_score
-    }
-    /// Highest NORMAL score, at least `f32::MIN_POSITIVE`, as sentencepiece's `max_score()`.
-    pub fn max_score(&self) -> f32 {
-        self.max_score
     }
 
     /// Viterbi segmentation of `normalized` (the normalizer's output), appended to `out` as
@@ -159,19 +168,37 @@ impl UnigramModel {
         let size = text.len();
         best.clear();
         best.resize(size + 1, UNREACHED);
-        best[0].starts_at = 0; // only its score (0) is read, as the C++ zero-initialized node
         let mut starts_at = 0usize;
+        // Furthest position any candidate has reached (`max_frontier`), bounding the re-basing.
+        let mut max_frontier = 0usize;
         while starts_at < size {
-            let till_here = best[starts_at].score;
+            let mut till_here = best[starts_at].score;
+            if !(-SCORE_RESET_THRESHOLD..=SCORE_RESET_THRESHOLD).contains(&till_here) {
+                let offset = till_here;
+                // (An empty range when nothing reached past here, as the C++ `for` loop.)
+                for (i, node) in best
+                    .iter_mut()
+                    .take(max_frontier + 1)
+                    .skip(starts_at)
+                    .enumerate()
+                {
+                    if i == 0 || node.starts_at >= 0 {
+                        node.score -= offset;
+                    }
+                }
+                till_here = 0.0;
+            }
             // `OneCharLen`: text is valid UTF-8, so this is the character's length.
             let mblen = char_len(text[starts_at]).min(size - starts_at);
             let mut has_single_node = false;
             self.trie.for_each_prefix(&text[starts_at..], |id, length| {
-                let target = &mut best[starts_at + length];
-                let candidate = self.node_score[id as usize] + till_here as f64;
-                if target.starts_at < 0 || candidate > target.score as f64 {
+                let end = starts_at + length;
+                max_frontier = max_frontier.max(end);
+                let target = &mut best[end];
+                let candidate = self.node_score[id as usize] + till_here;
+                if target.starts_at < 0 || candidate > target.score {
                     *target = BestPath {
-                        score: candidate as f32,
+                        score: candidate,
                         starts_at: starts_at as i32,
                         id,
                     };
@@ -179,7 +206,9 @@ impl UnigramModel {
                 has_single_node |= length == mblen;
             });
             if !has_single_node {
-                let target = &mut best[starts_at + mblen];
+                let end = starts_at + mblen;
+                max_frontier = max_frontier.max(end);
+                let target = &mut best[end];
                 let candidate = self.unk_score + till_here;
                 if target.starts_at < 0 || candidate > target.score {
                     *target = BestPath {
@@ -201,6 +230,13 @@ impl UnigramModel {
         }
         out[first..].reverse();
     }
+}
+
+/// `GetUserDefinedScore`: `0.1 * (length - 1)` in `double`, returned as `float`. It makes a
+/// user-defined piece beat any split of it into normal pieces (log-probabilities <= 0) and
+/// prefer fewer, longer user-defined pieces.
+fn user_defined_score(len_bytes: usize) -> f32 {
+    (0.1 * (len_bytes as i32 - 1) as f64) as f32
 }
 
 /// sentencepiece's `OneCharLen`: the length a UTF-8 lead byte announces.
@@ -245,7 +281,6 @@ mod tests {
         // Unknown characters: one unk token per character, not fused.
         assert_eq!(enc(&m, "x\u{4e2d}a"), vec![(0, 0..1), (0, 1..4), (1, 4..5)]);
         assert_eq!(m.min_score(), -5.0);
-        assert_eq!(m.max_score(), f32::MIN_POSITIVE);
         let mut out = vec![(9, 0..0)];
         m.encode("", &mut out);
         m.encode("a", &mut out);
@@ -277,23 +312,21 @@ mod tests {
         ]);
         // Unused "ab" never appears; unused "c" leaves "c" unknown.
         assert_eq!(enc(&m, "abc"), vec![(1, 0..1), (2, 1..2), (0, 2..3)]);
-        // A user-defined piece scores ~-0.1 and beats the 3 unknowns.
+        // A user-defined piece scores 0.2 and beats the 3 unknowns.
         assert_eq!(enc(&m, "<x>"), vec![(4, 0..3)]);
     }
 
     #[test]
-    fn double_comparison_decides_near_ties() {
-        // Path A = "a"+"b": float(-0.1) + float(-0.2) summed in double then rounded to float.
-        // Path B = "ab" with the score float(-0.3). In double, A's sum differs from B's score
-        // though both round to nearby floats; the stored float then feeds the comparison.
+    fn float_sums_decide_near_ties() {
+        // "a"+"b" is float(-0.1) + float(-0.2) rounded to float; it replaces "ab" only if that
+        // float is strictly greater than float(-0.3).
         let m = model(&[
             ("<unk>", 0.0, Unknown),
             ("a", -0.1, Normal),
             ("b", -0.2, Normal),
             ("ab", -0.3, Normal),
         ]);
-        let a = -0.1f32 as f64 + -0.2f32 as f64;
-        let expected = if a > -0.3f32 as f64 {
+        let expected = if -0.1f32 + -0.2f32 > -0.3f32 {
             vec![(1, 0..1), (2, 1..2)]
         } else {
             vec![(3, 0..2)]
@@ -302,8 +335,54 @@ mod tests {
     }
 
     #[test]
+    fn user_defined_score_prefers_longer_pieces() {
+        assert_eq!(user_defined_score(1), 0.0);
+        assert_eq!(user_defined_score(3), (0.1f64 * 2.0) as f32);
+        // (A normal piece keeps the unk score finite: with none, min_score stays FLT_MAX.)
+        let m = model(&[
+            ("<unk>", 0.0, Unknown),
+            ("ab", 0.0, UserDefined),
+            ("abcd", 0.0, UserDefined),
+            ("cd", 0.0, UserDefined),
+            ("z", -1.0, Normal),
+        ]);
+        assert_eq!(enc(&m, "abcd"), vec![(2, 0..4)]);
+    }
+
+    #[test]
+    fn long_inputs_rebase_scores() {
+        // 30,000 unknown characters at -20 each pass -1e5 several times; the path must still
+        // cover the input and end with the same tokens as without re-basing.
+        let m = model(&[
+            ("<unk>", 0.0, Unknown),
+            ("a", -10.0, Normal),
+            ("b", -10.0, Normal),
+            ("ab", -20.0, Normal),
+        ]);
+        let text: String = "ab".repeat(30_000);
+        let got = enc(&m, &text);
+        assert_eq!(got.iter().map(|(_, r)| r.len()).sum::<usize>(), text.len());
+        assert!(got.windows(2).all(|w| w[0].1.end == w[1].1.start));
+    }
+
+    #[test]
+    fn thread_safe() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<UnigramModel>();
+        check::<crate::normalizer::Normalizer>();
+    }
+
+    #[test]
     fn errors() {
-        let p = vec![Piece::new("<unk>", 0.0, Some(Unknown))];
+        let mut p = vec![
+            Piece::new("<unk>", 0.0, Some(Unknown)),
+            Piece::new("a", f32::NAN, None),
+        ];
+        assert!(matches!(
+            UnigramModel::new(&p, 0, false),
+            Err(UnigramError::BadScore { id: 1, .. })
+        ));
+        p.pop();
         assert!(matches!(
             UnigramModel::new(&p, 0, false),
             Err(UnigramError::NoPieces)

@@ -10,6 +10,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -73,7 +74,9 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, String> {
 fn resolve_threads(num_threads: Option<i64>) -> PyResult<usize> {
     match num_threads {
         None => Ok(default_threads()),
-        Some(n) if n <= 0 => Ok(default_threads()),
+        Some(n) if n < 1 => Err(PyValueError::new_err(format!(
+            "num_threads must be a positive int or None (all cores), got {n}"
+        ))),
         Some(n) => Ok(n as usize),
     }
 }
@@ -87,73 +90,142 @@ fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, P
     Ok(p.install(f))
 }
 
-/// A SentencePiece model that encodes exactly as sentencepiece does.
-#[pyclass(name = "Tokenizer", module = "zhllama._native", frozen)]
+/// A SentencePiece model that encodes exactly as sentencepiece does. `zhllama.Tokenizer`
+/// subclasses it, so its `encode` is this method with no Python frame in between.
+#[pyclass(name = "Tokenizer", module = "zhllama._native", frozen, subclass)]
 pub struct PyTokenizer {
     inner: Tokenizer,
+    /// One Python int per piece id, made once: building a result list then costs an incref
+    /// per token instead of an int allocation (the largest per-token cost left in `encode`).
+    ints: Vec<Py<PyAny>>,
+}
+
+impl PyTokenizer {
+    fn build(py: Python<'_>, inner: Tokenizer) -> PyResult<Self> {
+        let ints = (0..inner.vocab_size() as u32)
+            .map(|i| Ok(i.into_pyobject(py)?.into_any().unbind()))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyTokenizer { inner, ints })
+    }
+
+    fn list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
+        // SAFETY: PyList_New returns a new list of `len` NULL slots (or NULL with an error
+        // set, turned into Err by from_owned_ptr_or_err); each slot is filled exactly once
+        // with a new reference (PyList_SetItem steals it) to a cached int. Ids come from the
+        // encoder and are < vocab_size == ints.len(); indexing checks it anyway.
+        unsafe {
+            let list = pyo3::ffi::PyList_New(ids.len() as pyo3::ffi::Py_ssize_t);
+            let list = Bound::from_owned_ptr_or_err(py, list)?;
+            for (i, &id) in ids.iter().enumerate() {
+                let obj = self.ints[id as usize].clone_ref(py).into_ptr();
+                pyo3::ffi::PyList_SetItem(list.as_ptr(), i as pyo3::ffi::Py_ssize_t, obj);
+            }
+            Ok(list.cast_into_unchecked())
+        }
+    }
+
+    fn check_specials(&self, add_bos: bool, add_eos: bool) -> PyResult<()> {
+        // sentencepiece 0.2.x refuses add_bos/add_eos on a model without that control piece.
+        if add_bos && self.inner.bos_id().is_none() {
+            return Err(PyValueError::new_err(
+                "add_bos=True but BOS token is not defined as a control symbol in this model.",
+            ));
+        }
+        if add_eos && self.inner.eos_id().is_none() {
+            return Err(PyValueError::new_err(
+                "add_eos=True but EOS token is not defined as a control symbol in this model.",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[pymethods]
 impl PyTokenizer {
+    /// `Tokenizer(model_bytes)`; extra arguments are left to subclasses' `__init__`.
+    #[new]
+    #[pyo3(signature = (model_bytes, *_args, **_kwargs))]
+    fn new(
+        py: Python<'_>,
+        model_bytes: Vec<u8>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let inner = detach(py, move || Tokenizer::from_bytes(&model_bytes))?;
+        Self::build(py, inner)
+    }
+
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
         let inner = detach(py, move || Tokenizer::from_bytes(&data))?;
-        Ok(PyTokenizer { inner })
+        Self::build(py, inner)
     }
 
     #[staticmethod]
     fn from_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
         let inner = detach(py, move || Tokenizer::from_file(&path))?;
-        Ok(PyTokenizer { inner })
+        Self::build(py, inner)
     }
 
     #[pyo3(signature = (text, add_bos = false, add_eos = false))]
-    fn encode(
+    fn encode<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         text: PyBackedStr,
         add_bos: bool,
         add_eos: bool,
-    ) -> PyResult<Vec<u32>> {
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.check_specials(add_bos, add_eos)?;
         let tok = &self.inner;
-        if text.len() >= DETACH_MIN_BYTES {
-            return detach(py, || Ok::<_, PyErr>(tok.encode(&text, add_bos, add_eos)));
-        }
-        catch_unwind(AssertUnwindSafe(|| tok.encode(&text, add_bos, add_eos)))
-            .map_err(|p| InternalError::new_err(panic_message(p)))
+        let ids = if text.len() >= DETACH_MIN_BYTES {
+            detach(py, || Ok::<_, PyErr>(tok.encode(&text, add_bos, add_eos)))?
+        } else {
+            catch_unwind(AssertUnwindSafe(|| tok.encode(&text, add_bos, add_eos)))
+                .map_err(|p| InternalError::new_err(panic_message(p)))?
+        };
+        self.list(py, &ids)
     }
 
     /// Raw bytes, possibly invalid UTF-8 (each malformed byte normalizes to U+FFFD).
     #[pyo3(signature = (data, add_bos = false, add_eos = false))]
-    fn encode_bytes(
+    fn encode_bytes<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         data: Vec<u8>,
         add_bos: bool,
         add_eos: bool,
-    ) -> PyResult<Vec<u32>> {
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.check_specials(add_bos, add_eos)?;
         let tok = &self.inner;
-        detach(py, || {
+        let ids = detach(py, || {
             let mut out = Vec::new();
             tok.encode_bytes_into(&data, add_bos, add_eos, &mut out);
             Ok::<_, PyErr>(out)
-        })
+        })?;
+        self.list(py, &ids)
     }
 
     #[pyo3(signature = (texts, add_bos = false, add_eos = false, num_threads = None))]
-    fn encode_batch(
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         texts: Vec<PyBackedStr>,
         add_bos: bool,
         add_eos: bool,
         num_threads: Option<i64>,
-    ) -> PyResult<Vec<Vec<u32>>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let threads = resolve_threads(num_threads)?;
+        self.check_specials(add_bos, add_eos)?;
         let tok = &self.inner;
-        detach(py, || {
-            on_pool(threads, || tok.encode_batch(&texts, add_bos, add_eos))
-        })
+        // Flat results: one allocation per block of texts rather than one per text.
+        let (ids, offsets) = detach(py, || {
+            on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
+        })?;
+        let lists = offsets
+            .windows(2)
+            .map(|w| self.list(py, &ids[w[0] as usize..w[1] as usize]))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, lists)
     }
 
     /// `(ids, offsets)`: uint32 ids of all texts back to back and int64 offsets
@@ -168,6 +240,7 @@ impl PyTokenizer {
         num_threads: Option<i64>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
         let threads = resolve_threads(num_threads)?;
+        self.check_specials(add_bos, add_eos)?;
         let tok = &self.inner;
         let (ids, offsets) = detach(py, || {
             on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))

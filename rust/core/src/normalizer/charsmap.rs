@@ -3,7 +3,9 @@
 //!
 //! Layout (normalizer.cc, `DecodePrecompiledCharsMap`): `<trie size: u32 LE><trie units: u32 LE
 //! each><replacement strings>`. The reader below walks the array exactly as darts-clone's
-//! `commonPrefixSearch` does, so every key it finds is one sentencepiece finds.
+//! `commonPrefixSearch` does, so every key it finds is one sentencepiece finds, and it accepts
+//! exactly the blobs sentencepiece 0.2.3 accepts (its `DecodePrecompiledCharsMap` checks plus
+//! darts-clone's `validate`). After validation every walk stays inside the array.
 
 use super::NormalizerError;
 
@@ -37,16 +39,51 @@ impl DoubleArray {
         DoubleArray { units }
     }
 
-    /// Every `(value, key length)` whose key is a prefix of `key`, shortest first, as darts-clone's
-    /// `commonPrefixSearch`. Indices outside the array (only in corrupt blobs; C++ would read out
-    /// of bounds there) end the search.
+    /// darts-clone's `validate(max_value_limit)` as sentencepiece 0.2.3 calls it: the root is a
+    /// plain node, every node's child block lies inside the array, every has-leaf node points
+    /// at a value unit, and every value is below `max_value`.
+    pub(crate) fn validate(&self, max_value: u32) -> bool {
+        let units = &self.units;
+        let size = units.len();
+        let Some(&root) = units.first() else {
+            return false;
+        };
+        if label(root) != 0 || has_leaf(root) || offset(root) == 0 || (offset(root) | 0xFF) >= size
+        {
+            return false;
+        }
+        for (i, &u) in units.iter().enumerate().skip(1) {
+            if label(u) <= 0xFF {
+                let child = i ^ offset(u);
+                if (child | 0xFF) >= size || (has_leaf(u) && label(units[child]) <= 0xFF) {
+                    return false;
+                }
+            } else if value(u) >= max_value {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The first `limit` `(value, key length)` pairs whose key is a prefix of `key`, shortest
+    /// first, as darts-clone's `commonPrefixSearch` filling a `limit`-entry result buffer.
+    /// Indices outside the array (impossible after `validate`) end the search.
     #[inline]
-    pub(crate) fn common_prefix_search(&self, key: &[u8], mut found: impl FnMut(u32, usize)) {
+    pub(crate) fn common_prefix_search(
+        &self,
+        key: &[u8],
+        limit: usize,
+        mut found: impl FnMut(u32, usize),
+    ) {
         let Some(&root) = self.units.first() else {
             return;
         };
         let mut pos = offset(root);
+        let mut n = 0;
         for (i, &b) in key.iter().enumerate() {
+            if n == limit {
+                return;
+            }
             pos ^= b as usize;
             let Some(&unit) = self.units.get(pos) else {
                 return;
@@ -60,15 +97,16 @@ impl DoubleArray {
                     return;
                 };
                 found(value(v), i + 1);
+                n += 1;
             }
         }
     }
 
-    /// The longest key that is a prefix of `key`: `(value, length)`.
+    /// The longest of the first `limit` keys that are prefixes of `key`: `(value, length)`.
     #[inline]
-    pub(crate) fn longest_prefix(&self, key: &[u8]) -> Option<(u32, usize)> {
+    pub(crate) fn longest_prefix(&self, key: &[u8], limit: usize) -> Option<(u32, usize)> {
         let mut best = None;
-        self.common_prefix_search(key, |v, len| best = Some((v, len)));
+        self.common_prefix_search(key, limit, |v, len| best = Some((v, len)));
         best
     }
 
@@ -105,44 +143,57 @@ pub(crate) enum FirstByte {
     Walk,
 }
 
+/// `Normalizer::kMaxTrieResultsSize`: `NormalizePrefix` only looks at this many matches.
+const MAX_TRIE_RESULTS: usize = 32;
+
 #[derive(Debug, Clone)]
 pub(crate) struct CharsMap {
     trie: DoubleArray,
     blob: Vec<u8>,
-    /// `valid_start[i]`: the NUL-terminated string at blob offset `i` is valid UTF-8. Offsets
-    /// that fail (only in corrupt models) are ignored as matches, since a `String` cannot hold
-    /// the bytes sentencepiece would copy there.
+    /// `valid_start[i]`: the NUL-terminated string at blob offset `i` is valid UTF-8. A rule
+    /// pointing elsewhere (only in hand-made blobs: sentencepiece's builder writes UTF-8) is
+    /// treated as absent, since a `String` cannot hold the bytes sentencepiece would copy.
     valid_start: Vec<bool>,
     first: [FirstByte; 256],
 }
 
 impl CharsMap {
-    /// Decode a `precompiled_charsmap` with the checks of `DecodePrecompiledCharsMap`.
+    /// Decode a `precompiled_charsmap` with the checks of sentencepiece 0.2.3's
+    /// `DecodePrecompiledCharsMap` and `Normalizer::Init`.
     pub(crate) fn parse(data: &[u8]) -> Result<Self, NormalizerError> {
+        let bad = |why: String| Err(NormalizerError::CorruptCharsMap(why));
         if data.len() <= 4 {
-            return Err(NormalizerError::CorruptCharsMap(format!(
+            return bad(format!(
                 "{} bytes is too short to hold the trie size",
                 data.len()
-            )));
+            ));
         }
         let trie_size = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        if trie_size >= data.len() {
-            return Err(NormalizerError::CorruptCharsMap(format!(
-                "trie size {trie_size} exceeds the blob size {}",
-                data.len()
-            )));
-        }
-        // `trie_size < data.len()` but the header itself takes 4 bytes, so clamp like the
-        // C++ code, which would read past the end there; we read what is present.
         let body = &data[4..];
-        let trie_bytes = &body[..trie_size.min(body.len())];
-        // darts `set_array(data, size / unit_size)`: a trailing partial unit is ignored.
-        let units = trie_bytes
+        if trie_size >= body.len() {
+            return bad(format!(
+                "trie size {trie_size} leaves no room for strings in a {} byte blob",
+                data.len()
+            ));
+        }
+        // 256-unit blocks of 4-byte units.
+        if trie_size < 1024 || trie_size & 0x3FF != 0 {
+            return bad(format!(
+                "trie size {trie_size} is not a positive multiple of 1024"
+            ));
+        }
+        let blob = body[trie_size..].to_vec();
+        if blob.last() != Some(&0) {
+            return bad("the replacement strings are not NUL-terminated".into());
+        }
+        let units = body[..trie_size]
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let blob = body[trie_bytes.len()..].to_vec();
         let trie = DoubleArray::from_units(units);
+        if !trie.validate(blob.len().min(i32::MAX as usize) as u32) {
+            return bad("the double-array trie does not validate".into());
+        }
         let valid_start = valid_starts(&blob);
         let mut map = CharsMap {
             trie,
@@ -154,7 +205,7 @@ impl CharsMap {
             map.first[b as usize] = if map.trie.has_longer_key(b) {
                 FirstByte::Walk
             } else {
-                match map.trie.longest_prefix(&[b]) {
+                match map.trie.longest_prefix(&[b], MAX_TRIE_RESULTS) {
                     Some((v, _)) if map.replacement(v).is_some() => FirstByte::Single(v),
                     _ => FirstByte::NoKey,
                 }
@@ -184,7 +235,7 @@ impl CharsMap {
     /// `Normalizer::NormalizePrefix` picks it (longest key wins).
     #[inline]
     pub(crate) fn lookup(&self, input: &[u8]) -> Option<(&[u8], usize)> {
-        let (v, len) = self.trie.longest_prefix(input)?;
+        let (v, len) = self.trie.longest_prefix(input, MAX_TRIE_RESULTS)?;
         Some((self.replacement(v)?, len))
     }
 }
@@ -233,28 +284,63 @@ mod tests {
     fn common_prefix_search_finds_every_prefix_key() {
         let t = tiny();
         let mut got = Vec::new();
-        t.common_prefix_search(b"abc", |v, l| got.push((v, l)));
+        t.common_prefix_search(b"abc", 32, |v, l| got.push((v, l)));
         assert_eq!(got, vec![(7, 1), (9, 2)]);
-        assert_eq!(t.longest_prefix(b"ax"), Some((7, 1)));
-        assert_eq!(t.longest_prefix(b"b"), None);
-        assert_eq!(t.longest_prefix(b""), None);
+        assert_eq!(t.longest_prefix(b"ax", 32), Some((7, 1)));
+        assert_eq!(t.longest_prefix(b"b", 32), None);
+        assert_eq!(t.longest_prefix(b"", 32), None);
         // NUL never matches: the leaf slot's label carries bit 31.
-        assert_eq!(t.longest_prefix(b"a\0"), Some((7, 1)));
+        assert_eq!(t.longest_prefix(b"a\0", 32), Some((7, 1)));
         assert!(t.has_longer_key(b'a'));
         assert!(!t.has_longer_key(b'b'));
         assert!(DoubleArray::from_units(vec![])
-            .longest_prefix(b"a")
+            .longest_prefix(b"a", 32)
             .is_none());
     }
 
+    fn blob(units: &[u32], strings: &[u8]) -> Vec<u8> {
+        let mut out = ((units.len() * 4) as u32).to_le_bytes().to_vec();
+        units
+            .iter()
+            .for_each(|u| out.extend_from_slice(&u.to_le_bytes()));
+        out.extend_from_slice(strings);
+        out
+    }
+
     #[test]
-    fn corrupt_blobs_are_errors() {
-        assert!(CharsMap::parse(&[]).is_err());
-        assert!(CharsMap::parse(&[1, 0, 0, 0]).is_err());
-        assert!(CharsMap::parse(&[9, 0, 0, 0, 0, 0]).is_err());
-        // Out-of-range offsets inside an accepted blob do not panic.
-        let m = CharsMap::parse(&[4, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, b'x']).unwrap();
-        assert!(m.lookup(b"abc").is_none());
+    fn validation_matches_sentencepiece_0_2_3() {
+        let t = tiny();
+        assert!(t.validate(10));
+        assert!(!t.validate(9), "value 9 must be below the strings' size");
+        assert!(CharsMap::parse(&blob(&t.units, b"0123456789\0")).is_ok());
+        let bad = |why: &str, data: Vec<u8>| {
+            let err = CharsMap::parse(&data)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {why}"));
+            assert!(err.to_string().contains("corrupt"), "{err}");
+        };
+        bad("empty", vec![]);
+        bad("header only", vec![1, 0, 0, 0]);
+        bad("trie larger than blob", vec![9, 0, 0, 0, 0, 0]);
+        bad("no strings", blob(&t.units, b""));
+        bad("strings not NUL-terminated", blob(&t.units, b"0123456789"));
+        bad(
+            "trie not a multiple of 1024 bytes",
+            blob(&t.units[..1000], b"0123456789\0"),
+        );
+        let mut broken = t.units.clone();
+        broken[0] |= 1 << 8; // root with a leaf
+        bad("root has leaf", blob(&broken, b"0123456789\0"));
+        let mut broken = t.units.clone();
+        broken[256] = 0; // "a" points at a non-value unit
+        bad("leaf without value", blob(&broken, b"0123456789\0"));
+    }
+
+    #[test]
+    fn result_cap_limits_the_longest_match() {
+        let t = tiny();
+        assert_eq!(t.longest_prefix(b"ab", 1), Some((7, 1)));
+        assert_eq!(t.longest_prefix(b"ab", 2), Some((9, 2)));
     }
 
     #[test]

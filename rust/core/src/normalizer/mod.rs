@@ -1,12 +1,14 @@
-//! sentencepiece's text normalizer (normalizer.cc, `Normalizer::Normalize`), byte for byte.
+//! sentencepiece's text normalizer (normalizer.cc, `Normalizer::Normalize`), byte for byte,
+//! as in sentencepiece 0.2.3 (the pip package the parity tests run against).
 //!
 //! At encode time sentencepiece only looks at `precompiled_charsmap`: the trainer compiles
 //! `name` (nmt_nfkc, nfkc_cf, ...) and `normalization_rule_tsv` into it, and an empty charsmap
 //! means identity whatever the name says. So does this module.
 //!
-//! Per step, the longest of these wins at the current input position (`NormalizePrefix`):
-//! 1. a USER_DEFINED piece (sentencepiece's `PrefixMatcher`): copied as is, never normalized;
-//! 2. the longest charsmap rule: its replacement string;
+//! Per step, the first of these that applies at the current input position (`NormalizePrefix`):
+//! 1. the longest USER_DEFINED piece (`PrefixMatcher`, which reads at most 64 matches): copied
+//!    as is, never normalized;
+//! 2. the longest charsmap rule (among the first 32 matches): its replacement string;
 //! 3. one UTF-8 character copied as is, or one invalid byte turned into U+FFFD.
 //!
 //! Whitespace is then handled on the replacement strings, exactly in `Normalize`'s order:
@@ -33,6 +35,8 @@ pub enum NormalizerError {
 
 /// U+2581 LOWER ONE EIGHTH BLOCK, sentencepiece's escaped space (`kSpaceSymbol`).
 const SPACE_SYMBOL: &[u8] = "\u{2581}".as_bytes();
+/// `PrefixMatcher::PrefixMatch` reads at most this many user-defined matches (`kResultSize`).
+const PREFIX_MATCHER_RESULTS: usize = 64;
 /// What an invalid UTF-8 byte becomes (`NormalizePrefix` consumes one byte for it).
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
@@ -163,6 +167,26 @@ impl Normalizer {
         if !s.treat_whitespace_as_suffix && s.add_dummy_prefix {
             out.extend_from_slice(ws);
         }
+        if self.is_identity() {
+            Self::identity_body(input, s.remove_extra_whitespaces, ws, out);
+        } else {
+            self.general_body(input, out);
+        }
+        // Trailing spaces: sentencepiece strips the escaped symbol from the whole output, so a
+        // U+2581 from the input or the dummy prefix goes too.
+        if s.remove_extra_whitespaces {
+            while out.len() - start >= ws.len() && out.ends_with(ws) {
+                out.truncate(out.len() - ws.len());
+            }
+        }
+        if s.treat_whitespace_as_suffix && s.add_dummy_prefix {
+            out.extend_from_slice(ws);
+        }
+    }
+
+    /// The main loop of `Normalize`, one `NormalizePrefix` step at a time.
+    fn general_body(&self, mut input: &[u8], out: &mut Vec<u8>) {
+        let s = &*self.inner;
         let mut prev_space = s.remove_extra_whitespaces;
         while !input.is_empty() {
             let (mut sp, n) = self.prefix(input);
@@ -186,15 +210,39 @@ impl Normalizer {
                 prev_space = false;
             }
         }
-        // Trailing spaces: sentencepiece strips the escaped symbol from the whole output, so a
-        // U+2581 from the input or the dummy prefix goes too.
-        if s.remove_extra_whitespaces {
-            while out.len() - start >= ws.len() && out.ends_with(ws) {
-                out.truncate(out.len() - ws.len());
+    }
+
+    /// The main loop for the identity normalizer, in bulk. Without a charsmap or user-defined
+    /// symbols every step is one input character copied as is, or U+FFFD for one malformed
+    /// byte, so `general_body` reduces to: copy valid UTF-8 runs, write U+FFFD per byte of a
+    /// malformed run (Rust's `Utf8Chunks` and sentencepiece's `DecodeUTF8` accept the same
+    /// characters, and every byte of a malformed run is itself a malformed start), and treat
+    /// only ASCII spaces specially. A space is written as `ws` unless `remove_extra` is set and
+    /// the last written character was a space (true at the start, where leading spaces are
+    /// already gone).
+    fn identity_body(input: &[u8], remove_extra: bool, ws: &[u8], out: &mut Vec<u8>) {
+        let mut prev_space = remove_extra;
+        for chunk in input.utf8_chunks() {
+            let mut rest = chunk.valid().as_bytes();
+            while let Some(i) = rest.iter().position(|&b| b == b' ') {
+                if i > 0 {
+                    out.extend_from_slice(&rest[..i]);
+                    prev_space = false;
+                }
+                if !(remove_extra && prev_space) {
+                    out.extend_from_slice(ws);
+                }
+                prev_space = true;
+                rest = &rest[i + 1..];
             }
-        }
-        if s.treat_whitespace_as_suffix && s.add_dummy_prefix {
-            out.extend_from_slice(ws);
+            if !rest.is_empty() {
+                out.extend_from_slice(rest);
+                prev_space = false;
+            }
+            for _ in chunk.invalid() {
+                out.extend_from_slice(REPLACEMENT);
+                prev_space = false;
+            }
         }
     }
 
@@ -206,7 +254,7 @@ impl Normalizer {
         let b0 = input[0];
         if let Some(ud) = &s.user_defined {
             if ud.starts_with_byte(b0) {
-                if let Some((_, n)) = ud.longest_prefix(input) {
+                if let Some((_, n)) = ud.longest_prefix(input, PREFIX_MATCHER_RESULTS) {
                     return (&input[..n], n);
                 }
             }

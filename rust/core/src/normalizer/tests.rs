@@ -215,3 +215,43 @@ fn arbitrary_bytes_never_panic_and_stay_utf8() {
         }
     }
 }
+
+#[test]
+fn identity_bulk_path_equals_step_by_step() {
+    let mut x = 99u64;
+    let frags: [&[u8]; 12] = [
+        b" ",
+        b"  ",
+        b"a",
+        b"\xe4\xb8\xad",
+        b"\xe4\xb8",
+        b"\xff",
+        b"\xc0\xaf",
+        b"\t",
+        b"\xf0\x9f\x98\x80",
+        b"\xed\xa0\x80",
+        "\u{2581}".as_bytes(),
+        b"\x80",
+    ];
+    for len in 0..400 {
+        let mut input = Vec::new();
+        for _ in 0..len % 40 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            input.extend_from_slice(frags[(x >> 59) as usize % frags.len()]);
+        }
+        for (remove, escape) in [(true, true), (false, true), (true, false), (false, false)] {
+            let n = Normalizer::new(&spec(true, remove, escape, vec![]), false, &[]).unwrap();
+            assert!(n.is_identity());
+            let ws: &[u8] = if escape { SPACE_SYMBOL } else { b" " };
+            let (mut bulk, mut steps) = (Vec::new(), Vec::new());
+            Normalizer::identity_body(&input, remove, ws, &mut bulk);
+            n.general_body(&input, &mut steps);
+            assert_eq!(
+                bulk, steps,
+                "input {input:?} remove {remove} escape {escape}"
+            );
+        }
+    }
+}

@@ -1,0 +1,114 @@
+"""Type stub for ``zhllama._native``, the compiled Rust extension (rust/python/src/).
+
+tests/test_native_stub.py checks that every name here exists in the compiled module and that
+every public name of the module is declared here.
+"""
+
+from collections.abc import Sequence
+from os import PathLike
+from typing import Optional, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+# ---- exceptions (error.rs) -------------------------------------------------------------
+
+class ZhllamaError(Exception):
+    """Base class of zhllama's native errors."""
+
+class ModelError(ZhllamaError):
+    """A SentencePiece model file is unreadable or invalid."""
+
+class MergeError(ZhllamaError):
+    """Vocabulary merge refused its inputs."""
+
+class CorpusError(ZhllamaError):
+    """Corpus input or output failed (names the file and line)."""
+
+class InternalError(ZhllamaError):
+    """A bug in zhllama's native code (a caught Rust panic). Please report it."""
+
+# ---- model I/O (model.rs) ----------------------------------------------------------------
+
+class SentencePieceModel:
+    """A parsed SentencePiece ``ModelProto``."""
+
+    @staticmethod
+    def from_bytes(data: bytes) -> SentencePieceModel: ...
+    @staticmethod
+    def from_file(path: Union[str, PathLike[str]]) -> SentencePieceModel: ...
+    def to_bytes(self) -> bytes: ...
+    def __len__(self) -> int: ...
+    def pieces(self) -> list[tuple[str, float, int]]:
+        """``(piece, score, type)``; type is sentencepiece's enum value (1 = NORMAL)."""
+    @property
+    def model_type(self) -> str:
+        """``"bpe"``, ``"unigram"``, ``"word"`` or ``"char"``."""
+    @property
+    def byte_fallback(self) -> bool: ...
+    @property
+    def normalizer_name(self) -> str: ...
+
+# ---- merge (merge.rs) --------------------------------------------------------------------
+
+def merge_vocab(base: SentencePieceModel, add: SentencePieceModel, mode: str = "default") -> tuple[SentencePieceModel, str]:
+    """Merge ``add`` into the BPE model ``base``; returns ``(merged_model, report_json)``."""
+
+def unreachable_pieces(model: SentencePieceModel) -> list[int]:
+    """Indices of NORMAL pieces no chain of BPE merges can reach."""
+
+# ---- tokenizer (tokenizer.rs) ------------------------------------------------------------
+
+class Tokenizer:
+    """A SentencePiece model that encodes and decodes exactly as sentencepiece does.
+    (``zhllama.Tokenizer`` wraps this with added tokens and pickling.)"""
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Tokenizer: ...
+    @staticmethod
+    def from_file(path: Union[str, PathLike[str]]) -> Tokenizer: ...
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        """Ids as ``sentencepiece.encode``; a BOS/EOS the model lacks is left out."""
+    def encode_bytes(self, data: bytes, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        """Raw bytes, possibly invalid UTF-8 (each malformed byte normalizes to U+FFFD)."""
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        num_threads: Optional[int] = None,
+    ) -> list[list[int]]:
+        """GIL released; ``num_threads`` None or <= 0: all cores."""
+    def encode_batch_flat(
+        self,
+        texts: Sequence[str],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        num_threads: Optional[int] = None,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """``(ids, offsets)``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
+    def decode(self, ids: Sequence[int]) -> str:
+        """As ``sentencepiece.decode``; IndexError for ids outside the vocabulary."""
+    @property
+    def vocab_size(self) -> int: ...
+    def id_to_piece(self, id: int) -> str:
+        """IndexError when out of range."""
+    def piece_to_id(self, piece: str) -> Optional[int]:
+        """The id of exactly this piece, or None (sentencepiece would answer unk_id)."""
+    @property
+    def bos_id(self) -> Optional[int]: ...
+    @property
+    def eos_id(self) -> Optional[int]: ...
+    @property
+    def pad_id(self) -> Optional[int]: ...
+    @property
+    def unk_id(self) -> Optional[int]:
+        """``SentencePieceProcessor.unk_id()``; None where it reports -1."""
+    @property
+    def model_unk_id(self) -> int:
+        """The model's UNKNOWN piece id (what unknown text encodes to)."""
+    def piece_type(self, id: int) -> int:
+        """1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED, 6 BYTE."""
+    def __len__(self) -> int: ...
