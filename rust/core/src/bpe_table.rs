@@ -70,7 +70,10 @@ pub const MAX_KEYS: usize = (FIELD - 1) as usize;
 impl PairTable {
     fn new(entries: &[(u32, u32, u32)]) -> Self {
         let cap = (entries.len() * 2).next_power_of_two().max(16);
-        let mut t = PairTable { slots: vec![EMPTY; cap], mask: cap - 1 };
+        let mut t = PairTable {
+            slots: vec![EMPTY; cap],
+            mask: cap - 1,
+        };
         for &(l, r, m) in entries {
             let key = ((l as u64) << BITS) | r as u64;
             let mut i = Self::hash(key) & t.mask;
@@ -103,7 +106,11 @@ impl PairTable {
             let s = self.slots[i];
             if s >> BITS == key {
                 let m = s & FIELD;
-                return Some(if m == NO_MERGE_FIELD { NO_KEY } else { m as u32 });
+                return Some(if m == NO_MERGE_FIELD {
+                    NO_KEY
+                } else {
+                    m as u32
+                });
             }
             if s == EMPTY {
                 return None;
@@ -205,7 +212,11 @@ impl SymbolTable {
         for p in pieces.iter().filter(|p| is_mergeable(p.kind())) {
             let cs: Vec<char> = p.piece.chars().collect();
             for w in cs.windows(2) {
-                bigrams.push((t.key_of_char(w[0]), t.key_of_char(w[1]), NO_MERGE_FIELD as u32));
+                bigrams.push((
+                    t.key_of_char(w[0]),
+                    t.key_of_char(w[1]),
+                    NO_MERGE_FIELD as u32,
+                ));
             }
         }
         t.pairs = PairTable::new(&merges);
@@ -297,7 +308,10 @@ impl SymbolTable {
         if merged == NO_KEY {
             NO_MERGE
         } else {
-            PairEntry { merged, rank: self.rank[merged as usize] }
+            PairEntry {
+                merged,
+                rank: self.rank[merged as usize],
+            }
         }
     }
 
