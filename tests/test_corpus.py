@@ -13,6 +13,7 @@ import sentencepiece as spm
 
 from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
 from fixture_paths import fixture_path
+from zhllama.corpus import assign_files, parquet_batches, parse_size
 from zhllama.data import TokenizedCorpus
 
 
@@ -65,6 +66,23 @@ def test_formats_dirs_globs_and_bos(tmp_path, llama):
     m = json.loads((tmp_path / "o1" / "manifest.json").read_text())
     assert [s["format"] for s in m["sources"]] == ["txt", "jsonl", "jsonl", "parquet"]
     assert [s["docs"] for s in m["sources"]] == [100] * 4
+    # Resuming inside a Parquet file skips rows across row groups.
+    rows = [r for batch in parquet_batches(str(src / "sub" / "d.parquet"), "text", 45) for r in batch]
+    assert rows == [d.encode() for d in parts[3][45:]]
+
+
+def test_sizes_and_worker_assignment(tmp_path):
+    assert parse_size("1GB") == 1 << 30 and parse_size("24KB") == 24 << 10 and parse_size("1000") == 1000
+    with pytest.raises(ValueError, match="--shard-size"):
+        parse_size("big")
+    files = []
+    for i, size in enumerate([5, 1, 1, 1, 8, 2, 2]):
+        files.append(str(tmp_path / f"f{i}"))
+        (tmp_path / f"f{i}").write_bytes(b"x" * size)
+    parts = [assign_files(files, 3, i) for i in range(3)]
+    assert sum(parts, []) == files and all(parts)
+    with pytest.raises(ValueError, match="--shard-index"):
+        assign_files(files, 3, 3)
 
 
 def test_output_is_identical_for_any_thread_count(tmp_path, llama):
