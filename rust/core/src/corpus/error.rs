@@ -48,6 +48,9 @@ pub enum CorpusError {
         source: serde_json::Error,
     },
 
+    #[error("internal error while encoding (please report it with the input): {message}")]
+    Internal { message: String },
+
     #[error("cancelled; rerun the same command to resume from the last completed shard")]
     Cancelled,
 }

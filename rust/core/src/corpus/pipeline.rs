@@ -106,6 +106,17 @@ pub fn tokenize_corpus(
     } else {
         fresh
     };
+    for shard in &state.shards {
+        for ext in ["bin", "idx"] {
+            let path = dir.join(format!("{}.{ext}", shard.name));
+            if !path.exists() {
+                return Err(CorpusError::OutputMismatch {
+                    path,
+                    message: "is missing, but progress.json lists its shard as complete; delete the output directory and rerun".into(),
+                });
+            }
+        }
+    }
     remove_stale_files(dir, state.shards.len())?;
     let resumed_shards = state.shards.len();
     progress.docs.store(state.num_docs, Ordering::Relaxed);
