@@ -60,25 +60,42 @@ fn char_count(text: &[u8]) -> u64 {
     }
 }
 
+/// Per-id facts looked up once, so the per-token loop is two array reads.
+struct PieceTable {
+    /// The byte a byte-fallback piece stands for, or -1.
+    byte: Vec<i16>,
+    unk: Vec<bool>,
+}
+
+impl PieceTable {
+    fn new(enc: &dyn DocEncoder) -> Self {
+        let n = enc.vocab_size() as u32;
+        PieceTable {
+            byte: (0..n)
+                .map(|i| enc.byte_value(i).map_or(-1, i16::from))
+                .collect(),
+            unk: (0..n).map(|i| enc.is_unknown(i)).collect(),
+        }
+    }
+}
+
 impl TokenizerStats {
-    fn add_doc(&mut self, enc: &dyn DocEncoder, ids: &[u32]) {
+    fn add_doc(&mut self, table: &PieceTable, ids: &[u32], run: &mut Vec<u8>) {
         self.tokens += ids.len() as u64;
         self.lengths.push(ids.len() as u32);
-        let mut run: Vec<u8> = Vec::new();
         for &id in ids {
-            self.piece_counts[id as usize] += 1;
-            if enc.is_unknown(id) {
-                self.unk_tokens += 1;
-            }
-            match enc.byte_value(id) {
-                Some(b) => {
+            let i = id as usize;
+            self.piece_counts[i] += 1;
+            self.unk_tokens += table.unk[i] as u64;
+            match table.byte[i] {
+                b if b >= 0 => {
                     self.byte_tokens += 1;
-                    run.push(b);
+                    run.push(b as u8);
                 }
-                None => self.flush_run(&mut run),
+                _ => self.flush_run(run),
             }
         }
-        self.flush_run(&mut run);
+        self.flush_run(run);
     }
 
     fn flush_run(&mut self, run: &mut Vec<u8>) {
@@ -134,13 +151,18 @@ pub fn collect_stats(
             .collect(),
         ..Default::default()
     };
+    let piece_tables: Vec<PieceTable> = encoders.iter().map(|e| PieceTable::new(*e)).collect();
     let limit = sample.unwrap_or(u64::MAX);
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH_DOCS);
     let mut count = |stats: &mut CorpusStats, batch: &mut Vec<Vec<u8>>| -> Result<(), StatsError> {
         if !keep_going() {
             return Err(StatsError::Interrupted);
         }
-        for (enc, st) in encoders.iter().zip(stats.per_tokenizer.iter_mut()) {
+        for ((enc, st), table) in encoders
+            .iter()
+            .zip(stats.per_tokenizer.iter_mut())
+            .zip(&piece_tables)
+        {
             let empty = TokenizerStats {
                 piece_counts: vec![0; enc.vocab_size()],
                 ..Default::default()
@@ -152,11 +174,11 @@ pub fn collect_stats(
                     .par_chunks(64)
                     .map(|docs| {
                         let mut part = empty.clone();
-                        let mut ids = Vec::new();
+                        let (mut ids, mut run) = (Vec::new(), Vec::new());
                         for d in docs {
                             ids.clear();
                             enc.encode_doc(d, &mut ids);
-                            part.add_doc(*enc, &ids);
+                            part.add_doc(table, &ids, &mut run);
                         }
                         part
                     })
