@@ -26,7 +26,10 @@ pub enum StatsError {
 }
 
 /// Documents are encoded this many at a time (one parallel batch per tokenizer).
-const BATCH_DOCS: usize = 4096;
+const BATCH_DOCS: usize = 16384;
+/// Documents per parallel task: each task's partial counts (a vocabulary-sized vector) are
+/// merged afterwards, so tasks must be large enough for that merge to be negligible.
+const TASK_DOCS: usize = 1024;
 
 #[derive(Debug, Default, Clone)]
 pub struct TokenizerStats {
@@ -38,7 +41,7 @@ pub struct TokenizerStats {
     /// How often each id occurs.
     pub piece_counts: Vec<u64>,
     /// Characters spelled with byte-fallback pieces, and how often.
-    pub fallback_chars: FxHashMap<String, u64>,
+    pub fallback_chars: FxHashMap<char, u64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -103,7 +106,7 @@ impl TokenizerStats {
             return;
         }
         for c in String::from_utf8_lossy(run).chars() {
-            *self.fallback_chars.entry(c.to_string()).or_default() += 1;
+            *self.fallback_chars.entry(c).or_default() += 1;
         }
         run.clear();
     }
@@ -171,7 +174,7 @@ pub fn collect_stats(
             // order, so `lengths` follows the input order.
             let parts: Vec<TokenizerStats> = pool.install(|| {
                 batch
-                    .par_chunks(64)
+                    .par_chunks(TASK_DOCS)
                     .map(|docs| {
                         let mut part = empty.clone();
                         let (mut ids, mut run) = (Vec::new(), Vec::new());
@@ -285,7 +288,7 @@ mod tests {
         let t = &s.per_tokenizer[0];
         assert_eq!((t.tokens, t.byte_tokens, t.unk_tokens), (13, 9, 1));
         assert_eq!(t.lengths, vec![5, 7, 1]);
-        assert_eq!(t.fallback_chars["中"], 3);
+        assert_eq!(t.fallback_chars[&'中'], 3);
         let first =
             collect_stats(&inputs, "text", Some(1), &[&Fake], None, 1, &mut || true).unwrap();
         assert_eq!(first.docs, 1);

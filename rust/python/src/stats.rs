@@ -78,7 +78,11 @@ fn stats_collect<'py>(
         d.set_item("unk_tokens", t.unk_tokens)?;
         d.set_item("lengths", t.lengths.into_pyarray(py))?;
         d.set_item("piece_counts", t.piece_counts.into_pyarray(py))?;
-        let mut chars: Vec<(String, u64)> = t.fallback_chars.into_iter().collect();
+        let mut chars: Vec<(String, u64)> = t
+            .fallback_chars
+            .into_iter()
+            .map(|(c, n)| (c.to_string(), n))
+            .collect();
         chars.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         d.set_item("fallback_chars", chars)?;
         per.push(d);
