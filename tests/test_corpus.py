@@ -150,6 +150,15 @@ def test_bad_lines_fail_with_file_line_or_skip_and_count(tmp_path, llama, capsys
     assert m["bad_line_examples"][1].startswith(f"{bad}:3: no field \"text\"")
 
 
+def test_no_eos_and_empty_lines_counted(tmp_path, llama):
+    sp = spm.SentencePieceProcessor(model_file=str(llama))
+    (tmp_path / "c.txt").write_text("一\n\n二\r\n\n", encoding="utf-8")
+    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--no-append-eos", "--quiet") == 0
+    assert all_docs(tmp_path / "o") == [sp.encode("一"), sp.encode("二")]
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert (m["totals"]["lines"], m["totals"]["empty_docs"], m["options"]["append_eos"]) == (4, 2, False)
+
+
 def test_truncated_gzip_is_an_error_naming_the_file(tmp_path, llama, capsys):
     data = gzip.compress("".join(json.dumps({"text": f"第{i}行"}) + "\n" for i in range(20000)).encode())
     gz = tmp_path / "t.jsonl.gz"
