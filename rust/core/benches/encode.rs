@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for d in &docs {
                     out.clear();
-                    tok.encode_bytes_into(d.as_bytes(), false, false, &mut out);
+                    tok.encode_str_into(d, false, false, &mut out);
                 }
             })
         });

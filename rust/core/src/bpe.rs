@@ -167,6 +167,12 @@ impl BpeModel {
         match s.keys.len() {
             0 => {}
             1 => emit(id_of(s.keys[0]), s.starts[0] as usize, end),
+            // The commonest multi-symbol chunk (two CJK characters): merge or not, no scan.
+            2 if s.ranks[0] != NO_RANK => emit(id_of(s.merged[0]), s.starts[0] as usize, end),
+            2 => {
+                emit(id_of(s.keys[0]), s.starts[0] as usize, s.starts[1] as usize);
+                emit(id_of(s.keys[1]), s.starts[1] as usize, end);
+            }
             n if n <= LINEAR_MAX => {
                 self.merge_linear(s);
                 for j in 0..s.keys.len() {

@@ -34,6 +34,9 @@ pub struct SymbolTable {
     ascii: [u32; 128],
     /// Keys of U+0080..U+FFFF, indexed by code point.
     bmp: Vec<u32>,
+    /// `bmp` as u16 (`u16::MAX` = no key) when every key fits: half the cache footprint
+    /// on the per-character lookup (128 KiB; the reference merge has ~50K keys).
+    bmp16: Vec<u16>,
     astral: FxHashMap<u32, u32>,
     /// Byte length of every key's string (pieces, then virtual characters).
     key_len: Vec<u32>,
@@ -132,6 +135,7 @@ impl SymbolTable {
             has_unused: false,
             ascii: [NO_KEY; 128],
             bmp: vec![NO_KEY; 0x10000],
+            bmp16: Vec::new(),
             astral: FxHashMap::default(),
             key_len: pieces.iter().map(|p| p.piece.len() as u32).collect(),
             pairs: PairTable::new(&[]),
@@ -219,10 +223,18 @@ impl SymbolTable {
                 ));
             }
         }
+        if t.key_len.len() < u16::MAX as usize {
+            t.bmp16 = t.bmp.iter().map(|&k| if k == NO_KEY { u16::MAX } else { k as u16 }).collect();
+        }
         t.pairs = PairTable::new(&merges);
+        // One entry per pair (the first: a two-character piece's merge beats "no merge"), so
+        // the table is sized by distinct pairs (~14K on the reference merge: 256 KiB, L2-sized)
+        // rather than by every window of every piece.
+        let mut seen = rustc_hash::FxHashSet::default();
+        bigrams.retain(|&(l, r, _)| seen.insert((l, r)));
         t.bigrams = PairTable::new(&bigrams);
         for v in &mut t.user {
-            v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            v.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         }
         t
     }
@@ -254,6 +266,15 @@ impl SymbolTable {
         }
     }
 
+    #[inline]
+    fn bmp_key(&self, cp: u32) -> u32 {
+        match self.bmp16.get(cp as usize) {
+            Some(&k) if k == u16::MAX => NO_KEY,
+            Some(&k) => k as u32,
+            None => self.bmp[cp as usize],
+        }
+    }
+
     /// Key and byte length of the character at `b[pos..]` (`b` is valid UTF-8).
     #[inline]
     pub fn char_key(&self, b: &[u8], pos: usize) -> (u32, usize) {
@@ -263,13 +284,13 @@ impl SymbolTable {
         }
         if b0 < 0xE0 {
             let cp = ((b0 as u32 & 0x1F) << 6) | (b[pos + 1] as u32 & 0x3F);
-            return (self.bmp[cp as usize], 2);
+            return (self.bmp_key(cp), 2);
         }
         if b0 < 0xF0 {
             let cp = ((b0 as u32 & 0x0F) << 12)
                 | ((b[pos + 1] as u32 & 0x3F) << 6)
                 | (b[pos + 2] as u32 & 0x3F);
-            return (self.bmp[cp as usize], 3);
+            return (self.bmp_key(cp), 3);
         }
         let cp = ((b0 as u32 & 0x07) << 18)
             | ((b[pos + 1] as u32 & 0x3F) << 12)

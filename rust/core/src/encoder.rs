@@ -31,7 +31,7 @@ pub enum EncoderError {
 }
 
 pub(crate) enum Segmenter {
-    Bpe(BpeModel),
+    Bpe(Box<BpeModel>),
     Unigram(UnigramModel),
 }
 
@@ -122,7 +122,7 @@ impl Tokenizer {
             && !ts.treat_whitespace_as_suffix)
             .then_some(ns.add_dummy_prefix);
         let segmenter = match ts.model_type {
-            ModelType::Bpe => Segmenter::Bpe(BpeModel::new(&m.pieces)?),
+            ModelType::Bpe => Segmenter::Bpe(Box::new(BpeModel::new(&m.pieces)?)),
             _ => Segmenter::Unigram(UnigramModel::new(&m.pieces, unk_id, ts.byte_fallback)?),
         };
         let inner = Inner {
@@ -160,14 +160,24 @@ impl Tokenizer {
     /// `sentencepiece.SentencePieceProcessor.encode(text, add_bos=.., add_eos=..)`.
     pub fn encode(&self, text: &str, add_bos: bool, add_eos: bool) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 2 + 2);
-        self.encode_bytes_into(text.as_bytes(), add_bos, add_eos, &mut out);
+        self.encode_str_into(text, add_bos, add_eos, &mut out);
         out
+    }
+
+    /// [`Tokenizer::encode`], appending to `out`.
+    pub fn encode_str_into(&self, text: &str, add_bos: bool, add_eos: bool, out: &mut Vec<u32>) {
+        self.encode_into(text.as_bytes(), Some(text), add_bos, add_eos, out)
     }
 
     /// Encode raw bytes (possibly invalid UTF-8: sentencepiece's normalizer turns each
     /// malformed byte into U+FFFD) and append the ids to `out`. A requested BOS/EOS the model
     /// lacks is left out (sentencepiece's Python wrapper would insert -1).
     pub fn encode_bytes_into(&self, text: &[u8], add_bos: bool, add_eos: bool, out: &mut Vec<u32>) {
+        self.encode_into(text, std::str::from_utf8(text).ok(), add_bos, add_eos, out)
+    }
+
+    /// `valid`: `text` as `&str` when it is valid UTF-8 (already known for `&str` input).
+    fn encode_into(&self, text: &[u8], valid: Option<&str>, add_bos: bool, add_eos: bool, out: &mut Vec<u32>) {
         let inner = &*self.inner;
         if add_bos {
             out.extend(inner.bos_id);
@@ -175,7 +185,7 @@ impl Tokenizer {
         NORMALIZED.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            inner.normalize(text, &mut buf);
+            inner.normalize(text, valid, &mut buf);
             inner.encode_normalized(&buf, out);
         });
         if add_eos {
@@ -213,7 +223,7 @@ impl Tokenizer {
                 let mut lens = Vec::with_capacity(chunk.len());
                 for t in chunk {
                     let before = ids.len();
-                    self.encode_bytes_into(t.as_ref().as_bytes(), add_bos, add_eos, &mut ids);
+                    self.encode_str_into(t.as_ref(), add_bos, add_eos, &mut ids);
                     lens.push((ids.len() - before) as u32);
                 }
                 (ids, lens)
@@ -278,8 +288,8 @@ impl Tokenizer {
 }
 
 impl Inner {
-    fn normalize(&self, text: &[u8], out: &mut String) {
-        if let (Some(dummy), Ok(valid)) = (self.plain_spaces, std::str::from_utf8(text)) {
+    fn normalize(&self, text: &[u8], valid: Option<&str>, out: &mut String) {
+        if let (Some(dummy), Some(valid)) = (self.plain_spaces, valid) {
             // sentencepiece's Normalize for this spec: an empty input stays empty; otherwise
             // the dummy prefix, then each character as is, ' ' escaped to U+2581.
             if valid.is_empty() {

@@ -90,6 +90,9 @@ fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, P
     Ok(p.install(f))
 }
 
+/// `(ids, offsets)` of `encode_batch_flat`.
+type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 /// A SentencePiece model that encodes exactly as sentencepiece does. `zhllama.Tokenizer`
 /// subclasses it, so its `encode` is this method with no Python frame in between.
 #[pyclass(name = "Tokenizer", module = "zhllama._native", frozen, subclass)]
@@ -221,11 +224,22 @@ impl PyTokenizer {
         let (ids, offsets) = detach(py, || {
             on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
         })?;
+        // Building one list per text would trigger the cyclic GC every ~700 lists, each pass
+        // re-walking the lists built so far; lists of ints cannot form cycles, so collection
+        // is deferred until the result is complete (the GC state is restored either way).
+        let gc = py.import("gc")?;
+        let was_enabled = gc.call_method0("isenabled")?.is_truthy()?;
+        if was_enabled {
+            gc.call_method0("disable")?;
+        }
         let lists = offsets
             .windows(2)
             .map(|w| self.list(py, &ids[w[0] as usize..w[1] as usize]))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, lists)
+            .collect::<PyResult<Vec<_>>>();
+        if was_enabled {
+            gc.call_method0("enable")?;
+        }
+        PyList::new(py, lists?)
     }
 
     /// `(ids, offsets)`: uint32 ids of all texts back to back and int64 offsets
@@ -238,7 +252,7 @@ impl PyTokenizer {
         add_bos: bool,
         add_eos: bool,
         num_threads: Option<i64>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<FlatIds<'py>> {
         let threads = resolve_threads(num_threads)?;
         self.check_specials(add_bos, add_eos)?;
         let tok = &self.inner;
