@@ -224,7 +224,11 @@ impl SymbolTable {
             }
         }
         if t.key_len.len() < u16::MAX as usize {
-            t.bmp16 = t.bmp.iter().map(|&k| if k == NO_KEY { u16::MAX } else { k as u16 }).collect();
+            t.bmp16 = t
+                .bmp
+                .iter()
+                .map(|&k| if k == NO_KEY { u16::MAX } else { k as u16 })
+                .collect();
         }
         t.pairs = PairTable::new(&merges);
         // One entry per pair (the first: a two-character piece's merge beats "no merge"), so

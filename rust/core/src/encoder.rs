@@ -177,7 +177,14 @@ impl Tokenizer {
     }
 
     /// `valid`: `text` as `&str` when it is valid UTF-8 (already known for `&str` input).
-    fn encode_into(&self, text: &[u8], valid: Option<&str>, add_bos: bool, add_eos: bool, out: &mut Vec<u32>) {
+    fn encode_into(
+        &self,
+        text: &[u8],
+        valid: Option<&str>,
+        add_bos: bool,
+        add_eos: bool,
+        out: &mut Vec<u32>,
+    ) {
         let inner = &*self.inner;
         if add_bos {
             out.extend(inner.bos_id);

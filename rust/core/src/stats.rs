@@ -233,7 +233,7 @@ pub fn collect_stats(
                 break;
             }
             let doc = document_text(file.format, &line, text_field)
-                .map(|d| d.text.into_owned())
+                .map(|d| d.into_bytes())
                 .map_err(|_| ());
             push(&mut stats, &mut batch, doc);
             if batch.len() >= BATCH_DOCS {

@@ -6,7 +6,7 @@
 use super::input::InputFile;
 use super::megatron::Dtype;
 use super::reader::{Chunk, Record};
-use super::record::document_text;
+use super::record::{document_text, Body};
 use super::DocEncoder;
 use crate::corpus::error::CorpusError;
 use crossbeam_channel::{Receiver, Sender};
@@ -84,11 +84,14 @@ impl EncodeStage<'_> {
             let out = match document_text(format, &chunk.data[rec.start..rec.end], self.text_field)
             {
                 Err(reason) => Outcome::Bad(reason),
-                Ok(doc) if doc.text.is_empty() => Outcome::Empty,
+                Ok(doc) if doc.is_empty() => Outcome::Empty,
                 Ok(doc) => {
                     ids.clear();
                     ids.extend(self.bos);
-                    self.encoder.encode_doc(&doc.text, ids);
+                    match &doc.body {
+                        Body::Str(s) => self.encoder.encode_str(s, ids),
+                        Body::Raw(b) => self.encoder.encode_doc(b, ids),
+                    }
                     ids.extend(self.eos);
                     let before = bytes.len();
                     self.dtype.extend_bytes(ids, &mut bytes);

@@ -30,6 +30,10 @@ pub trait DocEncoder: Send + Sync {
     /// Append the ids of `text` (raw bytes, possibly invalid UTF-8, handled as sentencepiece
     /// does), without BOS/EOS, to `out`.
     fn encode_doc(&self, text: &[u8], out: &mut Vec<u32>);
+    /// [`DocEncoder::encode_doc`] for text already known to be valid UTF-8.
+    fn encode_str(&self, text: &str, out: &mut Vec<u32>) {
+        self.encode_doc(text.as_bytes(), out)
+    }
     fn vocab_size(&self) -> usize;
     fn bos_id(&self) -> Option<u32>;
     fn eos_id(&self) -> Option<u32>;
@@ -45,6 +49,9 @@ pub trait DocEncoder: Send + Sync {
 impl DocEncoder for crate::Tokenizer {
     fn encode_doc(&self, text: &[u8], out: &mut Vec<u32>) {
         self.encode_bytes_into(text, false, false, out);
+    }
+    fn encode_str(&self, text: &str, out: &mut Vec<u32>) {
+        self.encode_str_into(text, false, false, out);
     }
     fn vocab_size(&self) -> usize {
         crate::Tokenizer::vocab_size(self)

@@ -42,10 +42,40 @@ pub fn repair_utf8(mut s: &[u8]) -> String {
     }
 }
 
+/// A document's text: a string when it is valid UTF-8 (the encoder then skips validation),
+/// raw bytes otherwise (the encoder applies sentencepiece's rule itself).
+pub enum Body<'a> {
+    Str(Cow<'a, str>),
+    Raw(&'a [u8]),
+}
+
 /// One document's text, and how many of its bytes were invalid UTF-8.
 pub struct DocText<'a> {
-    pub text: Cow<'a, [u8]>,
+    pub body: Body<'a>,
     pub invalid_bytes: u64,
+}
+
+impl DocText<'_> {
+    pub fn is_empty(&self) -> bool {
+        match &self.body {
+            Body::Str(s) => s.is_empty(),
+            Body::Raw(b) => b.is_empty(),
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self.body {
+            Body::Str(s) => s.into_owned().into_bytes(),
+            Body::Raw(b) => b.to_vec(),
+        }
+    }
+}
+
+fn valid(text: Cow<'_, str>) -> DocText<'_> {
+    DocText {
+        body: Body::Str(text),
+        invalid_bytes: 0,
+    }
 }
 
 /// Extract the document from a line of `format`. `Err` is the reason the line is bad.
@@ -55,32 +85,21 @@ pub fn document_text<'a>(
     field: &str,
 ) -> Result<DocText<'a>, String> {
     if format != Format::Jsonl {
-        return Ok(DocText {
-            text: Cow::Borrowed(line),
-            invalid_bytes: invalid_utf8_bytes(line),
+        return Ok(match std::str::from_utf8(line) {
+            Ok(s) => valid(Cow::Borrowed(s)),
+            Err(_) => DocText {
+                body: Body::Raw(line),
+                invalid_bytes: invalid_utf8_bytes(line),
+            },
         });
     }
     if line.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DocText {
-            text: Cow::Borrowed(&[]),
-            invalid_bytes: 0,
-        });
+        return Ok(valid(Cow::Borrowed("")));
     }
     // serde_json validates the UTF-8 of every string it returns, so valid lines (nearly all)
     // are scanned once; only a line that fails is checked for invalid UTF-8 and repaired.
     let reason = match json_field(line, field) {
-        Ok(Cow::Borrowed(s)) => {
-            return Ok(DocText {
-                text: Cow::Borrowed(s.as_bytes()),
-                invalid_bytes: 0,
-            })
-        }
-        Ok(Cow::Owned(s)) => {
-            return Ok(DocText {
-                text: Cow::Owned(s.into_bytes()),
-                invalid_bytes: 0,
-            })
-        }
+        Ok(text) => return Ok(valid(text)),
         Err(reason) => reason,
     };
     let invalid_bytes = invalid_utf8_bytes(line);
@@ -88,11 +107,9 @@ pub fn document_text<'a>(
         return Err(reason);
     }
     let repaired = repair_utf8(line);
-    let text = json_field(repaired.as_bytes(), field)?
-        .into_owned()
-        .into_bytes();
+    let text = json_field(repaired.as_bytes(), field)?.into_owned();
     Ok(DocText {
-        text: Cow::Owned(text),
+        body: Body::Str(Cow::Owned(text)),
         invalid_bytes,
     })
 }
@@ -223,7 +240,7 @@ mod tests {
     use super::*;
 
     fn jsonl(line: &[u8]) -> Result<Vec<u8>, String> {
-        document_text(Format::Jsonl, line, "text").map(|d| d.text.into_owned())
+        document_text(Format::Jsonl, line, "text").map(|d| d.into_bytes())
     }
 
     #[test]
