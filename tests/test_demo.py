@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from fixture_paths import fixture_path
-
 from zhllama.cli import main as cli
 
 
