@@ -6,11 +6,13 @@
 
 use pyo3::prelude::*;
 
+mod batch;
 mod corpus;
 mod error;
 mod merge;
 mod model;
 mod stats;
+mod text;
 mod tokenizer;
 
 #[pymodule]

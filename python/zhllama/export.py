@@ -1,0 +1,100 @@
+"""``zhllama merge-lora``: fold LoRA adapters into full weights, a plain Hugging Face model.
+
+    zhllama merge-lora --base llama-7b-hf --lora stage2 --lora sft --out chinese-alpaca-7b
+
+Adapters apply in order (stage 2 pretraining, then SFT); before each, the base is resized to the
+adapter's vocabulary (its saved ``embed_tokens`` rows, else its tokenizer) — the adapter's full
+``embed_tokens``/``lm_head`` copies then replace every row. The result is written with safetensors
+plus the tokenizer files, and loads with ``AutoModelForCausalLM.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+from zhllama.train.tokenization import copy_tokenizer_files, load_tokenizer
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+log = logging.getLogger("zhllama.merge_lora")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", required=True, help="Base model directory (e.g. the original LLaMA in HF layout).")
+    parser.add_argument("--lora", required=True, action="append",
+                        help="LoRA adapter directory (pretrain --stage 2 or sft output); repeat to apply several in order.")
+    parser.add_argument("--out", required=True, help="Output directory for the merged model.")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="Weight dtype of the merged model (auto: the base's).")
+    parser.add_argument("--tokenizer", default=None,
+                        help="Tokenizer to copy into the output (default: the last adapter's, else the base's).")
+
+
+def adapter_vocab_size(lora_dir: Path) -> Optional[int]:
+    """Rows of the adapter's saved ``embed_tokens``, else of its tokenizer, else None."""
+    st = lora_dir / "adapter_model.safetensors"
+    if st.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(st), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                if "embed_tokens" in key:
+                    return int(f.get_slice(key).get_shape()[0])
+    if (lora_dir / "tokenizer.model").is_file():
+        return load_tokenizer(lora_dir).vocab_size
+    return None
+
+
+def check_adapter(lora_dir: Path) -> None:
+    if not (lora_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"--lora {lora_dir}: no adapter_config.json; pass the output directory of "
+                                f"`zhllama pretrain --stage 2` or `zhllama sft`")
+    if not any((lora_dir / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise FileNotFoundError(f"--lora {lora_dir}: no adapter_model.safetensors")
+    st = lora_dir / "adapter_model.safetensors"
+    if st.is_file() and st.stat().st_size < 1024:
+        raise ValueError(f"--lora {lora_dir}: adapter_model.safetensors is only {st.stat().st_size} bytes, an empty "
+                         f"adapter (the known ZeRO-3 saving bug of the reference scripts); retrain or re-save it")
+
+
+def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
+    """The base model with each adapter merged in order."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
+    for lora in map(Path, loras):
+        check_adapter(lora)
+        rows = adapter_vocab_size(lora)
+        current = model.get_input_embeddings().weight.shape[0]
+        if rows is not None and rows != current:
+            log.info("resizing %s from %d to %d rows for %s", base, current, rows, lora)
+            model.resize_token_embeddings(rows, mean_resizing=False)
+        log.info("merging %s", lora)
+        model = PeftModel.from_pretrained(model, str(lora)).merge_and_unload()
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    base, out = Path(args.base), Path(args.out)
+    if not (base / "config.json").is_file():
+        raise FileNotFoundError(f"--base {base}: no config.json; pass a Hugging Face model directory")
+    model = merge_lora(base, args.lora, args.dtype)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer = args.tokenizer
+    if tokenizer is None:
+        with_tok = [Path(p) for p in args.lora if (Path(p) / "tokenizer.model").is_file()]
+        tokenizer = with_tok[-1] if with_tok else (base if (base / "tokenizer.model").is_file() else None)
+    if tokenizer is not None:
+        copy_tokenizer_files(tokenizer, out)
+    else:
+        log.warning("no tokenizer found to copy into %s; pass --tokenizer", out)
+    (out / "merge_lora.json").write_text(json.dumps({"base": str(base), "loras": [str(p) for p in args.lora]}, indent=2) + "\n")
+    log.info("wrote %s", out)
+    return 0

@@ -1,0 +1,154 @@
+"""``zhllama resize``: grow ``embed_tokens`` and ``lm_head`` to a merged vocabulary.
+
+    zhllama resize --model llama-7b-hf --tokenizer merged_tokenizer --out llama-7b-zh-init
+
+Rows 0..V-1 stay bit-identical (they are copied, never recomputed). New rows are initialised by
+``--init``: ``subword-mean`` (default) — the mean of the base rows of the pieces the *base*
+tokenizer splits the new piece's text into, so a new piece starts where the model already
+"reads" that text; ``mean`` — the mean of all base rows; ``hf`` — transformers' own resize.
+The tokenizer must extend the model's: same first V pieces, then the added ones. Anything else
+(the 49,953 vs 49,954 vs 32,000 mix-ups) is refused with the reason and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+from zhllama.train.tokenization import TrainingTokenizer, copy_tokenizer_files, load_tokenizer
+
+INITS = ("subword-mean", "mean", "hf")
+RESIZE_RECORD = "resize.json"
+log = logging.getLogger("zhllama.resize")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="Base model directory (Hugging Face layout).")
+    parser.add_argument("--tokenizer", required=True, help="Merged tokenizer directory (or tokenizer.model) to resize to.")
+    parser.add_argument("--out", required=True, help="Output directory for the resized model and the tokenizer files.")
+    parser.add_argument("--init", choices=INITS, default="subword-mean",
+                        help="How to initialise the new rows: subword-mean (default), mean or hf.")
+    parser.add_argument("--base-tokenizer", default=None,
+                        help="The model's original tokenizer (directory or tokenizer.model); defaults to the model directory.")
+    parser.add_argument("--pad-to-multiple-of", type=int, default=None,
+                        help="Round the new vocabulary size up to a multiple of N (e.g. 64 for tensor cores).")
+
+
+def check_extends(base: TrainingTokenizer, new: TrainingTokenizer, model_rows: int) -> None:
+    """Refuse a tokenizer that does not extend the model's vocabulary, saying why and what to do."""
+    if base.vocab_size != model_rows:
+        raise ValueError(
+            f"the base tokenizer {base.source} has {base.vocab_size:,} tokens but the model has {model_rows:,} "
+            f"embedding rows; pass --base-tokenizer the tokenizer this model was trained with "
+            f"(a model resized before keeps its tokenizer in its directory)")
+    if new.vocab_size == model_rows:
+        raise ValueError(
+            f"the tokenizer {new.source} has {new.vocab_size:,} tokens, the same as the model's {model_rows:,} rows: "
+            f"nothing to resize; train this model directly")
+    if new.vocab_size < model_rows:
+        raise ValueError(
+            f"the tokenizer {new.source} has {new.vocab_size:,} tokens but the model already has {model_rows:,} rows "
+            f"(e.g. 49,953 vs 49,954: the model was resized for another tokenizer); use the tokenizer the model "
+            f"was resized with, or resize the original base model")
+    for i in range(model_rows):
+        a, b = base.id_to_piece(i), new.id_to_piece(i)
+        if a != b:
+            raise ValueError(
+                f"the tokenizer {new.source} does not extend the model's vocabulary: id {i} is {b!r} there but "
+                f"{a!r} in the base tokenizer {base.source}; build it with `zhllama merge-vocab --base` on this "
+                f"model's tokenizer so that the first {model_rows:,} pieces are kept in order")
+
+
+def subword_ids(base: TrainingTokenizer, piece: str) -> list[int]:
+    """The base-tokenizer ids of a new piece's text (▁ read as a space)."""
+    text = piece.replace("\u2581", " ")
+    probe = base.encode("a")
+    dummy_prefix = bool(probe) and base.id_to_piece(probe[0]).startswith("\u2581")
+    if dummy_prefix and text.startswith(" "):
+        text = text[1:]  # the dummy prefix sentencepiece adds restores this space
+    ids = base.encode(text) if text else []
+    if dummy_prefix and not piece.startswith("\u2581") and ids and base.id_to_piece(ids[0]) == "\u2581":
+        ids = ids[1:]  # a word-internal piece: drop the lone "▁" the dummy prefix produced
+    return ids
+
+
+def _new_rows(weight, base: Optional[TrainingTokenizer], new: TrainingTokenizer, old_rows: int, new_rows: int,
+              init: str):
+    import torch
+
+    old = weight[:old_rows].float()
+    mean = old.mean(dim=0)
+    rows = mean.expand(new_rows - old_rows, -1).clone()
+    if init == "subword-mean":
+        assert base is not None
+        for i in range(old_rows, min(new_rows, new.sp_vocab_size)):
+            ids = subword_ids(base, new.id_to_piece(i))
+            if ids:
+                rows[i - old_rows] = old[torch.tensor(ids)].mean(dim=0)
+    return rows.to(weight.dtype)
+
+
+def resize_model(model, new: TrainingTokenizer, base: Optional[TrainingTokenizer], init: str = "subword-mean",
+                 pad_to_multiple_of: Optional[int] = None):
+    """Resize ``model`` in place to ``new``'s vocabulary; returns (old_rows, new_rows)."""
+    import torch
+
+    if init not in INITS:
+        raise ValueError(f"--init must be one of {', '.join(INITS)}, got {init!r}")
+    old_rows = model.get_input_embeddings().weight.shape[0]
+    if base is not None:
+        check_extends(base, new, old_rows)
+    elif init == "subword-mean":
+        raise ValueError("--init subword-mean needs the model's original tokenizer: pass --base-tokenizer "
+                         "(or use --init mean)")
+    elif new.vocab_size <= old_rows:
+        raise ValueError(f"the tokenizer {new.source} has {new.vocab_size:,} tokens, not more than the model's "
+                         f"{old_rows:,} rows; nothing to resize")
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    inp_old = model.get_input_embeddings().weight.detach().clone()
+    out_old = None if tied else model.get_output_embeddings().weight.detach().clone()
+    model.resize_token_embeddings(new.vocab_size, pad_to_multiple_of=pad_to_multiple_of, mean_resizing=(init == "hf"))
+    rows = model.get_input_embeddings().weight.shape[0]
+    if init != "hf":
+        with torch.no_grad():
+            emb = model.get_input_embeddings().weight
+            emb[old_rows:] = _new_rows(inp_old, base, new, old_rows, rows, init)
+            if not tied:
+                head = model.get_output_embeddings().weight
+                head[old_rows:] = _new_rows(out_old, base, new, old_rows, rows, init)
+    with torch.no_grad():  # rows 0..V-1 are the base rows, bit for bit
+        model.get_input_embeddings().weight[:old_rows].copy_(inp_old)
+        if not tied:
+            model.get_output_embeddings().weight[:old_rows].copy_(out_old)
+    model.config.vocab_size = rows
+    return old_rows, rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers import AutoModelForCausalLM
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model_dir, out = Path(args.model), Path(args.out)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"--model {model_dir}: no config.json; pass a Hugging Face model directory")
+    if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
+        raise ValueError(f"--pad-to-multiple-of must be >= 1, got {args.pad_to_multiple_of}")
+    new = load_tokenizer(args.tokenizer)
+    base_path = args.base_tokenizer or (model_dir if (model_dir / "tokenizer.model").is_file() else None)
+    base = load_tokenizer(base_path) if base_path is not None else None
+    log.info("loading %s", model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+    old_rows, rows = resize_model(model, new, base, args.init, args.pad_to_multiple_of)
+    log.info("resized %s: %d -> %d rows (%s, tokenizer %d tokens)", model_dir, old_rows, rows, args.init, new.vocab_size)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    copy_tokenizer_files(args.tokenizer, out)
+    record = {"base_vocab_size": old_rows, "vocab_size": rows, "tokenizer_vocab_size": new.vocab_size,
+              "init": args.init, "base_model": str(model_dir), "tokenizer": str(args.tokenizer),
+              "base_tokenizer": None if base_path is None else str(base_path)}
+    (out / RESIZE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    log.info("wrote %s", out)
+    return 0

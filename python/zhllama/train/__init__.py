@@ -1,0 +1,1 @@
+"""Training: two-stage pretraining and LoRA SFT on Hugging Face Trainer (+ DeepSpeed)."""

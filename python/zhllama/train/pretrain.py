@@ -1,0 +1,136 @@
+"""``zhllama pretrain --stage 1|2``: continued pretraining on Chinese text.
+
+    zhllama pretrain --stage 1 --model llama-7b-zh-init --train-file corpus.txt --output-dir stage1
+    zhllama pretrain --stage 2 --model stage1 --dataset-dir corpus_tok --output-dir stage2 \\
+        --deepspeed configs/ds_zero2.json          # or under: torchrun --nproc_per_node 8 -m zhllama.cli ...
+
+Stage 1 trains the (resized) embeddings only, the rest of the model frozen, so the new Chinese
+rows catch up with the old ones without disturbing them (``--new-rows-only`` leaves the
+original rows untouched too). Stage 2 adds LoRA on the attention projections and trains
+``embed_tokens`` and ``lm_head`` in full; its output is an adapter (``adapter_model.safetensors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from zhllama.train.args import (
+    LoraArguments,
+    ModelArguments,
+    RunArguments,
+    _help,
+    add_config_argument,
+    add_dataclass_arguments,
+    apply_config,
+    parse_dataclass,
+)
+
+STAGE_LR = {1: 2e-4, 2: 1e-4}
+
+
+@dataclass
+class PretrainArguments:
+    stage: int = field(metadata=_help("1: embeddings only; 2: LoRA(q,k,v,o) + embed_tokens + lm_head.", choices=(1, 2)))
+    train_file: Optional[str] = field(default=None, metadata=_help("Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.", ))
+    dataset_dir: Optional[str] = field(default=None, metadata=_help("Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file)."))
+    block_size: int = field(default=512, metadata=_help("Tokens per training sequence (documents are packed)."))
+    validation_split_percentage: float = field(default=1.0, metadata=_help("Percent of the blocks held out for the eval loss (0: none)."))
+    new_rows_only: bool = field(default=False, metadata=_help("Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
+    base_vocab_size: Optional[int] = field(default=None, metadata=_help("Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ValueError(f"--stage must be 1 or 2, got {self.stage}")
+        if (self.train_file is None) == (self.dataset_dir is None):
+            raise ValueError("pass exactly one of --train-file (raw text) or --dataset-dir (tokenized corpus)")
+        if self.block_size < 2:
+            raise ValueError(f"--block-size must be >= 2, got {self.block_size}")
+        if not 0 <= self.validation_split_percentage < 100:
+            raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
+        if self.new_rows_only and self.stage != 1:
+            raise ValueError("--new-rows-only applies to --stage 1 only")
+
+    @property
+    def train_files(self) -> list[str]:
+        return [f for f in (self.train_file or "").split(",") if f]
+
+
+CLASSES = (PretrainArguments, ModelArguments, LoraArguments, RunArguments)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    add_dataclass_arguments(parser, PretrainArguments, title="data and stage")
+    add_dataclass_arguments(parser, ModelArguments, title="model")
+    add_dataclass_arguments(parser, LoraArguments, title="LoRA (stage 2)")
+    add_dataclass_arguments(parser, RunArguments, title="training")
+
+
+def load_model(model_dir: str, vocab_size: int):
+    """The model in fp32 (mixed precision keeps fp32 master weights), checked against the tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < vocab_size:
+        raise ValueError(f"the tokenizer has {vocab_size:,} tokens but the model {model_dir} has {rows:,} embedding "
+                         f"rows; run `zhllama resize --model {model_dir} --tokenizer TOKENIZER --out DIR` first")
+    model.config.use_cache = False
+    return model
+
+
+def base_rows_of(model_dir: str, given: Optional[int]) -> Optional[int]:
+    if given is not None:
+        return given
+    record = Path(model_dir) / "resize.json"
+    if record.is_file():
+        return int(json.loads(record.read_text())["base_vocab_size"])
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers import default_data_collator
+
+    from zhllama.train.text_data import PackedTextDataset, load_tokenized_corpus, split_validation
+    from zhllama.train.tokenization import load_tokenizer
+    from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only
+    from zhllama.train.trainer import fit, setup_logging
+
+    apply_config(args, CLASSES)
+    data, model_args, lora, run_args = (parse_dataclass(c, args) for c in CLASSES)
+    if data.new_rows_only and run_args.weight_decay != 0:
+        raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
+                         f"the original rows")
+    setup_logging()
+    tokenizer = load_tokenizer(model_args.tokenizer)
+    if data.dataset_dir is not None:
+        dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
+    else:
+        dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)
+    train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
+
+    model = load_model(model_args.model, tokenizer.vocab_size)
+    if data.stage == 1:
+        train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
+    else:
+        model = apply_lora(model, lora)
+    share = log_trainable(model)
+    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer,
+        model_args.gradient_checkpointing, {"trainable_percent": share, "stage": data.stage})
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from zhllama.cli import main as cli_main
+
+    return cli_main(["pretrain", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

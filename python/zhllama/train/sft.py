@@ -1,0 +1,101 @@
+"""``zhllama sft``: LoRA instruction tuning on Alpaca-format data, prompt masked.
+
+    zhllama sft --model chinese-llama-merged --train-file alpaca_zh.json --output-dir sft
+    torchrun --nproc_per_node 8 -m zhllama.cli sft ... --deepspeed configs/ds_zero2.json
+
+LoRA on q,k,v,o,gate,up,down (r=8, alpha=32, dropout 0.05) with ``embed_tokens`` and ``lm_head``
+trained in full, as the report's Chinese-Alpaca. Needs the 49,954 tokenizer: batches are padded
+with its ``[PAD]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+from zhllama.train.args import (
+    LORA_SFT_TARGETS,
+    LoraArguments,
+    ModelArguments,
+    RunArguments,
+    _help,
+    add_config_argument,
+    add_dataclass_arguments,
+    apply_config,
+    parse_dataclass,
+)
+
+SFT_LR = 1e-4
+LORA_DEFAULTS = {"lora_target": LORA_SFT_TARGETS}
+
+
+@dataclass
+class SftArguments:
+    train_file: str = field(metadata=_help("Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several."))
+    validation_file: Optional[str] = field(default=None, metadata=_help("Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data)."))
+    validation_split_percentage: float = field(default=0.0, metadata=_help("Percent of the training records held out when no --validation-file is given."))
+    max_seq_length: int = field(default=512, metadata=_help("Truncate prompt + response to this many tokens."))
+
+    def __post_init__(self) -> None:
+        if self.max_seq_length < 2:
+            raise ValueError(f"--max-seq-length must be >= 2, got {self.max_seq_length}")
+        if not 0 <= self.validation_split_percentage < 100:
+            raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
+
+
+CLASSES = (SftArguments, ModelArguments, LoraArguments, RunArguments)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    add_dataclass_arguments(parser, SftArguments, title="data")
+    add_dataclass_arguments(parser, ModelArguments, title="model")
+    add_dataclass_arguments(parser, LoraArguments, defaults=LORA_DEFAULTS, title="LoRA")
+    add_dataclass_arguments(parser, RunArguments, title="training")
+
+
+def require_pad(tokenizer) -> int:
+    if tokenizer.pad_id is None:
+        raise ValueError(f"the tokenizer {tokenizer.source} has no pad token; SFT pads batches with [PAD]: use the "
+                         f"49,954-token tokenizer (`zhllama merge-vocab --pad-token [PAD]`) and a model resized to it")
+    return tokenizer.pad_id
+
+
+def run(args: argparse.Namespace) -> int:
+    from zhllama.train.pretrain import load_model
+    from zhllama.train.sft_data import InstructionDataset, PaddingCollator
+    from zhllama.train.text_data import split_validation
+    from zhllama.train.tokenization import load_tokenizer
+    from zhllama.train.trainable import apply_lora, log_trainable
+    from zhllama.train.trainer import fit, setup_logging
+
+    apply_config(args, CLASSES, LORA_DEFAULTS)
+    data, model_args, lora, run_args = (parse_dataclass(c, args) for c in CLASSES)
+    setup_logging()
+    tokenizer = load_tokenizer(model_args.tokenizer)
+    pad_id = require_pad(tokenizer)
+    train_ds = InstructionDataset(data.train_file.split(","), tokenizer, data.max_seq_length)
+    dropped = train_ds.dropped
+    if data.validation_file:
+        eval_ds = InstructionDataset(data.validation_file.split(","), tokenizer, data.max_seq_length)
+    else:
+        train_ds, eval_ds = split_validation(train_ds, data.validation_split_percentage, run_args.seed)
+    model = load_model(model_args.model, tokenizer.vocab_size)
+    model.config.pad_token_id = pad_id
+    model = apply_lora(model, lora)
+    share = log_trainable(model)
+    fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args.tokenizer,
+        model_args.gradient_checkpointing, {"trainable_percent": share, "dropped_truncated_records": dropped})
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from zhllama.cli import main as cli_main
+
+    return cli_main(["sft", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""`zhllama resize`: base rows bit-identical, each init rule, tied embeddings, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sentencepiece as spm
+import torch
+
+import train_helpers as h
+
+transformers = pytest.importorskip("transformers")
+
+
+def _load(path):
+    return transformers.AutoModelForCausalLM.from_pretrained(path)
+
+
+def _resize(tmp_path, init="subword-mean", tie=False, tok="merged-pad", extra=()):
+    out = tmp_path / f"resized-{init}-{tie}"
+    rc = h.cli("resize", "--model", h.tiny_model_dir("base", tie=tie), "--tokenizer", h.tokenizer_dir(tok),
+               "--out", out, "--init", init, *extra)
+    assert rc == 0
+    return out
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_subword_mean_keeps_base_rows_and_averages_subwords(tmp_path, tie):
+    base = _load(h.tiny_model_dir("base", tie=tie))
+    out = _resize(tmp_path, tie=tie)
+    model = _load(out)
+    V = base.config.vocab_size
+    assert V == 400 and model.config.vocab_size == 410
+    e0, e1 = base.get_input_embeddings().weight, model.get_input_embeddings().weight
+    assert torch.equal(e0, e1[:V])
+    if tie:
+        assert model.get_output_embeddings().weight.data_ptr() == e1.data_ptr()
+    else:
+        assert torch.equal(base.get_output_embeddings().weight, model.get_output_embeddings().weight[:V])
+    # The reference: sentencepiece's own base encoding of each new piece's text.
+    sp = spm.SentencePieceProcessor(model_file=str(h.base_sp_model()))
+    merged = spm.SentencePieceProcessor(model_file=str(h.merged_sp_model()))
+    for i in range(V, merged.get_piece_size()):
+        piece = merged.id_to_piece(i)
+        ids = sp.encode(piece.replace("▁", " ").lstrip(" "))
+        if not piece.startswith("▁") and sp.id_to_piece(ids[0]) == "▁":
+            ids = ids[1:]
+        for W0, W1 in ((e0, e1), (base.get_output_embeddings().weight, model.get_output_embeddings().weight)):
+            assert torch.allclose(W1[i], W0[ids].mean(0), atol=1e-6), piece
+    # The added [PAD] has no text: mean of all base rows.
+    assert torch.allclose(e1[409], e0.mean(0), atol=1e-6)
+    assert (out / "tokenizer.model").is_file() and (out / "tokenizer_config.json").is_file()
+    assert (out / "model.safetensors").is_file()
+    assert json.loads((out / "resize.json").read_text())["base_vocab_size"] == V
+
+
+def test_mean_and_hf_inits(tmp_path):
+    base = _load(h.tiny_model_dir("base"))
+    e0 = base.get_input_embeddings().weight
+    mean_model = _load(_resize(tmp_path, "mean"))
+    e1 = mean_model.get_input_embeddings().weight
+    assert torch.equal(e0, e1[:400])
+    assert torch.allclose(e1[400:], e0.mean(0).expand(10, -1), atol=1e-6)
+    h0 = base.get_output_embeddings().weight
+    assert torch.allclose(mean_model.get_output_embeddings().weight[400:], h0.mean(0).expand(10, -1), atol=1e-6)
+    hf_model = _load(_resize(tmp_path, "hf"))
+    assert torch.equal(e0, hf_model.get_input_embeddings().weight[:400])
+    assert hf_model.get_input_embeddings().weight.shape[0] == 410
+
+
+def test_pad_to_multiple_of(tmp_path):
+    model = _load(_resize(tmp_path, "mean", extra=("--pad-to-multiple-of", "64")))
+    assert model.config.vocab_size == 448
+    assert model.get_output_embeddings().weight.shape[0] == 448
+
+
+def test_refuses_non_extending_tokenizer(tmp_path, capsys):
+    # A tokenizer with a different piece order (here: another trained model) is refused.
+    other = tmp_path / "other"
+    spm.SentencePieceTrainer.train(
+        input=str(h.write_text(tmp_path / "c.txt", h.corpus_lines(300, seed=7))), model_prefix=str(tmp_path / "o"),
+        vocab_size=420, model_type="bpe", byte_fallback=True, minloglevel=2)
+    from zhllama.train.tokenization import write_tokenizer_dir
+
+    write_tokenizer_dir(other, tmp_path / "o.model")
+    rc = h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", other, "--out", tmp_path / "x")
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "does not extend" in err and "merge-vocab" in err
+
+
+def test_refuses_size_mismatch(tmp_path, capsys):
+    # Model already resized to 410 (the "49,954" one); the 409-token tokenizer (the "49,953") is refused.
+    resized = _resize(tmp_path, "mean")
+    rc = h.cli("resize", "--model", resized, "--tokenizer", h.tokenizer_dir("merged"), "--out", tmp_path / "x")
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "409" in err and "410" in err
+    # Base tokenizer that does not match the model's rows (32,000 tokenizer on a 49,953 model).
+    rc = h.cli("resize", "--model", resized, "--tokenizer", h.tokenizer_dir("merged-pad"), "--out", tmp_path / "y",
+               "--base-tokenizer", h.tokenizer_dir("base"))
+    assert rc == 1
+    assert "--base-tokenizer" in capsys.readouterr().err
