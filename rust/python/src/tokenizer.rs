@@ -1,19 +1,14 @@
-//! Bindings for the tokenizer domain: `zhllama._native.Tokenizer`.
-//!
-//! Batches run on a rayon pool owned here, keyed by thread count and by the pid that built
-//! it: a process forked from one that already used a pool (DataLoader workers,
-//! `datasets.map(num_proc=...)`) finds a pid that is not its own and builds fresh threads
-//! instead of waiting forever on threads that did not survive the fork.
+//! Bindings for the tokenizer domain: `zhllama._native.Tokenizer`. Batches run on the
+//! fork-aware pools of `batch.rs`.
 
+use crate::batch::{encode_to_lists, on_pool, resolve_threads};
 use crate::error::{detach, panic_message, InternalError, IntoPyErr, ModelError};
 use crate::text::{borrow_str, str_items};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
 use zhllama_core::encoder::EncoderError;
 use zhllama_core::Tokenizer;
 
@@ -30,65 +25,6 @@ impl IntoPyErr for EncoderError {
 /// Texts shorter than this encode without releasing the GIL: the release costs more than
 /// the work.
 const DETACH_MIN_BYTES: usize = 4096;
-
-struct Pools {
-    pid: u32,
-    by_threads: HashMap<usize, Arc<rayon::ThreadPool>>,
-}
-
-static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
-
-fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, String> {
-    let pid = std::process::id();
-    let mut guard = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.as_ref().is_some_and(|p| p.pid != pid) {
-        // Pools inherited across fork have no threads; dropping them would try to signal
-        // those threads, so they are leaked on purpose.
-        if let Some(old) = guard.take() {
-            std::mem::forget(old);
-        }
-    }
-    let pools = guard.get_or_insert_with(|| Pools {
-        pid,
-        by_threads: HashMap::new(),
-    });
-    if let Some(p) = pools.by_threads.get(&threads) {
-        return Ok(p.clone());
-    }
-    let p = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("zhllama-encode-{i}"))
-        .build()
-        .map_err(|e| format!("cannot start {threads} encoder threads: {e}"))?;
-    let p = Arc::new(p);
-    pools.by_threads.insert(threads, p.clone());
-    Ok(p)
-}
-
-fn resolve_threads(num_threads: Option<i64>) -> PyResult<usize> {
-    match num_threads {
-        None => Ok(default_threads()),
-        Some(n) if n < 1 => Err(PyValueError::new_err(format!(
-            "num_threads must be a positive int or None (all cores), got {n}"
-        ))),
-        Some(n) => Ok(n as usize),
-    }
-}
-
-/// Run `f` on `threads` threads (inline for one thread: no pool, nothing fork-sensitive).
-fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, PyErr> {
-    if threads <= 1 {
-        return Ok(f());
-    }
-    let p = pool(threads).map_err(InternalError::new_err)?;
-    Ok(p.install(f))
-}
 
 /// `(ids, offsets)` of `encode_batch_flat`.
 type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
@@ -225,11 +161,6 @@ impl PyTokenizer {
             .iter()
             .map(borrow_str)
             .collect::<PyResult<Vec<&str>>>()?;
-        let tok = &self.inner;
-        // Flat results: one allocation per block of texts rather than one per text.
-        let (ids, offsets) = detach(py, || {
-            on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
-        })?;
         // Building one list per text would trigger the cyclic GC every ~700 lists, each pass
         // re-walking the lists built so far; lists of ints cannot form cycles, so collection
         // is deferred until the result is complete (the GC state is restored either way).
@@ -238,10 +169,15 @@ impl PyTokenizer {
         if was_enabled {
             gc.call_method0("disable")?;
         }
-        let lists = offsets
-            .windows(2)
-            .map(|w| self.list(py, &ids[w[0] as usize..w[1] as usize]))
-            .collect::<PyResult<Vec<_>>>();
+        let lists = encode_to_lists(
+            py,
+            &self.inner,
+            &texts,
+            add_bos,
+            add_eos,
+            threads,
+            &mut |ids| self.list(py, ids),
+        );
         if was_enabled {
             gc.call_method0("enable")?;
         }

@@ -94,30 +94,7 @@ pub fn tokenize_corpus(
         });
     }
     let progress_path = dir.join(PROGRESS);
-    let state = if progress_path.exists() {
-        let p = Manifest::read(&progress_path)?;
-        if let Some(why) = p.mismatch(&fresh) {
-            return Err(CorpusError::OutputMismatch {
-                path: dir.clone(),
-                message: format!("holds an interrupted run made with {why}; rerun that exact command to resume, or choose another --out"),
-            });
-        }
-        p
-    } else {
-        fresh
-    };
-    for shard in &state.shards {
-        for ext in ["bin", "idx"] {
-            let path = dir.join(format!("{}.{ext}", shard.name));
-            if !path.exists() {
-                return Err(CorpusError::OutputMismatch {
-                    path,
-                    message: "is missing, but progress.json lists its shard as complete; delete the output directory and rerun".into(),
-                });
-            }
-        }
-    }
-    remove_stale_files(dir, state.shards.len())?;
+    let state = resume_state(dir, fresh)?;
     let resumed_shards = state.shards.len();
     progress.docs.store(state.num_docs, Ordering::Relaxed);
     progress.tokens.store(state.num_tokens, Ordering::Relaxed);
@@ -175,6 +152,37 @@ pub fn tokenize_corpus(
         already_done: false,
         resumed_shards,
     })
+}
+
+/// The state to continue from: an interrupted run's `progress.json` (checked to come from
+/// the same command, its shards present, debris past them removed), or `fresh`.
+fn resume_state(dir: &Path, fresh: Manifest) -> Result<Manifest> {
+    let progress_path = dir.join(PROGRESS);
+    let state = if progress_path.exists() {
+        let p = Manifest::read(&progress_path)?;
+        if let Some(why) = p.mismatch(&fresh) {
+            return Err(CorpusError::OutputMismatch {
+                path: dir.to_path_buf(),
+                message: format!("holds an interrupted run made with {why}; rerun that exact command to resume, or choose another --out"),
+            });
+        }
+        p
+    } else {
+        fresh
+    };
+    for shard in &state.shards {
+        for ext in ["bin", "idx"] {
+            let path = dir.join(format!("{}.{ext}", shard.name));
+            if !path.exists() {
+                return Err(CorpusError::OutputMismatch {
+                    path,
+                    message: "is missing, but progress.json lists its shard as complete; delete the output directory and rerun".into(),
+                });
+            }
+        }
+    }
+    remove_stale_files(dir, state.shards.len())?;
+    Ok(state)
 }
 
 fn fresh_manifest(cfg: &TokenizeConfig, encoder: &dyn DocEncoder) -> Manifest {

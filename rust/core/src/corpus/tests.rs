@@ -167,6 +167,7 @@ fn formats_order_and_eos() {
         &Bytes { big: false },
     );
     assert!(other.unwrap_err().to_string().contains("another --out"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -189,6 +190,7 @@ fn deterministic_across_threads_and_dtype() {
             .collect();
         assert_eq!(outs[0], outs[1]);
     }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -223,6 +225,7 @@ fn resume_after_interruption_is_byte_identical() {
     let s = run(&cfg, &Bytes { big: false }).unwrap();
     assert!(s.resumed_shards > 0 && !s.already_done);
     assert_eq!(dir_bytes(&out), dir_bytes(&whole));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -289,4 +292,5 @@ fn truncated_gzip_names_the_file() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("t.jsonl.gz") && msg.contains("gzip"), "{msg}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
