@@ -198,3 +198,12 @@ def test_dataset_dir_uses_packed_dataset(resized, tmp_path, monkeypatch, capsys)
     assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
                  tmp_path / "y", "--block-size", "16", "--max-steps", "1", "--report-to", "none") == 0
     assert calls == [(str(corpus), 16)]
+
+
+def test_dataset_dir_from_another_tokenizer_is_refused(resized, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "manifest.json").write_text('{"tokenizer_sha256": "' + "0" * 64 + '"}')
+    assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
+                 tmp_path / "x", "--block-size", "16", "--max-steps", "1", "--report-to", "none") == 1
+    assert "re-run `zhllama tokenize-corpus`" in capsys.readouterr().err

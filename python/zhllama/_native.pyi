@@ -112,3 +112,53 @@ class Tokenizer:
     def piece_type(self, id: int) -> int:
         """1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED, 6 BYTE."""
     def __len__(self) -> int: ...
+
+# ---- corpus (corpus.rs) ------------------------------------------------------------------
+
+class CorpusJob:
+    """A running ``tokenize-corpus`` (a Rust thread); poll it, never block the GIL on it."""
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds (GIL released); True once the run has ended."""
+    def progress(self) -> tuple[int, int, int, int]:
+        """``(bytes_read, total_bytes, docs, tokens)`` so far."""
+    def cancel(self) -> None:
+        """Stop at the next chunk; completed shards stay and a rerun resumes."""
+    def result(self) -> tuple[str, bool, int]:
+        """``(manifest_json, already_done, resumed_shards)``, or raise the run's error."""
+
+def tokenize_corpus_start(
+    tokenizer_path: str,
+    inputs: Sequence[str],
+    out_dir: str,
+    *,
+    threads: int,
+    text_field: str,
+    append_eos: bool,
+    add_bos: bool,
+    shard_size: int,
+    on_bad_line: str,
+    tokenizer_sha256: str,
+    extra_json: str,
+    table_reader: Optional[object] = None,
+) -> CorpusJob:
+    """Start tokenizing ``inputs`` (expanded, ordered) into Megatron shards under ``out_dir``.
+    ``table_reader(path, column, skip_rows)`` yields lists of bytes-or-None (Parquet)."""
+
+def corpus_input_format(path: Union[str, PathLike[str]]) -> Optional[str]:
+    """``"txt"``, ``"jsonl"`` or ``"parquet"`` for a file name tokenize-corpus reads, else None."""
+
+# ---- stats (stats.rs) --------------------------------------------------------------------
+
+def stats_collect(
+    tokenizer_paths: Sequence[str],
+    inputs: Sequence[str],
+    *,
+    text_field: str,
+    sample: Optional[int] = None,
+    threads: int = 1,
+    table_reader: Optional[object] = None,
+) -> dict[str, object]:
+    """Raw counts of each tokenizer over the first ``sample`` documents: corpus totals and
+    ``"tokenizers"``, a list of dicts with ``tokens``, ``byte_tokens``, ``unk_tokens``,
+    ``lengths`` (uint32 array), ``piece_counts`` (uint64 array), ``fallback_chars``."""

@@ -203,7 +203,7 @@ class Demo:
         out = {}
         for name, model in (("base", "base_model"), ("adapted", "pretrained")):
             self.cli("eval", "--model", self.path(model), "--text-file", self.path("corpus", "heldout.txt"),
-                     "--block-size", 128, "--device", "cpu", "--max-documents", 200 if self.quick else 1000,
+                     "--block-size", 128, "--device", "cpu", "--max-documents", 60 if self.quick else 300,
                      "--output", self.path(f"eval_{name}.json"))
             out[f"eval_{name}"] = json.loads(self.path(f"eval_{name}.json").read_text())
         return out

@@ -97,7 +97,12 @@ def base_rows_of(model_dir: str, given: Optional[int]) -> Optional[int]:
 def run(args: argparse.Namespace) -> int:
     from transformers import default_data_collator
 
-    from zhllama.train.text_data import PackedTextDataset, load_tokenized_corpus, split_validation
+    from zhllama.train.text_data import (
+        PackedTextDataset,
+        check_corpus_tokenizer,
+        load_tokenized_corpus,
+        split_validation,
+    )
     from zhllama.train.tokenization import load_tokenizer
     from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only
     from zhllama.train.trainer import fit, setup_logging
@@ -110,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     tokenizer = load_tokenizer(model_args.tokenizer)
     if data.dataset_dir is not None:
+        if (Path(data.dataset_dir) / "manifest.json").is_file():
+            check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer)
         dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
     else:
         dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)

@@ -76,6 +76,22 @@ class PackedTextDataset(Dataset):
         return {"input_ids": block, "labels": block.clone()}
 
 
+def check_corpus_tokenizer(dataset_dir: str | Path, tokenizer_path: str | Path) -> None:
+    """Refuse a corpus tokenized with another tokenizer (its ids would index the wrong rows)."""
+    import json
+
+    from zhllama.tokenizer_dir import resolve_model_file, sha256_file
+
+    manifest = json.loads((Path(dataset_dir) / "manifest.json").read_text(encoding="utf-8"))
+    want = manifest.get("tokenizer_sha256")
+    model = resolve_model_file(tokenizer_path)
+    have = sha256_file(model)
+    if want and want != have:
+        raise ValueError(f"--dataset-dir {dataset_dir} was tokenized with a tokenizer of sha256 {want[:12]}…, but "
+                         f"--tokenizer {model} has sha256 {have[:12]}…; re-run `zhllama tokenize-corpus` with this "
+                         f"tokenizer or pass the one the corpus was made with")
+
+
 def load_tokenized_corpus(dataset_dir: str | Path, block_size: int, seed: int) -> Dataset:
     """``zhllama.data.PackedDataset`` over a tokenized-corpus directory."""
     try:

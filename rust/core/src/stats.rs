@@ -1,1 +1,297 @@
-//! (stats work in progress)
+//! Token statistics of a corpus under one or more tokenizers (`zhllama stats`).
+//!
+//! Only counting lives here: documents are read in batches (the same readers and UTF-8 rule
+//! as `tokenize-corpus`), each batch is encoded in parallel by every tokenizer, and per-piece
+//! counts, per-document lengths and byte-fallback characters are accumulated. Percentiles,
+//! ratios and the plot are derived in Python from these counts.
+
+use crate::corpus::input::{Format, InputFile};
+use crate::corpus::reader::TableReader;
+use crate::corpus::record::{document_text, repair_utf8};
+use crate::corpus::{CorpusError, DocEncoder};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StatsError {
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("cannot start {threads} threads: {message}")]
+    Threads { threads: usize, message: String },
+}
+
+/// Documents are encoded this many at a time (one parallel batch per tokenizer).
+const BATCH_DOCS: usize = 16384;
+/// Documents per parallel task: each task's partial counts (a vocabulary-sized vector) are
+/// merged afterwards, so tasks must be large enough for that merge to be negligible.
+const TASK_DOCS: usize = 1024;
+
+#[derive(Debug, Default, Clone)]
+pub struct TokenizerStats {
+    pub tokens: u64,
+    pub byte_tokens: u64,
+    pub unk_tokens: u64,
+    /// Tokens per document, without BOS/EOS.
+    pub lengths: Vec<u32>,
+    /// How often each id occurs.
+    pub piece_counts: Vec<u64>,
+    /// Characters spelled with byte-fallback pieces, and how often.
+    pub fallback_chars: FxHashMap<char, u64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CorpusStats {
+    pub docs: u64,
+    pub chars: u64,
+    pub bytes: u64,
+    /// Lines skipped because they hold no document (malformed JSON, missing field, null).
+    pub bad_lines: u64,
+    pub empty_docs: u64,
+    pub per_tokenizer: Vec<TokenizerStats>,
+}
+
+/// Characters as sentencepiece sees them: each invalid byte becomes one U+FFFD.
+fn char_count(text: &[u8]) -> u64 {
+    match std::str::from_utf8(text) {
+        Ok(s) => s.chars().count() as u64,
+        Err(_) => repair_utf8(text).chars().count() as u64,
+    }
+}
+
+/// Per-id facts looked up once, so the per-token loop is two array reads.
+struct PieceTable {
+    /// The byte a byte-fallback piece stands for, or -1.
+    byte: Vec<i16>,
+    unk: Vec<bool>,
+}
+
+impl PieceTable {
+    fn new(enc: &dyn DocEncoder) -> Self {
+        let n = enc.vocab_size() as u32;
+        PieceTable {
+            byte: (0..n)
+                .map(|i| enc.byte_value(i).map_or(-1, i16::from))
+                .collect(),
+            unk: (0..n).map(|i| enc.is_unknown(i)).collect(),
+        }
+    }
+}
+
+impl TokenizerStats {
+    fn add_doc(&mut self, table: &PieceTable, ids: &[u32], run: &mut Vec<u8>) {
+        self.tokens += ids.len() as u64;
+        self.lengths.push(ids.len() as u32);
+        for &id in ids {
+            let i = id as usize;
+            self.piece_counts[i] += 1;
+            self.unk_tokens += table.unk[i] as u64;
+            match table.byte[i] {
+                b if b >= 0 => {
+                    self.byte_tokens += 1;
+                    run.push(b as u8);
+                }
+                _ => self.flush_run(run),
+            }
+        }
+        self.flush_run(run);
+    }
+
+    fn flush_run(&mut self, run: &mut Vec<u8>) {
+        if run.is_empty() {
+            return;
+        }
+        for c in String::from_utf8_lossy(run).chars() {
+            *self.fallback_chars.entry(c).or_default() += 1;
+        }
+        run.clear();
+    }
+
+    fn merge(&mut self, o: TokenizerStats) {
+        self.tokens += o.tokens;
+        self.byte_tokens += o.byte_tokens;
+        self.unk_tokens += o.unk_tokens;
+        self.lengths.extend(o.lengths);
+        self.piece_counts
+            .iter_mut()
+            .zip(&o.piece_counts)
+            .for_each(|(a, b)| *a += b);
+        for (k, v) in o.fallback_chars {
+            *self.fallback_chars.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Count `encoders` over the first `sample` documents of `inputs` (all when `None`).
+/// `keep_going` is called between batches (the binding checks for Ctrl-C there).
+pub fn collect_stats(
+    inputs: &[InputFile],
+    text_field: &str,
+    sample: Option<u64>,
+    encoders: &[&dyn DocEncoder],
+    tables: Option<&dyn TableReader>,
+    threads: usize,
+    keep_going: &mut dyn FnMut() -> bool,
+) -> Result<CorpusStats, StatsError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| StatsError::Threads {
+            threads,
+            message: e.to_string(),
+        })?;
+    let mut stats = CorpusStats {
+        per_tokenizer: encoders
+            .iter()
+            .map(|e| TokenizerStats {
+                piece_counts: vec![0; e.vocab_size()],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let piece_tables: Vec<PieceTable> = encoders.iter().map(|e| PieceTable::new(*e)).collect();
+    let limit = sample.unwrap_or(u64::MAX);
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH_DOCS);
+    let mut count = |stats: &mut CorpusStats, batch: &mut Vec<Vec<u8>>| -> Result<(), StatsError> {
+        if !keep_going() {
+            return Err(StatsError::Interrupted);
+        }
+        for ((enc, st), table) in encoders
+            .iter()
+            .zip(stats.per_tokenizer.iter_mut())
+            .zip(&piece_tables)
+        {
+            let empty = TokenizerStats {
+                piece_counts: vec![0; enc.vocab_size()],
+                ..Default::default()
+            };
+            // Chunks keep document order inside each partial, and partials are merged in
+            // order, so `lengths` follows the input order.
+            let parts: Vec<TokenizerStats> = pool.install(|| {
+                batch
+                    .par_chunks(TASK_DOCS)
+                    .map(|docs| {
+                        let mut part = empty.clone();
+                        let (mut ids, mut run) = (Vec::new(), Vec::new());
+                        for d in docs {
+                            ids.clear();
+                            enc.encode_doc(d, &mut ids);
+                            part.add_doc(table, &ids, &mut run);
+                        }
+                        part
+                    })
+                    .collect()
+            });
+            parts.into_iter().for_each(|p| st.merge(p));
+        }
+        batch.clear();
+        Ok(())
+    };
+    let push =
+        |stats: &mut CorpusStats, batch: &mut Vec<Vec<u8>>, line: Result<Vec<u8>, ()>| match line {
+            Err(()) => stats.bad_lines += 1,
+            Ok(t) if t.is_empty() => stats.empty_docs += 1,
+            Ok(t) => {
+                stats.docs += 1;
+                stats.bytes += t.len() as u64;
+                stats.chars += char_count(&t);
+                batch.push(t);
+            }
+        };
+    'files: for file in inputs {
+        if file.format == Format::Parquet {
+            let tables = tables.ok_or_else(|| CorpusError::NoParquetReader {
+                path: file.path.clone(),
+            })?;
+            let mut rows = tables.open(&file.path, text_field, 0)?;
+            while let Some(values) = rows.next_batch()? {
+                for v in values {
+                    if stats.docs >= limit {
+                        break 'files;
+                    }
+                    push(&mut stats, &mut batch, v.ok_or(()));
+                    if batch.len() >= BATCH_DOCS {
+                        count(&mut stats, &mut batch)?;
+                    }
+                }
+            }
+            continue;
+        }
+        let mut src = file.open_lines(0, Arc::new(AtomicU64::new(0)))?;
+        let mut line = Vec::new();
+        loop {
+            if stats.docs >= limit {
+                break 'files;
+            }
+            line.clear();
+            if src.read_line(&mut line)? == 0 {
+                break;
+            }
+            let doc = document_text(file.format, &line, text_field)
+                .map(|d| d.into_bytes())
+                .map_err(|_| ());
+            push(&mut stats, &mut batch, doc);
+            if batch.len() >= BATCH_DOCS {
+                count(&mut stats, &mut batch)?;
+            }
+        }
+    }
+    count(&mut stats, &mut batch)?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes below 0x80 are pieces 3.., others fall back to byte pieces 200.. (plus UNK 0 for 'U').
+    struct Fake;
+    impl DocEncoder for Fake {
+        fn encode_doc(&self, text: &[u8], out: &mut Vec<u32>) {
+            out.extend(text.iter().map(|&b| match b {
+                b'U' => 0,
+                b if b < 0x80 => b as u32 + 3,
+                b => 200 + b as u32,
+            }));
+        }
+        fn vocab_size(&self) -> usize {
+            456
+        }
+        fn bos_id(&self) -> Option<u32> {
+            None
+        }
+        fn eos_id(&self) -> Option<u32> {
+            None
+        }
+        fn byte_value(&self, id: u32) -> Option<u8> {
+            (id >= 200).then(|| (id - 200) as u8)
+        }
+        fn is_unknown(&self, id: u32) -> bool {
+            id == 0
+        }
+    }
+
+    #[test]
+    fn counts() {
+        let dir = std::env::temp_dir().join(format!("zhllama-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.txt");
+        std::fs::write(&p, "ab中\n\nU中中\nx\n").unwrap();
+        let inputs = [InputFile::from_path(&p).unwrap()];
+        let s = collect_stats(&inputs, "text", None, &[&Fake], None, 2, &mut || true).unwrap();
+        assert_eq!((s.docs, s.chars, s.bytes, s.empty_docs), (3, 7, 13, 1));
+        let t = &s.per_tokenizer[0];
+        assert_eq!((t.tokens, t.byte_tokens, t.unk_tokens), (13, 9, 1));
+        assert_eq!(t.lengths, vec![5, 7, 1]);
+        assert_eq!(t.fallback_chars[&'中'], 3);
+        let first =
+            collect_stats(&inputs, "text", Some(1), &[&Fake], None, 1, &mut || true).unwrap();
+        assert_eq!(first.docs, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

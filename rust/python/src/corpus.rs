@@ -1,7 +1,233 @@
-//! Bindings for the corpus domain.
+//! Bindings for the corpus domain: `tokenize-corpus` as a background job.
+//!
+//! The pipeline runs on its own Rust thread; Python polls `wait(timeout)` (GIL released) and
+//! `progress()` to draw the bar, and calls `cancel()` on Ctrl-C. That keeps signal handling
+//! in Python's main thread, where it works, and never holds the GIL during the run.
+//! Parquet is read by pyarrow through a Python callable (see `zhllama.corpus`), so the wheel
+//! does not compile a Parquet stack for one input format.
 
+use crate::error::{detach, panic_message, CorpusError as PyCorpusError, InternalError, IntoPyErr};
+use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError};
 use pyo3::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use zhllama_core::corpus::{
+    self, CorpusError, InputFile, Options, Progress, RunSummary, TableBatches, TableReader,
+    TokenizeConfig,
+};
+use zhllama_core::Tokenizer;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+impl IntoPyErr for CorpusError {
+    fn into_pyerr(self) -> PyErr {
+        match &self {
+            CorpusError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                PyFileNotFoundError::new_err(self.to_string())
+            }
+            _ => PyCorpusError::new_err(self.to_string()),
+        }
+    }
+}
+
+/// A Python callable `open(path, column, skip) -> iterator of lists of bytes-or-None`.
+pub(crate) struct PyTables(pub(crate) Py<PyAny>);
+
+struct PyBatches {
+    iter: Py<PyAny>,
+    path: PathBuf,
+}
+
+fn external(path: &Path, e: PyErr) -> CorpusError {
+    CorpusError::External {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl TableReader for PyTables {
+    fn open(
+        &self,
+        path: &Path,
+        column: &str,
+        skip: u64,
+    ) -> Result<Box<dyn TableBatches>, CorpusError> {
+        Python::attach(|py| {
+            let it = self
+                .0
+                .call1(py, (path.to_path_buf(), column, skip))
+                .map_err(|e| external(path, e))?;
+            Ok(Box::new(PyBatches {
+                iter: it,
+                path: path.to_path_buf(),
+            }) as Box<dyn TableBatches>)
+        })
+    }
+}
+
+impl TableBatches for PyBatches {
+    fn next_batch(&mut self) -> Result<Option<Vec<Option<Vec<u8>>>>, CorpusError> {
+        Python::attach(|py| {
+            let it = self.iter.bind(py);
+            match it.call_method0("__next__") {
+                Ok(batch) => batch
+                    .extract::<Vec<Option<Vec<u8>>>>()
+                    .map(Some)
+                    .map_err(|e| external(&self.path, e)),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
+                Err(e) => Err(external(&self.path, e)),
+            }
+        })
+    }
+}
+
+type JobResult = Result<RunSummary, CorpusError>;
+
+/// A running `tokenize-corpus`.
+#[pyclass(name = "CorpusJob", module = "zhllama._native", frozen)]
+struct PyCorpusJob {
+    progress: Arc<Progress>,
+    handle: Mutex<Option<JoinHandle<std::thread::Result<JobResult>>>>,
+}
+
+#[pymethods]
+impl PyCorpusJob {
+    /// Wait up to `timeout` seconds without the GIL; `True` once the run has ended.
+    fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let handle = &self.handle;
+        detach(py, || {
+            let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+            loop {
+                let finished = handle
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .is_none_or(|h| h.is_finished());
+                if finished || std::time::Instant::now() >= deadline {
+                    return Ok::<bool, PyErr>(finished);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    }
+
+    /// `(bytes_read, total_bytes, docs, tokens)` so far.
+    fn progress(&self) -> (u64, u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = &self.progress;
+        (
+            p.bytes_read.load(Relaxed),
+            p.total_bytes.load(Relaxed),
+            p.docs.load(Relaxed),
+            p.tokens.load(Relaxed),
+        )
+    }
+
+    /// Ask the run to stop at the next chunk; completed shards stay, a rerun resumes.
+    fn cancel(&self) {
+        self.progress
+            .cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Wait for the end; `(manifest_json, already_done, resumed_shards)` or the run's error.
+    fn result(&self, py: Python<'_>) -> PyResult<(String, bool, usize)> {
+        let handle = self
+            .handle
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("result() already taken"))?;
+        match py.detach(|| handle.join()) {
+            Ok(Ok(Ok(s))) => Ok((
+                serde_json::to_string(&s.manifest).expect("serializes"),
+                s.already_done,
+                s.resumed_shards,
+            )),
+            Ok(Ok(Err(e))) => Err(e.into_pyerr()),
+            Ok(Err(panic)) | Err(panic) => Err(InternalError::new_err(panic_message(panic))),
+        }
+    }
+}
+
+/// Start tokenizing `inputs` (already expanded and ordered) into `out_dir`.
+#[pyfunction]
+#[pyo3(signature = (tokenizer_path, inputs, out_dir, *, threads, text_field, append_eos, add_bos, shard_size, on_bad_line, tokenizer_sha256, extra_json, table_reader=None))]
+#[allow(clippy::too_many_arguments)]
+fn tokenize_corpus_start(
+    py: Python<'_>,
+    tokenizer_path: PathBuf,
+    inputs: Vec<PathBuf>,
+    out_dir: PathBuf,
+    threads: usize,
+    text_field: String,
+    append_eos: bool,
+    add_bos: bool,
+    shard_size: u64,
+    on_bad_line: String,
+    tokenizer_sha256: String,
+    extra_json: String,
+    table_reader: Option<Py<PyAny>>,
+) -> PyResult<PyCorpusJob> {
+    let tokenizer = detach(py, || Tokenizer::from_file(&tokenizer_path))?;
+    let inputs = detach(py, || {
+        inputs
+            .iter()
+            .map(|p| InputFile::from_path(p))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let extra = serde_json::from_str(&extra_json)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let cfg = TokenizeConfig {
+        inputs,
+        out_dir,
+        threads,
+        options: Options {
+            text_field,
+            append_eos,
+            add_bos,
+            shard_size,
+            on_bad_line,
+            extra,
+        },
+        tokenizer_sha256,
+    };
+    let progress = Arc::new(Progress::default());
+    let p = progress.clone();
+    let tables = table_reader.map(PyTables);
+    let handle = std::thread::Builder::new()
+        .name("zhllama-corpus".into())
+        .spawn(move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                corpus::tokenize_corpus(
+                    &cfg,
+                    &tokenizer,
+                    tables.as_ref().map(|t| t as &dyn TableReader),
+                    &p,
+                )
+            }))
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the corpus thread: {e}")))?;
+    Ok(PyCorpusJob {
+        progress,
+        handle: Mutex::new(Some(handle)),
+    })
+}
+
+/// `"txt"`, `"jsonl"` or `"parquet"` for a file name we read, else `None`.
+#[pyfunction]
+fn corpus_input_format(path: PathBuf) -> Option<&'static str> {
+    corpus::detect_kind(&path).map(|(f, _)| match f {
+        corpus::Format::Txt => "txt",
+        corpus::Format::Jsonl => "jsonl",
+        corpus::Format::Parquet => "parquet",
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCorpusJob>()?;
+    m.add_function(wrap_pyfunction!(tokenize_corpus_start, m)?)?;
+    m.add_function(wrap_pyfunction!(corpus_input_format, m)?)?;
     Ok(())
 }

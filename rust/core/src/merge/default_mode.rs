@@ -111,16 +111,7 @@ pub(super) fn merge(base: &ModelProto, add: &ModelProto) -> (ModelProto, MergeRe
     // Fixpoint: adding an intermediate or dropping a piece can change what other pieces
     // produce, so check everything again until nothing changes (a few rounds in practice).
     for _round in 0..8 {
-        let vocab: HashMap<&str, f32> = base_scores
-            .iter()
-            .copied()
-            .chain(
-                added
-                    .iter()
-                    .filter(|a| !dropped.contains(&a.piece))
-                    .map(|a| (a.piece.as_str(), score(a))),
-            )
-            .collect();
+        let vocab = merge_vocab(&base_scores, &added, &dropped, scoring);
         let failing: Vec<(String, Vec<String>, f32)> = added
             .iter()
             .filter(|a| !dropped.contains(&a.piece) && !bpe_produces(&a.piece, &vocab))
@@ -166,16 +157,7 @@ pub(super) fn merge(base: &ModelProto, add: &ModelProto) -> (ModelProto, MergeRe
         added.extend(new_pieces);
     }
     // Whatever still fails after the rounds is left out too (never a dead row).
-    let vocab: HashMap<&str, f32> = base_scores
-        .iter()
-        .copied()
-        .chain(
-            added
-                .iter()
-                .filter(|a| !dropped.contains(&a.piece))
-                .map(|a| (a.piece.as_str(), score(a))),
-        )
-        .collect();
+    let vocab = merge_vocab(&base_scores, &added, &dropped, scoring);
     let still: Vec<String> = added
         .iter()
         .filter(|a| !dropped.contains(&a.piece) && !bpe_produces(&a.piece, &vocab))
@@ -205,6 +187,20 @@ pub(super) fn merge(base: &ModelProto, add: &ModelProto) -> (ModelProto, MergeRe
     report.unreachable = dropped.len();
     report.unreachable_examples = dropped_sorted.into_iter().take(20).cloned().collect();
     (out, report)
+}
+
+/// The merge table BPE would see: base pieces plus the added ones not (yet) dropped.
+fn merge_vocab<'a>(
+    base: &[(&'a str, f32)],
+    added: &'a [Added],
+    dropped: &HashSet<String>,
+    scoring: Scoring,
+) -> HashMap<&'a str, f32> {
+    let kept = added.iter().filter(|a| !dropped.contains(&a.piece));
+    base.iter()
+        .copied()
+        .chain(kept.map(|a| (a.piece.as_str(), scoring.score(a))))
+        .collect()
 }
 
 /// Pieces that let BPE join `symbols` (what it currently stops at) into one piece: fold from

@@ -1,0 +1,216 @@
+"""``zhllama tokenize-corpus``: a corpus → Megatron-format token shards, in parallel, resumable.
+
+    zhllama tokenize-corpus --tokenizer merged/ --input data/ --out tokens/ --threads 16
+
+Inputs: ``.txt`` (one document per line), ``.jsonl``, ``.jsonl.gz``, ``.jsonl.zst``,
+``.parquet``; directories are walked and globs expanded, each in sorted order. The output
+directory holds ``manifest.json`` and per shard a Megatron-LM ``NAME.bin``/``NAME.idx`` pair
+(read it with ``zhllama.data.TokenizedCorpus`` or ``PackedDataset``). Rerunning the same
+command after an interruption (even ``kill -9``) resumes at the first incomplete shard and
+gives byte-identical output; rerunning a finished run does nothing.
+
+Many machines (a Slurm array; each task takes a deterministic, contiguous slice of the
+sorted input files, so the merged corpus keeps the single-machine document order)::
+
+    #!/bin/bash
+    #SBATCH --array=0-15 --cpus-per-task=32
+    zhllama tokenize-corpus --tokenizer merged/ --input 'corpus/**/*.jsonl.zst' \\
+        --out tokens/part-$SLURM_ARRAY_TASK_ID --threads $SLURM_CPUS_PER_TASK \\
+        --num-shards $SLURM_ARRAY_TASK_COUNT --shard-index $SLURM_ARRAY_TASK_ID
+    # then, once all tasks are done (e.g. sbatch --dependency=afterok:$JOBID):
+    zhllama tokenize-corpus --merge-manifests tokens/part-* --out tokens/all
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+from zhllama.corpus_merge import merge_manifests
+from zhllama.tokenizer_dir import resolve_model_file, sha256_file
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"1GB"``, ``"512MB"``, ``"64K"``, ``"1000"`` → bytes (binary multiples)."""
+    s = text.strip().upper().replace("IB", "B")
+    num = s.rstrip("KMGTB")
+    unit = s[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"--shard-size {text!r}: expected a size like 1GB, 512MB or 100000") from None
+    if unit not in _UNITS or value <= 0:
+        raise ValueError(f"--shard-size {text!r}: expected a positive size like 1GB, 512MB or 100000")
+    return int(value * _UNITS[unit])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = __doc__[__doc__.index("Many machines"):]
+    p.add_argument("--tokenizer", help="Tokenizer directory (with tokenizer.model) or a .model file.")
+    p.add_argument("--input", nargs="+", metavar="PATH", help="Input files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet).")
+    p.add_argument("--out", required=True, help="Output corpus directory (created; an interrupted run in it is resumed).")
+    p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the document text.")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Encoder threads (the output does not depend on it).")
+    p.add_argument("--append-eos", action=argparse.BooleanOptionalAction, default=True, help="Append EOS to every document (default on).")
+    p.add_argument("--add-bos", action="store_true", help="Prepend BOS to every document.")
+    p.add_argument("--shard-size", default="1GB", help="Close a shard once its .bin reaches this size (e.g. 1GB, 256MB).")
+    p.add_argument("--num-shards", type=int, default=1, help="Split the input files among this many independent workers.")
+    p.add_argument("--shard-index", type=int, default=0, help="Which worker this is (0-based, < --num-shards).")
+    p.add_argument("--on-bad-line", choices=["fail", "skip"], default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
+    p.add_argument("--quiet", action="store_true", help="No progress bar, only the final summary line.")
+    p.add_argument("--merge-manifests", nargs="+", metavar="DIR", help="Join finished worker outputs (in the order given) into --out instead of tokenizing.")
+
+
+def input_format(path: str) -> Optional[str]:
+    from zhllama import _native
+
+    return _native.corpus_input_format(path)
+
+
+def expand_inputs(patterns: list[str]) -> list[str]:
+    """Files named, found under directories, or matched by globs; each argument sorted."""
+    files: list[str] = []
+    for pat in patterns:
+        if os.path.isdir(pat):
+            found = sorted(
+                os.path.join(root, f) for root, _, names in os.walk(pat) for f in names if input_format(f)
+            )
+            if not found:
+                raise FileNotFoundError(f"{pat}: directory holds no .txt/.jsonl[.gz|.zst]/.parquet files")
+        elif os.path.exists(pat):
+            if not input_format(pat):
+                raise ValueError(f"{pat}: unsupported input; expected .txt, .jsonl, .jsonl.gz, .jsonl.zst or .parquet")
+            found = [pat]
+        elif glob.has_magic(pat):
+            found = sorted(f for f in glob.glob(pat, recursive=True) if os.path.isfile(f) and input_format(f))
+            if not found:
+                raise FileNotFoundError(f"{pat}: glob matches no input files")
+        else:
+            raise FileNotFoundError(f"{pat}: no such file or directory")
+        files.extend(os.path.abspath(f) for f in found)
+    return files
+
+
+def assign_files(files: list[str], num_shards: int, shard_index: int) -> list[str]:
+    """Worker ``shard_index``'s contiguous slice of ``files``, balanced by size.
+
+    A file goes to the worker whose equal share of the total bytes holds the file's midpoint,
+    so every file goes to exactly one worker, and parts merged in order keep the input order.
+    """
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard-index {shard_index} must be in [0, --num-shards {num_shards})")
+    sizes = [max(os.path.getsize(f), 1) for f in files]
+    total = sum(sizes)
+    mine, before = [], 0
+    for f, size in zip(files, sizes):
+        owner = min(num_shards - 1, (2 * before + size) * num_shards // (2 * total))
+        if owner == shard_index:
+            mine.append(f)
+        before += size
+    return mine
+
+
+def parquet_batches(path: str, column: str, skip: int) -> Iterator[list[Optional[bytes]]]:
+    """Column ``column`` of a Parquet file from row ``skip`` on, as batches of UTF-8 bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(path)
+    if column not in f.schema_arrow.names:
+        raise ValueError(f"no column {column!r} (columns: {f.schema_arrow.names}); choose it with --text-field")
+    for batch in f.iter_batches(batch_size=4096, columns=[column]):
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        col = batch.column(0).slice(skip)
+        skip = 0
+        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+            col = col.cast(pa.large_binary())
+        yield col.to_pylist()
+
+
+def _progress_bar(job: Any, quiet: bool) -> None:
+    """Poll the native job; draw a bar (MB/s, docs, tokens, ETA) when stdout is a terminal."""
+    bar = None
+    if not quiet and sys.stdout.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=job.progress()[1], unit="B", unit_scale=True, unit_divisor=1000, file=sys.stdout, dynamic_ncols=True)
+    try:
+        while not job.wait(0.2):
+            if bar is not None:
+                read, total, docs, tokens = job.progress()
+                bar.total = total
+                bar.update(read - bar.n)
+                bar.set_postfix_str(f"{docs:,} docs, {tokens:,} tokens", refresh=False)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop at the next chunk; completed shards stay and a rerun resumes.
+        job.cancel()
+        job.wait(60.0)
+        raise
+    finally:
+        if bar is not None:
+            read, _, docs, tokens = job.progress()
+            bar.update(read - bar.n)
+            bar.set_postfix_str(f"{docs:,} docs, {tokens:,} tokens")
+            bar.close()
+
+
+def tokenize_corpus(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the pipeline for parsed arguments; returns the manifest (as a dict)."""
+    from zhllama import _native
+
+    if not args.tokenizer or not args.input:
+        raise ValueError("--tokenizer and --input are required (unless --merge-manifests)")
+    if args.threads < 1:
+        raise ValueError(f"--threads {args.threads} must be at least 1")
+    model = resolve_model_file(args.tokenizer)
+    shard_size = parse_size(args.shard_size)
+    files = assign_files(expand_inputs(args.input), args.num_shards, args.shard_index)
+    extra = {"num_shards": args.num_shards, "shard_index": args.shard_index}
+    t0 = time.perf_counter()
+    job = _native.tokenize_corpus_start(
+        str(model), files, str(args.out),
+        threads=args.threads, text_field=args.text_field, append_eos=args.append_eos,
+        add_bos=args.add_bos, shard_size=shard_size, on_bad_line=args.on_bad_line,
+        tokenizer_sha256=sha256_file(model), extra_json=json.dumps(extra), table_reader=parquet_batches,
+    )
+    _progress_bar(job, args.quiet)
+    manifest_json, already_done, resumed = job.result()
+    manifest: dict[str, Any] = json.loads(manifest_json)
+    dt = time.perf_counter() - t0
+    mb = sum(s["bytes"] for s in manifest["sources"]) / 1e6
+    t = manifest["totals"]
+    how = "already complete, nothing redone" if already_done else (f"resumed after {resumed} shards" if resumed else f"{mb / max(dt, 1e-9):.1f} MB/s")
+    print(
+        f"{args.out}: {manifest['num_docs']:,} docs, {manifest['num_tokens']:,} tokens in {len(manifest['shards'])} shards "
+        f"from {len(files)} files ({mb:,.1f} MB, {dt:.1f} s, {how}); bad lines skipped {t['bad_lines']}, "
+        f"empty {t['empty_docs']}, invalid UTF-8 docs {t['invalid_utf8_docs']}"
+    )
+    return manifest
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.merge_manifests:
+        m = merge_manifests([Path(d) for d in args.merge_manifests], Path(args.out))
+        print(f"{args.out}: merged {len(args.merge_manifests)} parts: {m['num_docs']:,} docs, {m['num_tokens']:,} tokens in {len(m['shards'])} shards")
+        return 0
+    from zhllama import _native
+
+    try:
+        tokenize_corpus(args)
+    except _native.CorpusError as e:
+        # Input and output problems carry file:line and the fix: one line, no traceback.
+        print(f"zhllama tokenize-corpus: error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,276 @@
+//! From one input line to the document bytes handed to the encoder.
+//!
+//! Invalid UTF-8 follows sentencepiece: its normalizer (`normalizer.cc`, `NormalizePrefix`)
+//! turns each byte that does not start a valid UTF-8 sequence into U+FFFD and moves on by one
+//! byte. `.txt` lines therefore go to the encoder as raw bytes (its bytes path applies that
+//! rule); JSONL lines are repaired with the same per-byte rule before JSON parsing, so the text
+//! field holds exactly what sentencepiece would have seen.
+
+use super::input::Format;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Bytes that sentencepiece would replace with U+FFFD (one per invalid byte).
+pub fn invalid_utf8_bytes(mut s: &[u8]) -> u64 {
+    let mut n = 0;
+    while let Err(e) = std::str::from_utf8(s) {
+        n += 1;
+        s = &s[e.valid_up_to() + 1..];
+    }
+    n
+}
+
+/// `s` with every invalid byte replaced by U+FFFD, one replacement per byte (not per maximal
+/// invalid run as `String::from_utf8_lossy` does, which would differ from sentencepiece).
+pub fn repair_utf8(mut s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    loop {
+        match std::str::from_utf8(s) {
+            Ok(v) => {
+                out.push_str(v);
+                return out;
+            }
+            Err(e) => {
+                let ok = e.valid_up_to();
+                // SAFETY-free: the prefix was just validated.
+                out.push_str(std::str::from_utf8(&s[..ok]).expect("validated prefix"));
+                out.push('\u{FFFD}');
+                s = &s[ok + 1..];
+            }
+        }
+    }
+}
+
+/// A document's text: a string when it is valid UTF-8 (the encoder then skips validation),
+/// raw bytes otherwise (the encoder applies sentencepiece's rule itself).
+pub enum Body<'a> {
+    Str(Cow<'a, str>),
+    Raw(&'a [u8]),
+}
+
+/// One document's text, and how many of its bytes were invalid UTF-8.
+pub struct DocText<'a> {
+    pub body: Body<'a>,
+    pub invalid_bytes: u64,
+}
+
+impl DocText<'_> {
+    pub fn is_empty(&self) -> bool {
+        match &self.body {
+            Body::Str(s) => s.is_empty(),
+            Body::Raw(b) => b.is_empty(),
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self.body {
+            Body::Str(s) => s.into_owned().into_bytes(),
+            Body::Raw(b) => b.to_vec(),
+        }
+    }
+}
+
+fn valid(text: Cow<'_, str>) -> DocText<'_> {
+    DocText {
+        body: Body::Str(text),
+        invalid_bytes: 0,
+    }
+}
+
+/// Extract the document from a line of `format`. `Err` is the reason the line is bad.
+pub fn document_text<'a>(
+    format: Format,
+    line: &'a [u8],
+    field: &str,
+) -> Result<DocText<'a>, String> {
+    if format != Format::Jsonl {
+        return Ok(match std::str::from_utf8(line) {
+            Ok(s) => valid(Cow::Borrowed(s)),
+            Err(_) => DocText {
+                body: Body::Raw(line),
+                invalid_bytes: invalid_utf8_bytes(line),
+            },
+        });
+    }
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(valid(Cow::Borrowed("")));
+    }
+    // serde_json validates the UTF-8 of every string it returns, so valid lines (nearly all)
+    // are scanned once; only a line that fails is checked for invalid UTF-8 and repaired.
+    let reason = match json_field(line, field) {
+        Ok(text) => return Ok(valid(text)),
+        Err(reason) => reason,
+    };
+    let invalid_bytes = invalid_utf8_bytes(line);
+    if invalid_bytes == 0 {
+        return Err(reason);
+    }
+    let repaired = repair_utf8(line);
+    let text = json_field(repaired.as_bytes(), field)?.into_owned();
+    Ok(DocText {
+        body: Body::Str(Cow::Owned(text)),
+        invalid_bytes,
+    })
+}
+
+/// The string value of top-level `field` in a JSON object, validating the whole line but
+/// materialising nothing else (other fields are skipped with `IgnoredAny`).
+fn json_field<'de>(line: &'de [u8], field: &str) -> Result<Cow<'de, str>, String> {
+    let mut d = serde_json::Deserializer::from_slice(line);
+    let found = ObjectSeed { field }
+        .deserialize(&mut d)
+        .map_err(|e| format!("malformed JSON ({e})"))?;
+    d.end()
+        .map_err(|e| format!("malformed JSON: trailing characters after the object ({e})"))?;
+    match found {
+        Field::Text(s) => Ok(s),
+        Field::Missing => Err(format!(
+            "no field \"{field}\" in the JSON object (choose the field with --text-field)"
+        )),
+        Field::Wrong(kind) => Err(format!("field \"{field}\" is {kind}, expected a string")),
+    }
+}
+
+enum Field<'de> {
+    Missing,
+    Text(Cow<'de, str>),
+    Wrong(&'static str),
+}
+
+struct ObjectSeed<'f> {
+    field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = Field<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = Field<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = Field::Missing;
+        while let Some(is_field) = map.next_key_seed(KeyIs(self.field))? {
+            if is_field {
+                // Last occurrence wins, as in Python's json.loads.
+                found = map.next_value_seed(ValueSeed)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+struct KeyIs<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+struct ValueSeed;
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Field<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
+    type Value = Field<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::Wrong("null"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Wrong("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Field::Wrong("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Field::Wrong("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Field::Wrong("a number"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Wrong("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Wrong("an object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jsonl(line: &[u8]) -> Result<Vec<u8>, String> {
+        document_text(Format::Jsonl, line, "text").map(|d| d.into_bytes())
+    }
+
+    #[test]
+    fn utf8_rules_match_sentencepiece() {
+        assert_eq!(invalid_utf8_bytes("中文".as_bytes()), 0);
+        // A truncated 3-byte sequence is two invalid bytes for sentencepiece (one per byte).
+        assert_eq!(invalid_utf8_bytes(b"\xe4\xb8A\xff"), 3);
+        assert_eq!(repair_utf8(b"\xe4\xb8A"), "\u{FFFD}\u{FFFD}A");
+    }
+
+    #[test]
+    fn json_fields() {
+        assert_eq!(
+            jsonl(br#"{"id": 1, "text": "a\"b", "x": [1, {"y": 2}]}"#).unwrap(),
+            b"a\"b"
+        );
+        assert_eq!(jsonl(br#"{"text": "\u4e2d"}"#).unwrap(), "中".as_bytes());
+        assert_eq!(
+            jsonl(b"{\"text\": \"a\xffb\"}").unwrap(),
+            "a\u{FFFD}b".as_bytes()
+        );
+        assert!(jsonl(br#"{"txt": "a"}"#)
+            .unwrap_err()
+            .contains("--text-field"));
+        assert!(jsonl(br#"{"text": null}"#).unwrap_err().contains("null"));
+        assert!(jsonl(br#"{"text": "a""#).unwrap_err().contains("malformed"));
+        assert!(jsonl(br#"{"text": "a"} x"#)
+            .unwrap_err()
+            .contains("trailing"));
+        assert!(jsonl(br#"["a"]"#).unwrap_err().contains("malformed"));
+        assert_eq!(jsonl(b"  ").unwrap(), b"");
+    }
+}

@@ -1,0 +1,196 @@
+"""tokenize-corpus: parity with sentencepiece per document, formats, determinism, resume."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import time
+
+import pytest
+import sentencepiece as spm
+
+from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
+from fixture_paths import fixture_path
+from zhllama.corpus import assign_files, parquet_batches, parse_size
+from zhllama.data import TokenizedCorpus
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return fixture_path("llama_tokenizer.model")
+
+
+def all_docs(out):
+    c = TokenizedCorpus(out)
+    return [c.doc(i).tolist() for i in range(len(c))]
+
+
+@pytest.mark.parametrize("model", ["llama_tokenizer.model", "chinese_sp.model"])
+def test_every_document_matches_sentencepiece(tmp_path, model):
+    path = fixture_path(model)
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    lines = [d.encode() for d in pd_docs(2000) + generated_docs()] + invalid_utf8_lines()
+    (tmp_path / "c.txt").write_bytes(b"\n".join(lines) + b"\n")
+    assert cli("--tokenizer", str(path), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--quiet") == 0
+    # sentencepiece on the raw line bytes: its own rule for invalid UTF-8 is the reference.
+    expected = [sp.encode(line) + [sp.eos_id()] for line in lines]
+    assert all_docs(tmp_path / "o") == expected
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["totals"]["invalid_utf8_docs"] == len(invalid_utf8_lines())
+    assert m["num_docs"] == len(lines) and m["dtype"] == "uint16" and m["megatron_dtype_code"] == 8
+
+
+def test_formats_dirs_globs_and_bos(tmp_path, llama):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zstandard
+
+    sp = spm.SentencePieceProcessor(model_file=str(llama))
+    docs = generated_docs(400, seed=1)
+    parts = [docs[:100], docs[100:200], docs[200:300], docs[300:]]
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    jl = lambda ds: "".join(json.dumps({"id": i, "text": d}, ensure_ascii=False) + "\n" for i, d in enumerate(ds)).encode()  # noqa: E731
+    (src / "a.txt").write_text("\n".join(parts[0]) + "\n", encoding="utf-8")
+    (src / "b.jsonl.gz").write_bytes(gzip.compress(jl(parts[1])))
+    (src / "sub" / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jl(parts[2])))
+    pq.write_table(pa.table({"text": parts[3], "n": list(range(100))}), src / "sub" / "d.parquet", row_group_size=30)
+    (src / "notes.md").write_text("not an input")
+    expected = [[sp.bos_id()] + sp.encode(d) + [sp.eos_id()] for d in docs]
+    for inputs in ([str(src)], [str(src / "*.*"), str(src / "sub" / "*")]):
+        out = tmp_path / f"o{len(inputs)}"
+        assert cli("--tokenizer", str(llama), "--input", *inputs, "--out", str(out), "--add-bos", "--quiet") == 0
+        assert all_docs(out) == expected
+    m = json.loads((tmp_path / "o1" / "manifest.json").read_text())
+    assert [s["format"] for s in m["sources"]] == ["txt", "jsonl", "jsonl", "parquet"]
+    assert [s["docs"] for s in m["sources"]] == [100] * 4
+    # Resuming inside a Parquet file skips rows across row groups.
+    rows = [r for batch in parquet_batches(str(src / "sub" / "d.parquet"), "text", 45) for r in batch]
+    assert rows == [d.encode() for d in parts[3][45:]]
+
+
+def test_sizes_and_worker_assignment(tmp_path):
+    assert parse_size("1GB") == 1 << 30 and parse_size("24KB") == 24 << 10 and parse_size("1000") == 1000
+    with pytest.raises(ValueError, match="--shard-size"):
+        parse_size("big")
+    files = []
+    for i, size in enumerate([5, 1, 1, 1, 8, 2, 2]):
+        files.append(str(tmp_path / f"f{i}"))
+        (tmp_path / f"f{i}").write_bytes(b"x" * size)
+    parts = [assign_files(files, 3, i) for i in range(3)]
+    assert sum(parts, []) == files and all(parts)
+    with pytest.raises(ValueError, match="--shard-index"):
+        assign_files(files, 3, 3)
+
+
+def test_output_is_identical_for_any_thread_count(tmp_path, llama):
+    (tmp_path / "c.txt").write_text("\n".join(pd_docs(1500)) + "\n", encoding="utf-8")
+    outs = []
+    for t in (1, 2):
+        out = tmp_path / f"t{t}"
+        assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(out), "--threads", str(t), "--shard-size", "16KB", "--quiet") == 0
+        outs.append(dir_bytes(out))
+    assert len(outs[0]) > 10 and outs[0] == outs[1]
+
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory, llama):
+    """An input big enough to interrupt, its arguments, and its uninterrupted output."""
+    d = tmp_path_factory.mktemp("resume")
+    (d / "c.txt").write_text("\n".join(pd_docs(6000) * 3) + "\n", encoding="utf-8")
+    args = ["--tokenizer", str(llama), "--input", str(d / "c.txt"), "--shard-size", "24KB", "--threads", "1", "--quiet"]
+    assert cli(*args, "--out", str(d / "whole")) == 0
+    return args, dir_bytes(d / "whole")
+
+
+def interrupt(args, out, sig):
+    """Start a run and send `sig` once it has completed a shard; returns the process."""
+    proc = cli_subprocess(*args, "--out", str(out))
+    deadline = time.time() + 60
+    while not (out / "progress.json").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0, "the run finished before it could be interrupted; enlarge the input"
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["shards"] and not (out / "manifest.json").exists()
+    return proc
+
+
+def test_kill_9_then_rerun_is_byte_identical_and_finished_run_not_redone(tmp_path, resumable):
+    args, whole = resumable
+    cut = tmp_path / "cut"
+    assert interrupt(args, cut, signal.SIGKILL).returncode == -signal.SIGKILL
+    assert cli(*args, "--out", str(cut)) == 0
+    assert dir_bytes(cut) == whole
+    mtimes = {p.name: p.stat().st_mtime_ns for p in cut.iterdir()}
+    assert cli(*args, "--out", str(cut)) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in cut.iterdir()} == mtimes
+
+
+def test_ctrl_c_stops_promptly_and_resumes(tmp_path, resumable):
+    args, whole = resumable
+    proc = interrupt(args, tmp_path / "cut", signal.SIGINT)
+    assert proc.returncode == 130 and b"interrupted" in proc.stderr.read()
+    assert cli(*args, "--out", str(tmp_path / "cut")) == 0
+    assert dir_bytes(tmp_path / "cut") == whole
+
+
+def test_bad_lines_fail_with_file_line_or_skip_and_count(tmp_path, llama, capsys):
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"text": "好"}\n{"text": "x"\n{"content": "y"}\n{"text": "z"}\n', encoding="utf-8")
+    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "f"), "--quiet") == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: malformed JSON" in err and "--on-bad-line skip" in err
+    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "s"), "--on-bad-line", "skip", "--quiet") == 0
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert (m["num_docs"], m["totals"]["bad_lines"]) == (2, 2)
+    assert m["bad_line_examples"][1].startswith(f"{bad}:3: no field \"text\"")
+
+
+def test_no_eos_and_empty_lines_counted(tmp_path, llama):
+    sp = spm.SentencePieceProcessor(model_file=str(llama))
+    (tmp_path / "c.txt").write_text("一\n\n二\r\n\n", encoding="utf-8")
+    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--no-append-eos", "--quiet") == 0
+    assert all_docs(tmp_path / "o") == [sp.encode("一"), sp.encode("二")]
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert (m["totals"]["lines"], m["totals"]["empty_docs"], m["options"]["append_eos"]) == (4, 2, False)
+
+
+def test_truncated_gzip_is_an_error_naming_the_file(tmp_path, llama, capsys):
+    data = gzip.compress("".join(json.dumps({"text": f"第{i}行"}) + "\n" for i in range(20000)).encode())
+    gz = tmp_path / "t.jsonl.gz"
+    gz.write_bytes(data[: len(data) // 2])
+    assert cli("--tokenizer", str(llama), "--input", str(gz), "--out", str(tmp_path / "o"), "--quiet") == 1
+    err = capsys.readouterr().err
+    assert str(gz) in err and "truncated or corrupt gzip" in err
+
+
+def test_worker_split_and_merge_equal_a_single_run(tmp_path, llama):
+    docs = pd_docs(900)
+    for k in range(5):
+        (tmp_path / f"in-{k}.txt").write_text("\n".join(docs[k * 180 : (k + 1) * 180]) + "\n", encoding="utf-8")
+    common = ["--tokenizer", str(llama), "--input", str(tmp_path / "in-*.txt"), "--quiet"]
+    assert cli(*common, "--out", str(tmp_path / "single")) == 0
+    for i in range(3):
+        assert cli(*common, "--out", str(tmp_path / f"part-{i}"), "--num-shards", "3", "--shard-index", str(i)) == 0
+    parts = [json.loads((tmp_path / f"part-{i}" / "manifest.json").read_text()) for i in range(3)]
+    assert sum(len(p["sources"]) for p in parts) == 5
+    assert cli("--merge-manifests", *[str(tmp_path / f"part-{i}") for i in range(3)], "--out", str(tmp_path / "merged")) == 0
+    assert all_docs(tmp_path / "merged") == all_docs(tmp_path / "single")
+    assert TokenizedCorpus(tmp_path / "merged").num_tokens == TokenizedCorpus(tmp_path / "single").num_tokens
+
+
+def test_megatron_reads_the_shards(tmp_path, llama):
+    indexed = pytest.importorskip("megatron.core.datasets.indexed_dataset", reason="pip install --no-deps megatron-core==0.16.1")
+    (tmp_path / "c.txt").write_text("\n".join(pd_docs(300)) + "\n", encoding="utf-8")
+    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--shard-size", "8KB", "--quiet") == 0
+    ours = TokenizedCorpus(tmp_path / "o")
+    theirs = []
+    for s in ours.manifest["shards"]:
+        ds = indexed.IndexedDataset(os.path.join(tmp_path, "o", s["name"]))
+        assert len(ds) == s["docs"] and list(ds.document_indices) == list(range(len(ds) + 1))
+        theirs.extend(ds[i].tolist() for i in range(len(ds)))
+    assert theirs == all_docs(tmp_path / "o")

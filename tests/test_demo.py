@@ -1,0 +1,27 @@
+"""The quick demo runs end to end, writes its report, and a rerun reuses every step."""
+
+from __future__ import annotations
+
+import json
+
+from fixture_paths import fixture_path
+from zhllama.cli import main as cli
+
+
+def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ZHLLAMA_FIXTURES", str(fixture_path("llama_tokenizer.model").parent))
+    out = tmp_path / "demo"
+    assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "bits per char" in report and "LLaMA tokenizer" in report
+    facts = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    base, adapted = facts["eval_base"], facts["eval_adapted"]
+    # The merged tokenizer needs about half the tokens of the base one on Chinese text.
+    assert adapted["tokens_per_char"] < 0.6 * base["tokens_per_char"]
+    assert base["bits_per_char"] > 0 and adapted["bits_per_char"] > 0
+    assert len(facts["samples"]) == 2
+    for p in ("stats/lengths.png", "stats/stats.json", "final/config.json", "tokens/manifest.json"):
+        assert (out / p).exists(), p
+    capsys.readouterr()
+    assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
+    assert capsys.readouterr().out.count("done already (reused)") == 14
