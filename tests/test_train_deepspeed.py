@@ -11,10 +11,12 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import train_helpers as h
+import zhllama
 
 pytest.importorskip("deepspeed")
 pytest.importorskip("peft")
@@ -27,7 +29,7 @@ def _free_port() -> int:
 
 
 def _torchrun(*argv, timeout=300):
-    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(h.REPO / "python"), OMP_NUM_THREADS="1",
+    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent), OMP_NUM_THREADS="1",
                TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "zhllama.cli", *map(str, argv)]
