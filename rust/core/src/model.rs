@@ -349,6 +349,15 @@ impl ModelProto {
                     "piece {i} is empty; every piece must be a non-empty string"
                 ));
             }
+            if p.piece.contains('\0') {
+                if p.piece == "\0" && p.kind() == PieceType::Unused {
+                    continue; // sentencepiece skips this placeholder piece
+                }
+                return bad(format!(
+                    "piece {i} ({:?}) contains a NUL character",
+                    p.piece
+                ));
+            }
             if let Some(j) = seen.insert(p.piece.as_str(), i) {
                 return bad(format!(
                     "piece {:?} is defined twice (ids {j} and {i})",
