@@ -28,7 +28,7 @@ STEPS = ("corpus", "train-spm", "merge-vocab", "tokenize-corpus", "stats", "base
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="zhllama-demo", help="Working directory for every step's output (default ./zhllama-demo).")
     p.add_argument("--quick", action="store_true", help="Smaller corpus and fewer steps (about 2 minutes; what CI runs).")
-    p.add_argument("--steps", type=int, default=None, help="Training steps per stage (default 100, or 20 with --quick; the base model gets twice as many).")
+    p.add_argument("--steps", type=int, default=None, help="Training steps per stage (default 40, or 20 with --quick; the base model gets twice as many).")
     p.add_argument("--vocab-size", type=int, default=None, help="Chinese pieces to train (default 20000, or 6000 with --quick).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for tokenization and torch.")
     p.add_argument("--force", action="store_true", help="Redo every step even if its output is complete.")
@@ -53,7 +53,7 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.out = Path(args.out).resolve()
         self.quick = args.quick
-        self.steps = args.steps or (20 if args.quick else 100)
+        self.steps = args.steps or (20 if args.quick else 40)
         self.vocab = args.vocab_size or (6000 if args.quick else 20000)
         self.threads = args.threads
         self.force = args.force
