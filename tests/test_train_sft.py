@@ -13,8 +13,9 @@ import train_helpers as h
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from zhllama.tokenizer_dir import write_tokenizer_dir_from_model as write_tokenizer_dir  # noqa: E402
 from zhllama.train.sft_data import IGNORE_INDEX, PaddingCollator, build_prompt, encode_record, read_records  # noqa: E402
-from zhllama.train.tokenization import load_tokenizer, write_tokenizer_dir  # noqa: E402
+from zhllama.train.tokenization import load_tokenizer  # noqa: E402
 
 EXPECTED_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                    "the request.\n\n### Instruction:\n写一首诗\n关于春天\n\n### Response: ")

@@ -75,7 +75,7 @@ def merged_sp_model() -> Path:
 
 def tokenizer_dir(kind: str) -> Path:
     """'base' (no pad), 'merged' (no pad) or 'merged-pad' (the 49,954 layout: [PAD] added)."""
-    from zhllama.train.tokenization import write_tokenizer_dir
+    from zhllama.tokenizer_dir import write_tokenizer_dir_from_model as write_tokenizer_dir
 
     out = _TMP / f"tok-{kind}"
     if not out.exists():

@@ -98,6 +98,16 @@ def write_tokenizer_dir(
     return out
 
 
+def write_tokenizer_dir_from_model(
+    out: str | os.PathLike[str], model_file: str | os.PathLike[str], pad_token: Optional[str] = None
+) -> Path:
+    """``write_tokenizer_dir`` around an existing ``.model`` file."""
+    from zhllama import _native
+
+    data = Path(model_file).read_bytes()
+    return write_tokenizer_dir(out, data, _native.SentencePieceModel.from_bytes(data).pieces(), pad_token=pad_token)
+
+
 def read_pad_token(directory: str | os.PathLike[str]) -> Optional[tuple[str, int]]:
     """The pad token and id that ``write_tokenizer_dir`` added, if any."""
     cfg = Path(directory) / CONFIG_FILE

@@ -134,33 +134,6 @@ def load_tokenizer(path: Union[str, os.PathLike[str]]) -> TrainingTokenizer:
     return TrainingTokenizer.load(path)
 
 
-def write_tokenizer_dir(out: Union[str, os.PathLike[str]], model_file: Union[str, os.PathLike[str]],
-                        pad_token: Optional[str] = None) -> Path:
-    """Write a tokenizer directory (as ``merge-vocab`` does) from a ``tokenizer.model``.
-
-    With ``pad_token``, the token is added after the SentencePiece vocabulary, the 49,954 layout.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_file, out / "tokenizer.model")
-    sp = Tokenizer.from_file(out / "tokenizer.model")
-    config: dict = {
-        "tokenizer_class": "LlamaTokenizer",
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-        "add_bos_token": True, "add_eos_token": False, "legacy": True,
-    }
-    special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-    if pad_token is not None:
-        config["pad_token"] = pad_token
-        special["pad_token"] = pad_token
-        config["added_tokens_decoder"] = {str(sp.vocab_size): {
-            "content": pad_token, "lstrip": False, "rstrip": False, "normalized": False,
-            "single_word": False, "special": True}}
-    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
-    return out
-
-
 def copy_tokenizer_files(src: Union[str, os.PathLike[str]], out: Union[str, os.PathLike[str]]) -> list[str]:
     """Copy the tokenizer files of ``src`` (a directory or a tokenizer.model) into ``out``."""
     src, out = Path(src), Path(out)
