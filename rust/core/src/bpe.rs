@@ -21,7 +21,7 @@
 //! - Short chunks merge by a linear scan (as tiktoken: for a few symbols a scan beats a heap);
 //!   long ones (whitespace runs, long Latin words) use a lazy heap.
 
-use crate::bpe_table::{SymbolTable, MAX_KEYS, NO_KEY, NO_RANK};
+use crate::bpe_table::{SymbolTable, MAX_KEYS, NO_KEY, NO_RANK, PROBE_MISS};
 use crate::model::{Piece, PieceType};
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
@@ -60,6 +60,11 @@ struct Scratch {
     next: Vec<u32>,
     heap: BinaryHeap<Reverse<u64>>,
     rev_merge: FxHashMap<u32, (u32, u32)>,
+    /// The whole sentence's symbols and first-probe codes (passes 1 and 2 of `encode_with`).
+    all_keys: Vec<u32>,
+    all_starts: Vec<u32>,
+    all_frozen: Vec<bool>,
+    codes: Vec<u32>,
 }
 
 impl Scratch {
@@ -109,25 +114,46 @@ impl BpeModel {
         let b = text.as_bytes();
         let id_of = |key: u32| if key < t.num_pieces { key } else { unk_id };
         let whole = t.has_unused;
-        s.clear();
+        let mut keys = std::mem::take(&mut s.all_keys);
+        let mut starts = std::mem::take(&mut s.all_starts);
+        let mut frozen = std::mem::take(&mut s.all_frozen);
+        let mut codes = std::mem::take(&mut s.codes);
+        keys.clear();
+        starts.clear();
+        frozen.clear();
+        codes.clear();
+        // Pass 1: symbols. sentencepiece's `PrefixMatcher`: the longest user-defined symbol
+        // here, frozen; otherwise one UTF-8 character.
         let mut pos = 0;
         while pos < b.len() {
-            // sentencepiece's `PrefixMatcher`: the longest user-defined symbol here, frozen;
-            // otherwise one UTF-8 character.
-            let (key, len, frozen) = match t.user_match(&b[pos..]) {
+            let (key, len, fr) = match t.user_match(&b[pos..]) {
                 Some((id, len)) => (id, len, true),
                 None => {
                     let (k, len) = t.char_key(b, pos);
                     (k, len, k == NO_KEY)
                 }
             };
-            if let Some(&last) = s.keys.last() {
-                let e = if frozen || *s.frozen.last().unwrap() {
-                    None
-                } else {
-                    t.char_pair(last, key)
-                };
-                match e {
+            keys.push(key);
+            starts.push(pos as u32);
+            frozen.push(fr);
+            pos += len;
+        }
+        // Pass 2: the first probe of every adjacent pair, with nothing branching on what it
+        // loads, so the cache misses of many pairs overlap instead of queueing behind
+        // mispredicted "is this a chunk boundary" branches.
+        codes.extend((1..keys.len()).map(|i| {
+            let c = t.char_pair_code(keys[i - 1], keys[i]);
+            if frozen[i - 1] | frozen[i] {
+                PROBE_MISS
+            } else {
+                c
+            }
+        }));
+        // Pass 3: cut chunks where no piece joins the two characters, merge each.
+        s.clear();
+        for i in 0..keys.len() {
+            if i > 0 {
+                match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
                     Some(e) => {
                         s.ranks.push(e.rank);
                         s.merged.push(e.merged);
@@ -137,16 +163,19 @@ impl BpeModel {
                         s.merged.push(NO_KEY);
                     }
                     None => {
-                        self.flush(s, pos, &id_of, emit);
+                        self.flush(s, starts[i] as usize, &id_of, emit);
                         s.clear();
                     }
                 }
             }
-            s.keys.push(key);
-            s.starts.push(pos as u32);
-            s.frozen.push(frozen);
-            pos += len;
+            s.keys.push(keys[i]);
+            s.starts.push(starts[i]);
+            s.frozen.push(frozen[i]);
         }
+        s.all_keys = keys;
+        s.all_starts = starts;
+        s.all_frozen = frozen;
+        s.codes = codes;
         if whole {
             s.rev_merge.clear();
             self.merge_heap(s);

@@ -13,6 +13,10 @@ use rustc_hash::FxHashMap;
 
 pub const NO_KEY: u32 = u32::MAX;
 pub const NO_RANK: u32 = u32::MAX;
+/// Codes of [`SymbolTable::char_pair_code`] besides a merged id.
+pub const PROBE_MISS: u32 = u32::MAX;
+pub const PROBE_SLOW: u32 = u32::MAX - 1;
+pub const PROBE_NO_MERGE: u32 = u32::MAX - 2;
 
 /// `merged`/`rank` of a pair; `rank == NO_RANK` marks two characters that are adjacent inside
 /// some piece but do not merge directly (so the boundary between them is not a chunk cut).
@@ -98,6 +102,38 @@ impl PairTable {
     #[inline]
     fn hash(key: u64) -> usize {
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize
+    }
+
+    /// First-look probe of two slots with no branch on the table's contents, so that probes
+    /// for many pairs can be in flight at once: the merged id, [`PROBE_NO_MERGE`],
+    /// [`PROBE_MISS`], or [`PROBE_SLOW`] (undecided after two slots: call [`Self::get`]).
+    #[inline]
+    fn probe2(&self, l: u32, r: u32) -> u32 {
+        let key = ((l as u64) << BITS) | r as u64;
+        let i = Self::hash(key) & self.mask;
+        let (a, b) = (self.slots[i], self.slots[(i + 1) & self.mask]);
+        let code = |s: u64| {
+            let m = (s & FIELD) as u32;
+            if m == NO_MERGE_FIELD as u32 {
+                PROBE_NO_MERGE
+            } else {
+                m
+            }
+        };
+        let later = if b >> BITS == key {
+            code(b)
+        } else if b == EMPTY {
+            PROBE_MISS
+        } else {
+            PROBE_SLOW
+        };
+        if a >> BITS == key {
+            code(a)
+        } else if a == EMPTY {
+            PROBE_MISS
+        } else {
+            later
+        }
     }
 
     /// `Some(merged)` (`NO_KEY` when the pair is known but does not merge), `None` if absent.
@@ -320,6 +356,24 @@ impl SymbolTable {
     #[inline]
     pub fn char_pair(&self, l: u32, r: u32) -> Option<PairEntry> {
         self.bigrams.get(l, r).map(|m| self.entry(m))
+    }
+
+    /// [`Self::char_pair`] in two steps: a branch-free first probe (any keys, even `NO_KEY`,
+    /// are safe to probe: they match nothing) ...
+    #[inline]
+    pub fn char_pair_code(&self, l: u32, r: u32) -> u32 {
+        self.bigrams.probe2(l, r)
+    }
+
+    /// ... and its resolution.
+    #[inline]
+    pub fn char_pair_resolve(&self, code: u32, l: u32, r: u32) -> Option<PairEntry> {
+        match code {
+            PROBE_MISS => None,
+            PROBE_NO_MERGE => Some(NO_MERGE),
+            PROBE_SLOW => self.char_pair(l, r),
+            m => Some(self.entry(m)),
+        }
     }
 
     /// The merge of two symbols, with `rank == NO_RANK` when there is none.
