@@ -4,8 +4,12 @@ fork safety, tokenizer directories with added tokens, errors."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -40,6 +44,67 @@ def test_encode_batch_flat(tok, docs):
         assert ids[offsets[i] : offsets[i + 1]].tolist() == tok.encode(d, add_eos=True)
     ids, offsets = tok.encode_batch_flat([])
     assert len(ids) == 0 and offsets.tolist() == [0]
+
+
+def _gc_passes(fn):
+    """Run fn(); return its result and the generations of the GC passes it started."""
+    gens = []
+
+    def cb(phase, info):
+        if phase == "start":
+            gens.append(info["generation"])
+
+    gc.callbacks.append(cb)
+    try:
+        out = fn()
+    finally:
+        gc.callbacks.remove(cb)
+    return out, gens
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encode_batch_gc_schedule(tok, docs, threads):
+    """The GC is paused while the lists are built, runs its young-generation passes from the
+    build loop at CPython's own rate, and is left as the caller had it."""
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(100, *old[1:])
+        out, gens = _gc_passes(lambda: tok.encode_batch(docs, num_threads=threads))
+        assert gc.isenabled()
+        assert out == [tok.encode(d) for d in docs]
+        # 2,003 lists at one generation-0 pass per 100 lists, and nothing older.
+        assert gens.count(0) >= len(docs) // 100 and set(gens) == {0}
+        gc.disable()
+        out2, gens = _gc_passes(lambda: tok.encode_batch(docs, num_threads=threads))
+        assert not gc.isenabled() and gens == [] and out2 == out
+    finally:
+        gc.enable()
+        gc.set_threshold(*old)
+    with pytest.raises(TypeError):
+        tok.encode_batch(["ok", 3], num_threads=threads)
+    assert gc.isenabled()
+
+
+def test_one_thread_means_one_thread(llama_model):
+    """num_threads=1 starts one encoder thread, not rayon's all-core global pool."""
+    code = (
+        "import os, sys, numpy\n"
+        "from zhllama import Tokenizer\n"
+        "t = Tokenizer.from_file(sys.argv[1])\n"
+        "n = lambda: len(os.listdir('/proc/self/task'))\n"
+        "before = n()\n"
+        "t.encode_batch_flat(['x y z'] * 5000, num_threads=1)\n"
+        "t.encode_batch(['x y z'] * 5000, num_threads=1)\n"
+        "print(n() - before)\n"
+    )
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs /proc")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(llama_model)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) <= 1
 
 
 def test_bad_arguments(tok):

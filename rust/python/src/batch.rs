@@ -10,9 +10,9 @@ use crate::error::{panic_message, InternalError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use zhllama_core::Tokenizer;
 
@@ -66,12 +66,11 @@ pub fn resolve_threads(num_threads: Option<i64>) -> PyResult<usize> {
     }
 }
 
-/// Run `f` on `threads` threads (inline for one thread: no pool, nothing fork-sensitive).
+/// Run `f` on a pool of `threads` threads, one thread included: `f`'s parallel iterators
+/// run on the pool they are called from, and called outside one they would take rayon's
+/// global pool (every core, and not fork-aware).
 pub fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, PyErr> {
-    if threads <= 1 {
-        return Ok(f());
-    }
-    let p = pool(threads).map_err(InternalError::new_err)?;
+    let p = pool(threads.max(1)).map_err(InternalError::new_err)?;
     Ok(p.install(f))
 }
 
@@ -138,13 +137,25 @@ pub fn encode_to_lists<'py>(
     // `Receiver` is not Sync; the Mutex lets the GIL-free wait borrow it.
     let rx = Mutex::new(rx);
     let mut pending: Vec<Option<Block>> = (0..n_blocks).map(|_| None).collect();
+    let next_block = AtomicUsize::new(0);
     let run = catch_unwind(AssertUnwindSafe(|| {
         pool.in_place_scope(|s| -> PyResult<()> {
-            s.spawn(|_| {
-                (0..n_blocks).into_par_iter().for_each_with(tx, |tx, i| {
-                    let _ = tx.send((i, block(i)));
-                })
-            });
+            // Blocks are handed out in input order (one shared counter) rather than split
+            // into halves as a parallel iterator would: this thread emits in input order, and
+            // with halves it would wait for the whole first half while the second piled up,
+            // then convert that pile alone after the encoders had finished.
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let next_block = &next_block;
+                let block = &block;
+                s.spawn(move |_| loop {
+                    let i = next_block.fetch_add(1, Ordering::Relaxed);
+                    if i >= n_blocks || tx.send((i, block(i))).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
             let mut next = 0;
             while next < n_blocks {
                 // Wait without the GIL; an Err means every sender is gone (a worker panicked,

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod batch;
 mod corpus;
 mod error;
+mod gc_pacer;
 mod merge;
 mod model;
 mod stats;

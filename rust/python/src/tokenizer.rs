@@ -3,6 +3,7 @@
 
 use crate::batch::{encode_to_lists, on_pool, resolve_threads};
 use crate::error::{detach, panic_message, InternalError, IntoPyErr, ModelError};
+use crate::gc_pacer::GcPacer;
 use crate::text::{borrow_str, str_items};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
@@ -161,14 +162,7 @@ impl PyTokenizer {
             .iter()
             .map(borrow_str)
             .collect::<PyResult<Vec<&str>>>()?;
-        // Building one list per text would trigger the cyclic GC every ~700 lists, each pass
-        // re-walking the lists built so far; lists of ints cannot form cycles, so collection
-        // is deferred until the result is complete (the GC state is restored either way).
-        let gc = py.import("gc")?;
-        let was_enabled = gc.call_method0("isenabled")?.is_truthy()?;
-        if was_enabled {
-            gc.call_method0("disable")?;
-        }
+        let mut gc = GcPacer::start(py)?;
         let lists = encode_to_lists(
             py,
             &self.inner,
@@ -176,12 +170,13 @@ impl PyTokenizer {
             add_bos,
             add_eos,
             threads,
-            &mut |ids| self.list(py, ids),
-        );
-        if was_enabled {
-            gc.call_method0("enable")?;
-        }
-        PyList::new(py, lists?)
+            &mut |ids| {
+                gc.tick()?;
+                self.list(py, ids)
+            },
+        )?;
+        drop(gc);
+        PyList::new(py, lists)
     }
 
     /// `(ids, offsets)`: uint32 ids of all texts back to back and int64 offsets
