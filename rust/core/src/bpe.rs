@@ -77,6 +77,13 @@ impl Scratch {
     }
 }
 
+/// The whole sentence's symbols, of which [`BpeModel::flush`] merges one chunk.
+struct Chunk<'a> {
+    keys: &'a [u32],
+    starts: &'a [u32],
+    frozen: &'a [bool],
+}
+
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
@@ -149,78 +156,108 @@ impl BpeModel {
                 c
             }
         }));
-        // Pass 3: cut chunks where no piece joins the two characters, merge each.
+        // Pass 3: cut chunks where no piece joins the two characters, merge each. A chunk is
+        // a range of the sentence's arrays; only chunks of three or more symbols are copied
+        // into the scratch arrays the merge loops work on.
         s.clear();
-        for i in 0..keys.len() {
-            if i > 0 {
+        if whole {
+            for i in 0..keys.len() {
+                if i > 0 {
+                    let (rank, merged) =
+                        match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
+                            Some(e) => (e.rank, e.merged),
+                            None => (NO_RANK, NO_KEY),
+                        };
+                    s.ranks.push(rank);
+                    s.merged.push(merged);
+                }
+            }
+            s.keys.extend_from_slice(&keys);
+            s.starts.extend_from_slice(&starts);
+            s.frozen.extend_from_slice(&frozen);
+            s.rev_merge.clear();
+            self.merge_heap(s);
+            self.emit_resegmented(s, b.len(), &id_of, emit);
+        } else {
+            let chunk = Chunk {
+                keys: &keys,
+                starts: &starts,
+                frozen: &frozen,
+            };
+            let mut a = 0;
+            for i in 1..keys.len() {
                 match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
                     Some(e) => {
                         s.ranks.push(e.rank);
                         s.merged.push(e.merged);
                     }
-                    None if whole => {
-                        s.ranks.push(NO_RANK);
-                        s.merged.push(NO_KEY);
-                    }
                     None => {
-                        self.flush(s, starts[i] as usize, &id_of, emit);
-                        s.clear();
+                        self.flush(s, &chunk, a..i, starts[i] as usize, &id_of, emit);
+                        s.ranks.clear();
+                        s.merged.clear();
+                        a = i;
                     }
                 }
             }
-            s.keys.push(keys[i]);
-            s.starts.push(starts[i]);
-            s.frozen.push(frozen[i]);
+            self.flush(s, &chunk, a..keys.len(), b.len(), &id_of, emit);
         }
         s.all_keys = keys;
         s.all_starts = starts;
         s.all_frozen = frozen;
         s.codes = codes;
-        if whole {
-            s.rev_merge.clear();
-            self.merge_heap(s);
-            self.emit_resegmented(s, b.len(), &id_of, emit);
-        } else {
-            self.flush(s, b.len(), &id_of, emit);
-        }
     }
 
-    /// Merge the collected chunk (ending at byte `end`) and emit its pieces.
+    /// Merge the chunk of symbols `r` (ending at byte `end`; `s.ranks` holds its pairs'
+    /// merges) and emit its pieces.
     fn flush(
         &self,
         s: &mut Scratch,
+        c: &Chunk<'_>,
+        r: std::ops::Range<usize>,
         end: usize,
         id_of: &impl Fn(u32) -> u32,
         emit: &mut impl FnMut(u32, usize, usize),
     ) {
-        match s.keys.len() {
+        let a = r.start;
+        match r.len() {
             0 => {}
-            1 => emit(id_of(s.keys[0]), s.starts[0] as usize, end),
+            1 => emit(id_of(c.keys[a]), c.starts[a] as usize, end),
             // The commonest multi-symbol chunk (two CJK characters): merge or not, no scan.
-            2 if s.ranks[0] != NO_RANK => emit(id_of(s.merged[0]), s.starts[0] as usize, end),
+            2 if s.ranks[0] != NO_RANK => emit(id_of(s.merged[0]), c.starts[a] as usize, end),
             2 => {
-                emit(id_of(s.keys[0]), s.starts[0] as usize, s.starts[1] as usize);
-                emit(id_of(s.keys[1]), s.starts[1] as usize, end);
+                emit(
+                    id_of(c.keys[a]),
+                    c.starts[a] as usize,
+                    c.starts[a + 1] as usize,
+                );
+                emit(id_of(c.keys[a + 1]), c.starts[a + 1] as usize, end);
             }
-            n if n <= LINEAR_MAX => {
-                self.merge_linear(s);
-                for j in 0..s.keys.len() {
-                    let e = s.starts.get(j + 1).map_or(end, |&x| x as usize);
-                    emit(id_of(s.keys[j]), s.starts[j] as usize, e);
-                }
-            }
-            _ => {
-                self.merge_heap(s);
-                let mut k = 0u32;
-                while k != NIL {
-                    let nx = s.next[k as usize];
-                    let e = if nx == NIL {
-                        end
-                    } else {
-                        s.starts[nx as usize] as usize
-                    };
-                    emit(id_of(s.keys[k as usize]), s.starts[k as usize] as usize, e);
-                    k = nx;
+            n => {
+                s.keys.clear();
+                s.starts.clear();
+                s.frozen.clear();
+                s.keys.extend_from_slice(&c.keys[r.clone()]);
+                s.starts.extend_from_slice(&c.starts[r.clone()]);
+                s.frozen.extend_from_slice(&c.frozen[r]);
+                if n <= LINEAR_MAX {
+                    self.merge_linear(s);
+                    for j in 0..s.keys.len() {
+                        let e = s.starts.get(j + 1).map_or(end, |&x| x as usize);
+                        emit(id_of(s.keys[j]), s.starts[j] as usize, e);
+                    }
+                } else {
+                    self.merge_heap(s);
+                    let mut k = 0u32;
+                    while k != NIL {
+                        let nx = s.next[k as usize];
+                        let e = if nx == NIL {
+                            end
+                        } else {
+                            s.starts[nx as usize] as usize
+                        };
+                        emit(id_of(s.keys[k as usize]), s.starts[k as usize] as usize, e);
+                        k = nx;
+                    }
                 }
             }
         }
