@@ -247,17 +247,7 @@ impl BpeModel {
                     }
                 } else {
                     self.merge_heap(s);
-                    let mut k = 0u32;
-                    while k != NIL {
-                        let nx = s.next[k as usize];
-                        let e = if nx == NIL {
-                            end
-                        } else {
-                            s.starts[nx as usize] as usize
-                        };
-                        emit(id_of(s.keys[k as usize]), s.starts[k as usize] as usize, e);
-                        k = nx;
-                    }
+                    linked_symbols(s, end, |key, start, e| emit(id_of(key), start, e));
                 }
             }
         }
@@ -391,24 +381,9 @@ impl BpeModel {
         if s.keys.is_empty() {
             return;
         }
-        let mut k = 0u32;
-        while k != NIL {
-            let nx = s.next[k as usize];
-            let e = if nx == NIL {
-                end
-            } else {
-                s.starts[nx as usize] as usize
-            };
-            self.resegment(
-                &s.rev_merge,
-                s.keys[k as usize],
-                s.starts[k as usize] as usize,
-                e,
-                id_of,
-                emit,
-            );
-            k = nx;
-        }
+        linked_symbols(s, end, |key, start, e| {
+            self.resegment(&s.rev_merge, key, start, e, id_of, emit)
+        });
     }
 
     fn resegment(
@@ -430,6 +405,22 @@ impl BpeModel {
             }
         }
         emit(id_of(key), start, end);
+    }
+}
+
+/// The symbols `merge_heap` left linked from index 0, in order, as `(key, start, end)`
+/// (`end` closes the last one).
+fn linked_symbols(s: &Scratch, end: usize, mut f: impl FnMut(u32, usize, usize)) {
+    let mut k = 0u32;
+    while k != NIL {
+        let nx = s.next[k as usize];
+        let e = if nx == NIL {
+            end
+        } else {
+            s.starts[nx as usize] as usize
+        };
+        f(s.keys[k as usize], s.starts[k as usize] as usize, e);
+        k = nx;
     }
 }
 
