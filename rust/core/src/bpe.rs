@@ -47,9 +47,9 @@ pub struct BpeModel {
     table: SymbolTable,
 }
 
-/// The symbols of the chunk being collected, and the merge of each adjacent pair.
+/// The symbols of the chunk being merged, and the merge of each adjacent pair.
 #[derive(Default)]
-struct Scratch {
+struct Work {
     keys: Vec<u32>,
     starts: Vec<u32>,
     frozen: Vec<bool>,
@@ -60,14 +60,9 @@ struct Scratch {
     next: Vec<u32>,
     heap: BinaryHeap<Reverse<u64>>,
     rev_merge: FxHashMap<u32, (u32, u32)>,
-    /// The whole sentence's symbols and first-probe codes (passes 1 and 2 of `encode_with`).
-    all_keys: Vec<u32>,
-    all_starts: Vec<u32>,
-    all_frozen: Vec<bool>,
-    codes: Vec<u32>,
 }
 
-impl Scratch {
+impl Work {
     fn clear(&mut self) {
         self.keys.clear();
         self.starts.clear();
@@ -77,11 +72,21 @@ impl Scratch {
     }
 }
 
-/// The whole sentence's symbols, of which [`BpeModel::flush`] merges one chunk.
-struct Chunk<'a> {
-    keys: &'a [u32],
-    starts: &'a [u32],
-    frozen: &'a [bool],
+/// The whole sentence's symbols and the first-probe code of each adjacent pair (passes 1
+/// and 2 of `encode_with`); [`BpeModel::flush`] merges one chunk of them at a time.
+#[derive(Default)]
+struct Sentence {
+    keys: Vec<u32>,
+    starts: Vec<u32>,
+    frozen: Vec<bool>,
+    codes: Vec<u32>,
+}
+
+/// Buffers reused from one `encode` to the next on a thread.
+#[derive(Default)]
+struct Scratch {
+    sentence: Sentence,
+    work: Work,
 }
 
 thread_local! {
@@ -112,7 +117,7 @@ impl BpeModel {
 
     fn encode_with(
         &self,
-        s: &mut Scratch,
+        scratch: &mut Scratch,
         text: &str,
         unk_id: u32,
         emit: &mut impl FnMut(u32, usize, usize),
@@ -121,10 +126,66 @@ impl BpeModel {
         let b = text.as_bytes();
         let id_of = |key: u32| if key < t.num_pieces { key } else { unk_id };
         let whole = t.has_unused;
-        let mut keys = std::mem::take(&mut s.all_keys);
-        let mut starts = std::mem::take(&mut s.all_starts);
-        let mut frozen = std::mem::take(&mut s.all_frozen);
-        let mut codes = std::mem::take(&mut s.codes);
+        let Scratch {
+            sentence: sen,
+            work: s,
+        } = scratch;
+        self.symbols_and_probes(sen, b);
+        let sen = &*sen;
+        let Sentence {
+            keys,
+            starts,
+            frozen,
+            codes,
+        } = sen;
+        // Pass 3: cut chunks where no piece joins the two characters, merge each. A chunk is
+        // a range of the sentence's arrays; only chunks of three or more symbols are copied
+        // into the scratch arrays the merge loops work on.
+        s.clear();
+        if whole {
+            for i in 1..keys.len() {
+                let (rank, merged) = match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
+                    Some(e) => (e.rank, e.merged),
+                    None => (NO_RANK, NO_KEY),
+                };
+                s.ranks.push(rank);
+                s.merged.push(merged);
+            }
+            s.keys.extend_from_slice(keys);
+            s.starts.extend_from_slice(starts);
+            s.frozen.extend_from_slice(frozen);
+            s.rev_merge.clear();
+            self.merge_heap(s);
+            self.emit_resegmented(s, b.len(), &id_of, emit);
+        } else {
+            let mut a = 0;
+            for i in 1..keys.len() {
+                match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
+                    Some(e) => {
+                        s.ranks.push(e.rank);
+                        s.merged.push(e.merged);
+                    }
+                    None => {
+                        self.flush(s, sen, a..i, starts[i] as usize, &id_of, emit);
+                        s.ranks.clear();
+                        s.merged.clear();
+                        a = i;
+                    }
+                }
+            }
+            self.flush(s, sen, a..keys.len(), b.len(), &id_of, emit);
+        }
+    }
+
+    /// Passes 1 and 2 of [`Self::encode_with`] over the normalized text `b`, into `sen`.
+    fn symbols_and_probes(&self, sen: &mut Sentence, b: &[u8]) {
+        let t = &self.table;
+        let Sentence {
+            keys,
+            starts,
+            frozen,
+            codes,
+        } = sen;
         keys.clear();
         starts.clear();
         frozen.clear();
@@ -156,63 +217,14 @@ impl BpeModel {
                 c
             }
         }));
-        // Pass 3: cut chunks where no piece joins the two characters, merge each. A chunk is
-        // a range of the sentence's arrays; only chunks of three or more symbols are copied
-        // into the scratch arrays the merge loops work on.
-        s.clear();
-        if whole {
-            for i in 0..keys.len() {
-                if i > 0 {
-                    let (rank, merged) =
-                        match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
-                            Some(e) => (e.rank, e.merged),
-                            None => (NO_RANK, NO_KEY),
-                        };
-                    s.ranks.push(rank);
-                    s.merged.push(merged);
-                }
-            }
-            s.keys.extend_from_slice(&keys);
-            s.starts.extend_from_slice(&starts);
-            s.frozen.extend_from_slice(&frozen);
-            s.rev_merge.clear();
-            self.merge_heap(s);
-            self.emit_resegmented(s, b.len(), &id_of, emit);
-        } else {
-            let chunk = Chunk {
-                keys: &keys,
-                starts: &starts,
-                frozen: &frozen,
-            };
-            let mut a = 0;
-            for i in 1..keys.len() {
-                match t.char_pair_resolve(codes[i - 1], keys[i - 1], keys[i]) {
-                    Some(e) => {
-                        s.ranks.push(e.rank);
-                        s.merged.push(e.merged);
-                    }
-                    None => {
-                        self.flush(s, &chunk, a..i, starts[i] as usize, &id_of, emit);
-                        s.ranks.clear();
-                        s.merged.clear();
-                        a = i;
-                    }
-                }
-            }
-            self.flush(s, &chunk, a..keys.len(), b.len(), &id_of, emit);
-        }
-        s.all_keys = keys;
-        s.all_starts = starts;
-        s.all_frozen = frozen;
-        s.codes = codes;
     }
 
     /// Merge the chunk of symbols `r` (ending at byte `end`; `s.ranks` holds its pairs'
     /// merges) and emit its pieces.
     fn flush(
         &self,
-        s: &mut Scratch,
-        c: &Chunk<'_>,
+        s: &mut Work,
+        c: &Sentence,
         r: std::ops::Range<usize>,
         end: usize,
         id_of: &impl Fn(u32) -> u32,
@@ -254,9 +266,9 @@ impl BpeModel {
     }
 
     /// Merge by repeated linear scans for the best (lowest rank, leftmost) pair.
-    fn merge_linear(&self, s: &mut Scratch) {
+    fn merge_linear(&self, s: &mut Work) {
         let t = &self.table;
-        let Scratch {
+        let Work {
             keys,
             starts,
             ranks,
@@ -297,9 +309,9 @@ impl BpeModel {
     /// against the current symbols; a stale entry that still validates names the same
     /// (rank, left) as a live one, so popping it merges the same pair. Leaves the surviving
     /// symbols linked through `next` from index 0.
-    fn merge_heap(&self, s: &mut Scratch) {
+    fn merge_heap(&self, s: &mut Work) {
         let t = &self.table;
-        let Scratch {
+        let Work {
             keys,
             frozen,
             ranks,
@@ -373,7 +385,7 @@ impl BpeModel {
     /// last built from, recursively (sentencepiece's `resegment`).
     fn emit_resegmented(
         &self,
-        s: &Scratch,
+        s: &Work,
         end: usize,
         id_of: &impl Fn(u32) -> u32,
         emit: &mut impl FnMut(u32, usize, usize),
@@ -410,7 +422,7 @@ impl BpeModel {
 
 /// The symbols `merge_heap` left linked from index 0, in order, as `(key, start, end)`
 /// (`end` closes the last one).
-fn linked_symbols(s: &Scratch, end: usize, mut f: impl FnMut(u32, usize, usize)) {
+fn linked_symbols(s: &Work, end: usize, mut f: impl FnMut(u32, usize, usize)) {
     let mut k = 0u32;
     while k != NIL {
         let nx = s.next[k as usize];
