@@ -52,3 +52,57 @@ def test_train_spm_bad_json_names_line(tmp_path, capsys):
     bad.write_text('{"text": "好"}\n{"text": \n', encoding="utf-8")
     assert cli(["train-spm", "--input", str(bad), "--model-prefix", str(tmp_path / "x"), "--vocab-size", "50"]) == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
+
+
+@pytest.fixture
+def process_group(tmp_path):
+    """A real one-rank gloo group, as torchrun's ranks hold one while a verb runs."""
+    torch = pytest.importorskip("torch")
+    dist = torch.distributed
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.fixture
+def fake_verb(monkeypatch):
+    """A verb `probe` whose run() reports whether the group is still up and returns a chosen code or raises."""
+    import importlib.machinery
+    import types
+
+    import zhllama.cli as cli_module
+
+    mod = types.ModuleType("zhllama_probe_verb")
+    mod.__spec__ = importlib.machinery.ModuleSpec(mod.__name__, None)
+    mod.seen = []
+
+    def add_arguments(p):
+        p.add_argument("--outcome", default="0", help="exit code to return, or 'raise' to raise ValueError")
+
+    def run(args):
+        import torch.distributed as dist
+
+        mod.seen.append(dist.is_initialized())
+        if args.outcome == "raise":
+            raise ValueError("probe failed")
+        return int(args.outcome)
+
+    mod.add_arguments, mod.run = add_arguments, run
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setitem(cli_module.VERBS, "probe", (mod.__name__, "test verb"))
+    return mod
+
+
+@pytest.mark.parametrize("outcome", ["0", "3", "raise"])
+def test_verb_closes_process_group(process_group, fake_verb, outcome, monkeypatch):
+    # Left to interpreter shutdown, gloo's threads can abort a rank after its job succeeded (CI saw
+    # SIGABRT, "terminate called without an active exception"); the CLI closes the group itself.
+    barriers = []
+    real_barrier = process_group.barrier
+    monkeypatch.setattr(process_group, "barrier", lambda *a, **k: (barriers.append(1), real_barrier(*a, **k))[1])
+    code = cli(["probe", "--outcome", outcome])
+    assert code == (1 if outcome == "raise" else int(outcome))
+    assert fake_verb.seen == [True]  # the group was up while the verb ran
+    assert not process_group.is_initialized()
+    assert barriers == ([1] if outcome == "0" else [])  # peers are awaited only after a success

@@ -71,8 +71,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(VERBS[args.verb][0])
+    ok = False
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        ok = code == 0
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -80,6 +83,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # User errors: one clear line, no traceback.
         print(f"zhllama {args.verb}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        close_process_group(wait_for_peers=ok)
+
+
+def close_process_group(wait_for_peers: bool) -> None:
+    """Tear down a torch.distributed process group the run opened (torchrun, deepspeed launchers).
+
+    Left to interpreter shutdown, gloo's worker threads can still hold work items whose tensors
+    need the GIL, and a rank then dies with SIGABRT ("terminate called without an active
+    exception") after its job finished. On success the ranks first meet at a barrier, so no rank
+    tears down while a peer still talks to it; after an error there is no barrier (a peer that
+    died would never arrive).
+    """
+    dist = sys.modules.get("torch.distributed")  # never import torch just to find nothing to close
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    if wait_for_peers:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
