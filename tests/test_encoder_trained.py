@@ -116,3 +116,33 @@ def test_no_byte_fallback_fuses_unknown_runs(trained):
     texts = ["𝔘𝔫𝔨𝔫𝔬𝔴𝔫 run", "a𝔘b𝔘𝔘c", "☃☃☃ ☃", "\U000e0001\U000e0002"]
     for name in ("bpe", "unigram"):
         assert_parity(trained[name], texts)
+
+
+@pytest.mark.parametrize("base", ["bpe_bytes_user", "unigram_bytes_user", "bpe"])
+def test_byte_fallback_model_without_unknown_piece(base, trained, peoples_daily, stdlib_docs):
+    # sentencepiece loads a model with no UNKNOWN piece when byte_fallback is on (unknown text
+    # becomes bytes; unk_id() and PieceToId of a non-piece answer -1); without byte fallback it
+    # refuses it, and so does zhllama, with the reason.
+    from zhllama import Tokenizer
+    from zhllama._native import ModelError
+
+    m = pb.ModelProto()
+    m.ParseFromString(trained[base].read_bytes())
+    assert m.pieces[0].type == pb.ModelProto.SentencePiece.UNKNOWN
+    m.pieces[0].type = pb.ModelProto.SentencePiece.NORMAL  # "<unk>" is now ordinary text
+    data = m.SerializeToString()
+    if not m.trainer_spec.byte_fallback:
+        with pytest.raises(RuntimeError):
+            spm.SentencePieceProcessor(model_proto=data)
+        with pytest.raises(ModelError, match="no UNKNOWN piece and byte_fallback is off"):
+            Tokenizer.from_bytes(data)
+        return
+    sp = spm.SentencePieceProcessor(model_proto=data)
+    tok = Tokenizer.from_bytes(data)
+    texts = _texts(peoples_daily, stdlib_docs)[:1500] + ["<unk>", "a <unk>b", "𝔘𝔫𝔨 ☃☃ \U000e0001"]
+    r = assert_parity(data, texts)
+    assert r.texts == len(texts)
+    assert sp.unk_id() == -1 and tok.unk_id is None and tok.model_unk_id is None
+    assert tok.piece_to_id("no such piece") == sp.piece_to_id("no such piece") == -1
+    assert tok.encode("<unk>") == sp.encode("<unk>")
+    assert all(0 <= i < tok.vocab_size for i in tok.encode("𝔘𝔫𝔨 ☃☃ \U000e0001"))

@@ -107,8 +107,10 @@ class Tokenizer:
     def unk_id(self) -> Optional[int]:
         """``SentencePieceProcessor.unk_id()``; None where it reports -1."""
     @property
-    def model_unk_id(self) -> int:
-        """The model's UNKNOWN piece id (what unknown text encodes to)."""
+    def model_unk_id(self) -> Optional[int]:
+        """The model's UNKNOWN piece id (what unknown text encodes to without byte fallback).
+
+        None for a byte-fallback model with no UNKNOWN piece (sentencepiece loads those)."""
     def piece_type(self, id: int) -> int:
         """1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED, 6 BYTE."""
     def __len__(self) -> int: ...

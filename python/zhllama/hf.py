@@ -57,7 +57,10 @@ class ZhllamaLlamaTokenizer(SentencePieceBackend):
 
     def _convert_token_to_id(self, token: str) -> int:
         i = self._piece_ids.get(token)
-        return i if i is not None else self._zh.model_unk_id
+        if i is not None:
+            return i
+        unk = self._zh.model_unk_id
+        return -1 if unk is None else unk  # sentencepiece's PieceToId: -1 when there is no unk
 
     @property
     def zhllama(self) -> Tokenizer:

@@ -124,7 +124,8 @@ class Tokenizer(_native.Tokenizer):
         i = super().piece_to_id(s)
         if i is not None:
             return i
-        return self._added_ids.get(s, self.model_unk_id)
+        unk = self.model_unk_id
+        return self._added_ids.get(s, -1 if unk is None else unk)  # -1: no UNKNOWN piece, as sentencepiece
 
     @property
     def pad_id(self) -> Optional[int]:  # type: ignore[override]

@@ -45,7 +45,10 @@ pub(crate) struct Inner {
     /// U+2581" (identity charsmap, no user-defined symbols, escape_whitespaces on,
     /// remove_extra_whitespaces and treat_whitespace_as_suffix off: LLaMA's spec).
     plain_spaces: Option<bool>,
+    /// The id unknown text is segmented under: the UNKNOWN piece, or the piece count (no
+    /// piece) for a byte-fallback model without one.
     pub(crate) unk_id: u32,
+    unk_piece: Option<u32>,
     unk_reported: Option<u32>,
     bos_id: Option<u32>,
     eos_id: Option<u32>,
@@ -81,17 +84,23 @@ impl Tokenizer {
         for (i, p) in pieces.iter().enumerate() {
             piece_to_id.insert(p.clone(), i as u32);
         }
-        let unk_id = kinds
+        // Validated: exactly one UNKNOWN piece, or none with byte fallback. Without one,
+        // unknown text is segmented under an id that names no piece (the piece count) and then
+        // always becomes bytes, so that id never reaches an output.
+        let unk_piece = kinds
             .iter()
             .position(|&k| k == PieceType::Unknown)
-            .expect("validated: one UNKNOWN") as u32;
+            .map(|i| i as u32);
+        let unk_id = unk_piece.unwrap_or(pieces.len() as u32);
         // `SentencePieceProcessor::{bos,eos,pad}_id`: PieceToId of the spec's piece name (an
         // empty name means the default), reported only when that piece is CONTROL; unk_id
         // when it is UNKNOWN (a missing name falls back to the model's unk, which is).
         let named = |name: &str, default: &str, want: PieceType| {
             let name = if name.is_empty() { default } else { name };
-            let id = piece_to_id.get(name).copied().unwrap_or(unk_id);
-            (kinds[id as usize] == want).then_some(id)
+            match piece_to_id.get(name) {
+                Some(&id) => (kinds[id as usize] == want).then_some(id),
+                None => unk_piece.filter(|_| want == PieceType::Unknown),
+            }
         };
         let bos_id = named(&ts.bos_piece, "<s>", PieceType::Control);
         let eos_id = named(&ts.eos_piece, "</s>", PieceType::Control);
@@ -123,7 +132,7 @@ impl Tokenizer {
             .then_some(ns.add_dummy_prefix);
         let segmenter = match ts.model_type {
             ModelType::Bpe => Segmenter::Bpe(Box::new(BpeModel::new(&m.pieces)?)),
-            _ => Segmenter::Unigram(UnigramModel::new(&m.pieces, unk_id, ts.byte_fallback)?),
+            _ => Segmenter::Unigram(UnigramModel::new(&m.pieces, unk_piece, ts.byte_fallback)?),
         };
         let inner = Inner {
             pieces,
@@ -133,6 +142,7 @@ impl Tokenizer {
             normalizer,
             plain_spaces,
             unk_id,
+            unk_piece,
             unk_reported,
             bos_id,
             eos_id,
@@ -268,9 +278,10 @@ impl Tokenizer {
     pub fn pad_id(&self) -> Option<u32> {
         self.inner.pad_id
     }
-    /// The model's UNKNOWN piece (every model has exactly one).
-    pub fn unk_id(&self) -> u32 {
-        self.inner.unk_id
+    /// The model's UNKNOWN piece: exactly one, or none in a byte-fallback model (sentencepiece
+    /// loads those, and its `PieceToId` then answers -1 for a string that is no piece).
+    pub fn unk_id(&self) -> Option<u32> {
+        self.inner.unk_piece
     }
     /// `SentencePieceProcessor::unk_id()`: `None` where sentencepiece reports -1 (the spec's
     /// `unk_piece` names a piece that is not UNKNOWN).

@@ -389,9 +389,10 @@ impl ModelProto {
                 _ => {}
             }
         }
-        if unk.is_none() {
+        if unk.is_none() && !spec.byte_fallback {
+            // With byte fallback sentencepiece loads such a model: unknown text becomes bytes.
             return bad(
-                "the model has no UNKNOWN piece (sentencepiece requires exactly one, e.g. <unk>)"
+                "the model has no UNKNOWN piece and byte_fallback is off (sentencepiece then requires exactly one, e.g. <unk>)"
                     .into(),
             );
         }

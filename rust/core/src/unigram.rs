@@ -80,11 +80,19 @@ thread_local! {
 
 impl UnigramModel {
     /// Build from the model's pieces (ids are indices), as `unigram::Model::Model`.
-    /// `unk_id`: the index of the UNKNOWN-typed piece (sentencepiece's `unk_id_` comes from the
-    /// piece types, not from `trainer_spec.unk_id`). `byte_fallback` is kept for the caller;
-    /// the lattice itself never uses BYTE pieces (they are not in sentencepiece's trie).
-    pub fn new(pieces: &[Piece], unk_id: u32, byte_fallback: bool) -> Result<Self, UnigramError> {
-        if unk_id as usize >= pieces.len() {
+    /// `unk`: the index of the UNKNOWN-typed piece (sentencepiece's `unk_id_` comes from the
+    /// piece types, not from `trainer_spec.unk_id`); `None` when the model has none, which
+    /// sentencepiece allows with byte fallback: unknown characters then get the id
+    /// `pieces.len()`, which names no piece, and the caller turns them into bytes.
+    /// `byte_fallback` is kept for the caller; the lattice itself never uses BYTE pieces (they
+    /// are not in sentencepiece's trie).
+    pub fn new(
+        pieces: &[Piece],
+        unk: Option<u32>,
+        byte_fallback: bool,
+    ) -> Result<Self, UnigramError> {
+        let unk_id = unk.unwrap_or(pieces.len() as u32);
+        if unk_id as usize > pieces.len() {
             return Err(UnigramError::UnkOutOfRange {
                 unk_id,
                 size: pieces.len(),
@@ -134,6 +142,7 @@ impl UnigramModel {
         })
     }
 
+    /// The id unknown characters get: the UNKNOWN piece, or the piece count when there is none.
     pub fn unk_id(&self) -> u32 {
         self.unk_id
     }
@@ -255,7 +264,7 @@ mod tests {
             .iter()
             .map(|&(s, sc, k)| Piece::new(s, sc, Some(k)))
             .collect();
-        UnigramModel::new(&pieces, 0, false).unwrap()
+        UnigramModel::new(&pieces, Some(0), false).unwrap()
     }
 
     fn enc(m: &UnigramModel, s: &str) -> Vec<(u32, Range<usize>)> {
@@ -379,16 +388,16 @@ mod tests {
             Piece::new("a", f32::NAN, None),
         ];
         assert!(matches!(
-            UnigramModel::new(&p, 0, false),
+            UnigramModel::new(&p, Some(0), false),
             Err(UnigramError::BadScore { id: 1, .. })
         ));
         p.pop();
         assert!(matches!(
-            UnigramModel::new(&p, 0, false),
+            UnigramModel::new(&p, Some(0), false),
             Err(UnigramError::NoPieces)
         ));
         assert!(matches!(
-            UnigramModel::new(&p, 3, false),
+            UnigramModel::new(&p, Some(3), false),
             Err(UnigramError::UnkOutOfRange { .. })
         ));
     }

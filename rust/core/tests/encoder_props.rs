@@ -13,6 +13,10 @@ use zhllama_core::Tokenizer;
 /// A BPE model from `(piece, score, type)`, with `<unk>`, `<s>`, `</s>` first and, when
 /// `bytes`, the 256 byte pieces.
 fn bpe(pieces: &[(&str, f32, PieceType)], bytes: bool) -> Tokenizer {
+    Tokenizer::from_model(&bpe_model(pieces, bytes)).unwrap()
+}
+
+fn bpe_model(pieces: &[(&str, f32, PieceType)], bytes: bool) -> ModelProto {
     let mut ps = vec![
         Piece::new("<unk>", 0.0, Some(PieceType::Unknown)),
         Piece::new("<s>", 0.0, Some(PieceType::Control)),
@@ -38,7 +42,7 @@ fn bpe(pieces: &[(&str, f32, PieceType)], bytes: bool) -> Tokenizer {
     let mut norm = RawMessage::default();
     norm.set(RawField::bytes(1, b"identity"));
     m.set_sub(3, &norm);
-    Tokenizer::from_model(&m).unwrap()
+    m
 }
 
 fn pieces(t: &Tokenizer, ids: &[u32]) -> Vec<String> {
@@ -132,13 +136,33 @@ fn user_defined_symbols_are_atomic_and_unknowns_fall_back_to_bytes() {
 #[test]
 fn unknown_runs_fuse_without_byte_fallback() {
     let t = bpe(&[("\u{2581}", 0.0, Normal), ("a", 0.0, Normal)], false);
-    let unk = t.unk_id();
-    assert_eq!(
-        t.encode("éé a ü", false, false),
-        t.encode("éé a ü", false, false)
-    );
+    let unk = t.unk_id().unwrap();
     let ids = t.encode("ééa", false, false);
     assert_eq!(ids.iter().filter(|&&i| i == unk).count(), 1);
+}
+
+#[test]
+fn byte_fallback_model_may_lack_an_unknown_piece() {
+    // sentencepiece loads such a model (model_interface.cc checks for unk only without byte
+    // fallback); unknown text becomes bytes and no id outside the vocabulary is ever emitted.
+    let mut m = bpe_model(&[("\u{2581}", 0.0, Normal), ("a", 0.0, Normal)], true);
+    m.pieces[0].kind = Some(Normal);
+    let t = Tokenizer::from_model(&m).unwrap();
+    assert_eq!(t.unk_id(), None);
+    assert_eq!(t.unk_id_reported(), None);
+    let ids = t.encode("a é", false, false);
+    assert_eq!(
+        pieces(&t, &ids),
+        ["\u{2581}", "a", "\u{2581}", "<0xC3>", "<0xA9>"]
+    );
+    assert_eq!(t.decode(&ids), "a é");
+    let mut m = bpe_model(&[("a", 0.0, Normal)], false);
+    m.pieces[0].kind = Some(Normal);
+    let err = Tokenizer::from_model(&m).err().unwrap().to_string();
+    assert!(
+        err.contains("no UNKNOWN piece and byte_fallback is off"),
+        "{err}"
+    );
 }
 
 fn llama() -> Option<Tokenizer> {

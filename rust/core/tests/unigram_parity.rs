@@ -158,7 +158,7 @@ fn normalizer_and_unigram_match_sentencepiece() {
             .pieces
             .iter()
             .position(|p| p.kind() == PieceType::Unknown)
-            .unwrap() as u32;
+            .map(|i| i as u32);
         let unigram = e
             .unigram
             .then(|| UnigramModel::new(&model.pieces, unk_id, trainer.byte_fallback).unwrap());

@@ -257,9 +257,10 @@ impl PyTokenizer {
     fn unk_id(&self) -> Option<u32> {
         self.inner.unk_id_reported()
     }
-    /// The model's UNKNOWN piece id (what unknown text encodes to).
+    /// The model's UNKNOWN piece id (what unknown text encodes to without byte fallback); None
+    /// for a byte-fallback model that has no UNKNOWN piece.
     #[getter]
-    fn model_unk_id(&self) -> u32 {
+    fn model_unk_id(&self) -> Option<u32> {
         self.inner.unk_id()
     }
 
