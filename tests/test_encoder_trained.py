@@ -146,3 +146,39 @@ def test_byte_fallback_model_without_unknown_piece(base, trained, peoples_daily,
     assert tok.piece_to_id("no such piece") == sp.piece_to_id("no such piece") == -1
     assert tok.encode("<unk>") == sp.encode("<unk>")
     assert all(0 <= i < tok.vocab_size for i in tok.encode("𝔘𝔫𝔨 ☃☃ \U000e0001"))
+
+
+def test_load_checks_match_sentencepiece(trained):
+    # sentencepiece's model_interface.cc: Unigram keeps CONTROL/UNKNOWN/BYTE pieces in a map of
+    # their own, so an ordinary piece may repeat their text (PieceToId answers the reserved one);
+    # BPE has one map and refuses the repeat; a piece of 8,000 bytes or more is refused.
+    from zhllama import Tokenizer
+    from zhllama._native import ModelError
+
+    def with_extra(name: str, *extra: str) -> bytes:
+        m = pb.ModelProto()
+        m.ParseFromString(trained[name].read_bytes())
+        for s in extra:
+            p = m.pieces.add()
+            p.piece, p.score = s, -1.0
+        return m.SerializeToString()
+
+    data = with_extra("unigram_bytes_user", "<s>", "<0x41>", "<unk>", "</s>", "<cls>")
+    sp = spm.SentencePieceProcessor(model_proto=data)
+    tok = Tokenizer.from_bytes(data)
+    texts = ["x<s>A<0x41><unk></s>", "<cls> <s></s>", "a <unk> b"] + TRICKY
+    assert_parity(data, texts)
+    n = tok.vocab_size
+    for s in ("<s>", "<0x41>", "<unk>", "</s>", "<cls>"):
+        assert tok.piece_to_id(s) == sp.piece_to_id(s) < n - 5
+    assert (tok.bos_id, tok.eos_id, tok.unk_id) == (sp.bos_id(), sp.eos_id(), sp.unk_id())
+    ids = [n - 1, n - 2, n - 3, 1, 2, 0]
+    assert tok.decode(ids) == sp.decode(ids)
+
+    for refused in (with_extra("bpe_bytes_user", "<s>"), with_extra("unigram", "x" * 8000)):
+        with pytest.raises(RuntimeError):
+            spm.SentencePieceProcessor(model_proto=refused)
+        with pytest.raises(ModelError, match="defined twice|8000 bytes or more"):
+            Tokenizer.from_bytes(refused)
+    Tokenizer.from_bytes(with_extra("unigram", "x" * 7999))  # one byte under the limit loads
+    spm.SentencePieceProcessor(model_proto=with_extra("unigram", "x" * 7999))

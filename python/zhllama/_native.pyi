@@ -121,7 +121,9 @@ class CorpusJob:
     """A running ``tokenize-corpus`` (a Rust thread); poll it, never block the GIL on it."""
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds (GIL released); True once the run has ended."""
+        """Wait up to ``timeout`` seconds (GIL released); True once the run has ended.
+
+        Signals are checked every 20 ms: Ctrl-C raises ``KeyboardInterrupt`` here promptly."""
     def progress(self) -> tuple[int, int, int, int]:
         """``(bytes_read, total_bytes, docs, tokens)`` so far."""
     def cancel(self) -> None:

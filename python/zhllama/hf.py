@@ -41,7 +41,9 @@ class ZhllamaLlamaTokenizer(SentencePieceBackend):
         # legacy=False it turns add_dummy_prefix off): encode with exactly that model.
         self._zh = Tokenizer.from_bytes(self.sp_model.serialized_model_proto())
         self._pieces = [self._zh.id_to_piece(i) for i in range(self._zh.vocab_size)]
-        self._piece_ids = {p: i for i, p in enumerate(self._pieces)}
+        # PieceToId's answer per piece (a Unigram model may give a reserved piece and an ordinary
+        # one the same text; sentencepiece answers the reserved one).
+        self._piece_ids = {p: self._zh.piece_to_id(p) for p in self._pieces}
 
     def _pieces_of(self, text: str) -> list[str]:
         pieces = self._pieces

@@ -80,9 +80,15 @@ impl Tokenizer {
         let ns = m.normalizer_spec();
         let pieces: Vec<String> = m.pieces.iter().map(|p| p.piece.clone()).collect();
         let kinds: Vec<PieceType> = m.pieces.iter().map(|p| p.kind()).collect();
+        // A Unigram model may hold a reserved piece (CONTROL/UNKNOWN/BYTE) and an ordinary
+        // one with the same text (validate); `PieceToId` answers the reserved one.
         let mut piece_to_id = FxHashMap::default();
         for (i, p) in pieces.iter().enumerate() {
-            piece_to_id.insert(p.clone(), i as u32);
+            if kinds[i].is_reserved() {
+                piece_to_id.insert(p.clone(), i as u32);
+            } else {
+                piece_to_id.entry(p.clone()).or_insert(i as u32);
+            }
         }
         // Validated: exactly one UNKNOWN piece, or none with byte fallback. Without one,
         // unknown text is segmented under an id that names no piece (the piece count) and then

@@ -30,7 +30,20 @@ pub enum PieceType {
     Byte = 6,
 }
 
+/// sentencepiece refuses a model with a piece this many bytes long or longer
+/// (model_interface.cc, `kMaxPieceSize`).
+pub const MAX_PIECE_BYTES: usize = 8000;
+
 impl PieceType {
+    /// CONTROL, UNKNOWN and BYTE: the pieces sentencepiece's `PieceToId` looks up first (its
+    /// reserved-id map), ahead of the ordinary ones.
+    pub fn is_reserved(self) -> bool {
+        matches!(
+            self,
+            PieceType::Unknown | PieceType::Control | PieceType::Byte
+        )
+    }
+
     pub fn from_i32(v: i32) -> Option<Self> {
         Some(match v {
             1 => PieceType::Normal,
@@ -340,9 +353,21 @@ impl ModelProto {
             return bad("the model has no pieces (is this a SentencePiece .model file?)".into());
         }
         let spec = self.trainer_spec();
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(self.pieces.len());
+        // unigram_model.cc keeps CONTROL, UNKNOWN and BYTE pieces in a map of their own
+        // (`use_reserved_id_map`), so a Unigram model may hold one of those and an ordinary
+        // piece with the same text; bpe_model.cc has one map, so BPE may not.
+        let reserved_map = spec.model_type != ModelType::Bpe;
+        let mut seen: HashMap<(bool, &str), usize> = HashMap::with_capacity(self.pieces.len());
         let mut unk = None;
         let mut bytes = 0usize;
+        for (i, p) in self.pieces.iter().enumerate() {
+            if p.piece.len() >= MAX_PIECE_BYTES {
+                return bad(format!(
+                    "piece {i} is {} bytes long; sentencepiece refuses pieces of {MAX_PIECE_BYTES} bytes or more",
+                    p.piece.len()
+                ));
+            }
+        }
         for (i, p) in self.pieces.iter().enumerate() {
             if p.piece.is_empty() {
                 return bad(format!(
@@ -358,7 +383,7 @@ impl ModelProto {
                     p.piece
                 ));
             }
-            if let Some(j) = seen.insert(p.piece.as_str(), i) {
+            if let Some(j) = seen.insert((reserved_map && p.kind().is_reserved(), &p.piece), i) {
                 return bad(format!(
                     "piece {:?} is defined twice (ids {j} and {i})",
                     p.piece
@@ -470,6 +495,32 @@ mod tests {
         let mut m = tiny();
         m.pieces[0].kind = None;
         assert!(m.validate().unwrap_err().to_string().contains("UNKNOWN"));
+    }
+
+    #[test]
+    fn reserved_pieces_have_their_own_namespace_in_unigram_only() {
+        let mut m = tiny();
+        m.pieces.push(Piece::new("<s>", 0.0, None)); // ordinary text "<s>" beside CONTROL <s>
+        let err = m.validate().unwrap_err().to_string();
+        assert!(err.contains("defined twice"), "{err}");
+        let mut trainer = m.trainer_spec_raw();
+        trainer.set(RawField::varint(3, 1)); // model_type = UNIGRAM
+        m.set_sub(2, &trainer);
+        m.validate().unwrap();
+        m.pieces.push(Piece::new("<s>", 0.0, None));
+        assert!(m.validate().is_err()); // two ordinary "<s>" are still one too many
+    }
+
+    #[test]
+    fn pieces_of_8000_bytes_are_refused() {
+        let mut m = tiny();
+        m.pieces
+            .push(Piece::new("a".repeat(MAX_PIECE_BYTES - 1), 0.0, None));
+        m.validate().unwrap();
+        m.pieces
+            .push(Piece::new("b".repeat(MAX_PIECE_BYTES), 0.0, None));
+        let err = m.validate().unwrap_err().to_string();
+        assert!(err.contains("8000 bytes or more"), "{err}");
     }
 
     #[test]

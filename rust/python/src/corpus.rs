@@ -94,6 +94,8 @@ struct PyCorpusJob {
 #[pymethods]
 impl PyCorpusJob {
     /// Wait up to `timeout` seconds without the GIL; `True` once the run has ended.
+    /// Signals are checked every tick, so Ctrl-C raises `KeyboardInterrupt` here within
+    /// 20 ms rather than after `timeout` (by which time a short run may have finished).
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let handle = &self.handle;
         detach(py, || {
@@ -108,6 +110,7 @@ impl PyCorpusJob {
                     return Ok::<bool, PyErr>(finished);
                 }
                 std::thread::sleep(Duration::from_millis(20));
+                Python::attach(|py| py.check_signals())?;
             }
         })
     }
