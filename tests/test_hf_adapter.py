@@ -50,3 +50,27 @@ def test_plain_text_is_bos_plus_sentencepiece(tok_dir, reference_merge, peoples_
     ours = ZhllamaLlamaTokenizer.from_pretrained(tok_dir)
     for t in peoples_daily[2000:3000]:
         assert ours(t)["input_ids"] == sp.encode(t, add_bos=True)
+
+
+def test_unigram_piece_sharing_a_reserved_text(chinese_model, tmp_path):
+    # A Unigram model may hold "<ctl>" both as CONTROL and as an ordinary piece. The HF backend
+    # turns the encoder's pieces into ids with PieceToId, which answers the CONTROL one; the
+    # adapter must do the same to give the same ids.
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    m.ParseFromString(chinese_model.read_bytes())
+    for s, kind in (("<ctl>", pb.ModelProto.SentencePiece.CONTROL), ("<ctl>", pb.ModelProto.SentencePiece.NORMAL)):
+        p = m.pieces.add()
+        p.piece, p.score, p.type = s, -1.0, kind
+    model = m.SerializeToString()
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    n = len(m.pieces)
+    assert sp.encode("a<ctl>b", out_type=str).count("<ctl>") == 1 and n - 1 in sp.encode("a<ctl>b")
+    pieces = _native.SentencePieceModel.from_bytes(model).pieces()
+    d = write_tokenizer_dir(tmp_path / "tok", model, pieces)
+    ours = ZhllamaLlamaTokenizer.from_pretrained(d)
+    ref = SentencePieceBackend.from_pretrained(d, special_tokens_pattern=special_tokens_pattern(True, False))
+    assert ours.convert_tokens_to_ids("<ctl>") == ref.convert_tokens_to_ids("<ctl>") == sp.piece_to_id("<ctl>") == n - 2
+    for t in ["你好<ctl>世界", "a<ctl>b <ctl>", "中文 text"] + TRICKY:
+        assert ours(t)["input_ids"] == ref(t)["input_ids"], t

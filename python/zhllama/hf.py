@@ -41,9 +41,11 @@ class ZhllamaLlamaTokenizer(SentencePieceBackend):
         # legacy=False it turns add_dummy_prefix off): encode with exactly that model.
         self._zh = Tokenizer.from_bytes(self.sp_model.serialized_model_proto())
         self._pieces = [self._zh.id_to_piece(i) for i in range(self._zh.vocab_size)]
-        # PieceToId's answer per piece (a Unigram model may give a reserved piece and an ordinary
-        # one the same text; sentencepiece answers the reserved one).
-        self._piece_ids = {p: self._zh.piece_to_id(p) for p in self._pieces}
+        self._piece_ids = {p: i for i, p in enumerate(self._pieces)}
+        if len(self._piece_ids) != len(self._pieces):
+            # A Unigram model may give a reserved piece and an ordinary one the same text;
+            # PieceToId answers the reserved one.
+            self._piece_ids = {p: self._zh.piece_to_id(p) for p in self._piece_ids}
 
     def _pieces_of(self, text: str) -> list[str]:
         pieces = self._pieces
