@@ -44,7 +44,7 @@ def reference_merge(out: Path) -> Path:
 def replicated_corpus(out_dir: Path, megabytes: float) -> tuple[Path, Path]:
     """People's Daily repeated to about ``megabytes`` MB, as ``corpus.txt`` and ``corpus.jsonl``
     holding the same documents (the reference pipeline reads text, ours raw JSONL)."""
-    from zhllama.corpora import peoples_daily
+    from zhllama.corpus.samples import peoples_daily
 
     txt, jsonl = out_dir / f"corpus-{megabytes:g}MB.txt", out_dir / f"corpus-{megabytes:g}MB.jsonl"
     if txt.exists() and jsonl.exists():

@@ -27,8 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 import sentencepiece as spm  # noqa: E402
 
 from zhllama import Tokenizer  # noqa: E402
-from zhllama.corpora import peoples_daily  # noqa: E402
-from zhllama.merge import merge_vocab  # noqa: E402
+from zhllama.corpus.samples import peoples_daily  # noqa: E402
+from zhllama.tokenizer.merge_vocab import merge_vocab  # noqa: E402
 
 REFERENCE_SHA256 = "e2676d4ca29ca1750f6ff203328d73b189321dc5776ceede037cbd36541d70c0"
 

@@ -16,8 +16,8 @@ import tempfile
 import sentencepiece as spm
 
 from zhllama import _native
-from zhllama.corpora import peoples_daily, stdlib_docstrings, stdlib_sources
-from zhllama.merge import merge_vocab
+from zhllama.corpus.samples import peoples_daily, stdlib_docstrings, stdlib_sources
+from zhllama.tokenizer.merge_vocab import merge_vocab
 
 
 def main() -> None:

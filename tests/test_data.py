@@ -10,7 +10,7 @@ import sentencepiece as spm
 
 from corpus_helpers import cli, pd_docs
 from fixture_paths import fixture_path
-from zhllama.data import PackedDataset, TokenizedCorpus, to_hf_dataset
+from zhllama.corpus.dataset import PackedDataset, TokenizedCorpus, to_hf_dataset
 
 torch = pytest.importorskip("torch")
 BLOCK = 64

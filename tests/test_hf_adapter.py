@@ -13,8 +13,8 @@ pytest.importorskip("transformers")
 from transformers.tokenization_utils_sentencepiece import SentencePieceBackend  # noqa: E402
 
 from zhllama import _native  # noqa: E402
-from zhllama.hf import ZhllamaLlamaTokenizer, special_tokens_pattern  # noqa: E402
-from zhllama.tokenizer_dir import write_tokenizer_dir  # noqa: E402
+from zhllama.tokenizer.directory import write_tokenizer_dir  # noqa: E402
+from zhllama.tokenizer.hf import ZhllamaLlamaTokenizer, special_tokens_pattern  # noqa: E402
 
 
 @pytest.fixture(scope="module")

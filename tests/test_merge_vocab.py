@@ -12,8 +12,8 @@ import sentencepiece as spm
 from fixture_paths import fixture_path
 from zhllama import _native
 from zhllama.cli import main as cli
-from zhllama.corpora import peoples_daily, stdlib_docstrings
-from zhllama.merge import merge_vocab
+from zhllama.corpus.samples import peoples_daily, stdlib_docstrings
+from zhllama.tokenizer.merge_vocab import merge_vocab
 
 REFERENCE_SHA256 = "e2676d4ca29ca1750f6ff203328d73b189321dc5776ceede037cbd36541d70c0"
 

@@ -184,7 +184,7 @@ def test_corrupt_model_is_an_error(llama_model):
 
 
 def test_from_pretrained_with_pad(reference_merge, tmp_path):
-    from zhllama.tokenizer_dir import write_tokenizer_dir
+    from zhllama.tokenizer.directory import write_tokenizer_dir
 
     model = reference_merge.read_bytes()
     pieces = _native.SentencePieceModel.from_bytes(model).pieces()

@@ -13,14 +13,14 @@ import train_helpers as h
 
 transformers = pytest.importorskip("transformers")
 
-from zhllama.evaluate import evaluate  # noqa: E402
-from zhllama.generate import IncrementalDecoder, format_prompt  # noqa: E402
+from zhllama.infer.evaluate import evaluate  # noqa: E402
+from zhllama.infer.generate import IncrementalDecoder, format_prompt  # noqa: E402
+from zhllama.tokenizer import Tokenizer  # noqa: E402
 from zhllama.train.sft_data import build_prompt  # noqa: E402
-from zhllama.train.tokenization import load_tokenizer  # noqa: E402
 
 
 def test_incremental_decoder_holds_back_partial_characters():
-    tok = load_tokenizer(h.base_sp_model())
+    tok = Tokenizer.from_pretrained(h.base_sp_model())
     sp = spm.SentencePieceProcessor(model_file=str(h.base_sp_model()))
     text = "我们今天 learns 饕餮 😀。"  # 饕餮/😀 are not in the vocabulary: byte fallback
     ids = sp.encode(text)
@@ -92,7 +92,7 @@ def test_eval_with_lora_equals_merged(tmp_path):
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p))
     peft_model.save_pretrained(tmp_path / "lora")
-    tok = load_tokenizer(base)
+    tok = Tokenizer.from_pretrained(base)
     docs = h.corpus_lines(3, seed=2)
     peft_model.eval()
     expected = evaluate(peft_model, tok, docs, 512)

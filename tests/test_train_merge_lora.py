@@ -24,7 +24,7 @@ def _adapter(base_dir, out, targets, seed):
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p))
     peft_model.save_pretrained(out)
-    from zhllama.train.tokenization import copy_tokenizer_files
+    from zhllama.tokenizer.directory import copy_tokenizer_files
 
     copy_tokenizer_files(h.tokenizer_dir("merged-pad"), out)
     return out

@@ -192,9 +192,9 @@ def test_dataset_dir_uses_packed_dataset(resized, tmp_path, monkeypatch, capsys)
         def __getitem__(self, i):
             return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
 
-    fake = types.ModuleType("zhllama.data")
+    fake = types.ModuleType("zhllama.corpus.dataset")
     fake.PackedDataset = FakePackedDataset
-    monkeypatch.setitem(sys.modules, "zhllama.data", fake)
+    monkeypatch.setitem(sys.modules, "zhllama.corpus.dataset", fake)
     assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
                  tmp_path / "y", "--block-size", "16", "--max-steps", "1", "--report-to", "none") == 0
     assert calls == [(str(corpus), 16)]

@@ -81,7 +81,7 @@ def test_refuses_non_extending_tokenizer(tmp_path, capsys):
     spm.SentencePieceTrainer.train(
         input=str(h.write_text(tmp_path / "c.txt", h.corpus_lines(300, seed=7))), model_prefix=str(tmp_path / "o"),
         vocab_size=420, model_type="bpe", byte_fallback=True, minloglevel=2)
-    from zhllama.tokenizer_dir import write_tokenizer_dir_from_model as write_tokenizer_dir
+    from zhllama.tokenizer.directory import write_tokenizer_dir_from_model as write_tokenizer_dir
 
     write_tokenizer_dir(other, tmp_path / "o.model")
     rc = h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", other, "--out", tmp_path / "x")

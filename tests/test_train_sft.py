@@ -13,9 +13,9 @@ import train_helpers as h
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from zhllama.tokenizer_dir import write_tokenizer_dir_from_model as write_tokenizer_dir  # noqa: E402
+from zhllama.tokenizer import Tokenizer  # noqa: E402
+from zhllama.tokenizer.directory import write_tokenizer_dir_from_model as write_tokenizer_dir  # noqa: E402
 from zhllama.train.sft_data import IGNORE_INDEX, PaddingCollator, build_prompt, encode_record, read_records  # noqa: E402
-from zhllama.train.tokenization import load_tokenizer  # noqa: E402
 
 EXPECTED_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                    "the request.\n\n### Instruction:\n写一首诗\n关于春天\n\n### Response: ")
@@ -27,7 +27,7 @@ def test_prompt_is_the_reports():
 
 
 def test_labels_mask_prompt_and_end_with_eos():
-    tok = load_tokenizer(h.tokenizer_dir("merged-pad"))
+    tok = Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad"))
     ex = encode_record(tok, {"instruction": "学习语言", "input": "", "output": "经济发展。"}, 512)
     sp = spm.SentencePieceProcessor(model_file=str(h.merged_sp_model()))
     prompt = sp.encode(build_prompt("学习语言"), add_bos=True)
@@ -47,7 +47,7 @@ def test_tokenization_equals_sentencepiece_on_chinese_with_llama_fixture():
         if os.environ.get("ZHLLAMA_REQUIRE_FIXTURES") == "1":
             pytest.fail(f"fixture missing: {model}")
         pytest.skip(f"LLaMA tokenizer fixture not found at {model} (set ZHLLAMA_FIXTURES)")
-    tok = load_tokenizer(model)
+    tok = Tokenizer.from_pretrained(model)
     sp = spm.SentencePieceProcessor(model_file=str(model))
     texts = ["人民日报评论员文章：坚定不移推进改革开放，２０２４年经济增长５％。", "今天天气很好，我们去北京的公园散步吧！",
              "The model learns 中文 quickly — 越来越好, 意大利面。"]

@@ -75,7 +75,7 @@ def merged_sp_model() -> Path:
 
 def tokenizer_dir(kind: str) -> Path:
     """'base' (no pad), 'merged' (no pad) or 'merged-pad' (the 49,954 layout: [PAD] added)."""
-    from zhllama.tokenizer_dir import write_tokenizer_dir_from_model as write_tokenizer_dir
+    from zhllama.tokenizer.directory import write_tokenizer_dir_from_model as write_tokenizer_dir
 
     out = _TMP / f"tok-{kind}"
     if not out.exists():
@@ -97,13 +97,14 @@ def tiny_model_dir(kind: str = "base", tie: bool = False, seed: int = 0) -> Path
     import torch
     from transformers import LlamaForCausalLM
 
-    from zhllama.train.tokenization import copy_tokenizer_files, load_tokenizer
+    from zhllama.tokenizer import Tokenizer
+    from zhllama.tokenizer.directory import copy_tokenizer_files
 
     out = _TMP / f"model-{kind}-{'tied' if tie else 'untied'}-{seed}"
     if not out.exists():
         tok = tokenizer_dir(kind)
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(tiny_config(load_tokenizer(tok).vocab_size, tie))
+        model = LlamaForCausalLM(tiny_config(len(Tokenizer.from_pretrained(tok)), tie))
         model.save_pretrained(out)
         copy_tokenizer_files(tok, out)
     return out

@@ -7,7 +7,7 @@ Chinese-LLaMA-Alpaca report.
 
 from __future__ import annotations
 
-from zhllama.tokenizer import Tokenizer
+from zhllama.tokenizer.tokenizer import Tokenizer
 
 __all__ = ["Tokenizer", "__version__"]
 

@@ -16,17 +16,17 @@ from typing import Optional
 
 # verb -> (module, one-line help). Order is pipeline order, as `zhllama --help` shows it.
 VERBS: dict[str, tuple[str, str]] = {
-    "train-spm": ("zhllama.spm_train", "Train a SentencePiece model (20K Chinese pieces by default)."),
-    "merge-vocab": ("zhllama.merge", "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
-    "tokenize-corpus": ("zhllama.corpus", "Tokenize a corpus into Megatron-format token shards, in parallel."),
-    "stats": ("zhllama.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
+    "train-spm": ("zhllama.tokenizer.train_spm", "Train a SentencePiece model (20K Chinese pieces by default)."),
+    "merge-vocab": ("zhllama.tokenizer.merge_vocab", "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
+    "tokenize-corpus": ("zhllama.corpus.tokenize", "Tokenize a corpus into Megatron-format token shards, in parallel."),
+    "stats": ("zhllama.corpus.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
     "resize": ("zhllama.model.resize", "Grow a model's embeddings and LM head to a merged vocabulary."),
     "pretrain": ("zhllama.train.pretrain", "Pretrain stage 1 (embeddings) or stage 2 (LoRA + embeddings + head)."),
     "sft": ("zhllama.train.sft", "Instruction-tune with LoRA on Alpaca-format data (prompt masked)."),
-    "merge-lora": ("zhllama.export", "Merge LoRA adapters into full weights (plain HF model)."),
-    "generate": ("zhllama.generate", "Generate text (Alpaca template; 0.2/40/0.9/1.3 sampling)."),
-    "eval": ("zhllama.evaluate", "Evaluate loss, perplexity and bits per character on held-out text."),
-    "demo": ("zhllama.demo", "Run the whole pipeline on embedded defaults (People's Daily, tiny model)."),
+    "merge-lora": ("zhllama.model.merge_lora", "Merge LoRA adapters into full weights (plain HF model)."),
+    "generate": ("zhllama.infer.generate", "Generate text (Alpaca template; 0.2/40/0.9/1.3 sampling)."),
+    "eval": ("zhllama.infer.evaluate", "Evaluate loss, perplexity and bits per character on held-out text."),
+    "demo": ("zhllama.demo.demo", "Run the whole pipeline on embedded defaults (People's Daily, tiny model)."),
 }
 
 

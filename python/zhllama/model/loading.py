@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from zhllama.train.tokenization import TrainingTokenizer, load_tokenizer
+from zhllama.tokenizer import Tokenizer
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -21,7 +21,7 @@ def add_model_arguments(parser) -> None:
 
 def load_for_inference(model_dir: str, lora: Optional[str], tokenizer: Optional[str], dtype: str = "auto",
                        device: Optional[str] = None):
-    """(model in eval mode on ``device``, TrainingTokenizer); the model is resized to the adapter if needed."""
+    """(model in eval mode on ``device``, Tokenizer); the model is resized to the adapter if needed."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -31,16 +31,16 @@ def load_for_inference(model_dir: str, lora: Optional[str], tokenizer: Optional[
     # On CPU, half precision is slow and inexact: compute in float32 unless told otherwise.
     torch_dtype = ("auto" if device != "cpu" else torch.float32) if dtype == "auto" else getattr(torch, dtype)
     if lora is not None:
-        from zhllama.export import merge_lora
+        from zhllama.model.merge_lora import merge_lora
 
         model = merge_lora(model_dir, [lora], "float32" if torch_dtype == torch.float32 else dtype)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
     if tokenizer is None:
         tokenizer = lora if lora is not None and (Path(lora) / "tokenizer.model").is_file() else model_dir
-    tok: TrainingTokenizer = load_tokenizer(tokenizer)
+    tok: Tokenizer = Tokenizer.from_pretrained(tokenizer)
     rows = model.get_input_embeddings().weight.shape[0]
-    if rows < tok.vocab_size:
-        raise ValueError(f"the tokenizer {tok.source} has {tok.vocab_size:,} tokens but the model has {rows:,} rows; "
+    if rows < len(tok):
+        raise ValueError(f"the tokenizer {tok.source} has {len(tok):,} tokens but the model has {rows:,} rows; "
                          f"pass the tokenizer the model was trained with")
     return model.to(device).eval(), tok

@@ -18,7 +18,8 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from zhllama.train.tokenization import TrainingTokenizer, copy_tokenizer_files, load_tokenizer
+from zhllama.tokenizer import Tokenizer
+from zhllama.tokenizer.directory import copy_tokenizer_files
 
 INITS = ("subword-mean", "mean", "hf")
 RESIZE_RECORD = "resize.json"
@@ -37,20 +38,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Round the new vocabulary size up to a multiple of N (e.g. 64 for tensor cores).")
 
 
-def check_extends(base: TrainingTokenizer, new: TrainingTokenizer, model_rows: int) -> None:
+def check_extends(base: Tokenizer, new: Tokenizer, model_rows: int) -> None:
     """Refuse a tokenizer that does not extend the model's vocabulary, saying why and what to do."""
-    if base.vocab_size != model_rows:
+    if len(base) != model_rows:
         raise ValueError(
-            f"the base tokenizer {base.source} has {base.vocab_size:,} tokens but the model has {model_rows:,} "
+            f"the base tokenizer {base.source} has {len(base):,} tokens but the model has {model_rows:,} "
             f"embedding rows; pass --base-tokenizer the tokenizer this model was trained with "
             f"(a model resized before keeps its tokenizer in its directory)")
-    if new.vocab_size == model_rows:
+    if len(new) == model_rows:
         raise ValueError(
-            f"the tokenizer {new.source} has {new.vocab_size:,} tokens, the same as the model's {model_rows:,} rows: "
+            f"the tokenizer {new.source} has {len(new):,} tokens, the same as the model's {model_rows:,} rows: "
             f"nothing to resize; train this model directly")
-    if new.vocab_size < model_rows:
+    if len(new) < model_rows:
         raise ValueError(
-            f"the tokenizer {new.source} has {new.vocab_size:,} tokens but the model already has {model_rows:,} rows "
+            f"the tokenizer {new.source} has {len(new):,} tokens but the model already has {model_rows:,} rows "
             f"(e.g. 49,953 vs 49,954: the model was resized for another tokenizer); use the tokenizer the model "
             f"was resized with, or resize the original base model")
     for i in range(model_rows):
@@ -62,7 +63,7 @@ def check_extends(base: TrainingTokenizer, new: TrainingTokenizer, model_rows: i
                 f"model's tokenizer so that the first {model_rows:,} pieces are kept in order")
 
 
-def subword_ids(base: TrainingTokenizer, piece: str) -> list[int]:
+def subword_ids(base: Tokenizer, piece: str) -> list[int]:
     """The base-tokenizer ids of a new piece's text (▁ read as a space)."""
     text = piece.replace("\u2581", " ")
     probe = base.encode("a")
@@ -75,7 +76,7 @@ def subword_ids(base: TrainingTokenizer, piece: str) -> list[int]:
     return ids
 
 
-def _new_rows(weight, base: Optional[TrainingTokenizer], new: TrainingTokenizer, old_rows: int, new_rows: int,
+def _new_rows(weight, base: Optional[Tokenizer], new: Tokenizer, old_rows: int, new_rows: int,
               init: str):
     import torch
 
@@ -84,14 +85,14 @@ def _new_rows(weight, base: Optional[TrainingTokenizer], new: TrainingTokenizer,
     rows = mean.expand(new_rows - old_rows, -1).clone()
     if init == "subword-mean":
         assert base is not None
-        for i in range(old_rows, min(new_rows, new.sp_vocab_size)):
+        for i in range(old_rows, min(new_rows, new.vocab_size)):
             ids = subword_ids(base, new.id_to_piece(i))
             if ids:
                 rows[i - old_rows] = old[torch.tensor(ids)].mean(dim=0)
     return rows.to(weight.dtype)
 
 
-def resize_model(model, new: TrainingTokenizer, base: Optional[TrainingTokenizer], init: str = "subword-mean",
+def resize_model(model, new: Tokenizer, base: Optional[Tokenizer], init: str = "subword-mean",
                  pad_to_multiple_of: Optional[int] = None):
     """Resize ``model`` in place to ``new``'s vocabulary; returns (old_rows, new_rows)."""
     import torch
@@ -104,13 +105,13 @@ def resize_model(model, new: TrainingTokenizer, base: Optional[TrainingTokenizer
     elif init == "subword-mean":
         raise ValueError("--init subword-mean needs the model's original tokenizer: pass --base-tokenizer "
                          "(or use --init mean)")
-    elif new.vocab_size <= old_rows:
-        raise ValueError(f"the tokenizer {new.source} has {new.vocab_size:,} tokens, not more than the model's "
+    elif len(new) <= old_rows:
+        raise ValueError(f"the tokenizer {new.source} has {len(new):,} tokens, not more than the model's "
                          f"{old_rows:,} rows; nothing to resize")
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
     inp_old = model.get_input_embeddings().weight.detach().clone()
     out_old = None if tied else model.get_output_embeddings().weight.detach().clone()
-    model.resize_token_embeddings(new.vocab_size, pad_to_multiple_of=pad_to_multiple_of, mean_resizing=(init == "hf"))
+    model.resize_token_embeddings(len(new), pad_to_multiple_of=pad_to_multiple_of, mean_resizing=(init == "hf"))
     rows = model.get_input_embeddings().weight.shape[0]
     if init != "hf":
         with torch.no_grad():
@@ -136,17 +137,17 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--model {model_dir}: no config.json; pass a Hugging Face model directory")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
         raise ValueError(f"--pad-to-multiple-of must be >= 1, got {args.pad_to_multiple_of}")
-    new = load_tokenizer(args.tokenizer)
+    new = Tokenizer.from_pretrained(args.tokenizer)
     base_path = args.base_tokenizer or (model_dir if (model_dir / "tokenizer.model").is_file() else None)
-    base = load_tokenizer(base_path) if base_path is not None else None
+    base = Tokenizer.from_pretrained(base_path) if base_path is not None else None
     log.info("loading %s", model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
     old_rows, rows = resize_model(model, new, base, args.init, args.pad_to_multiple_of)
-    log.info("resized %s: %d -> %d rows (%s, tokenizer %d tokens)", model_dir, old_rows, rows, args.init, new.vocab_size)
+    log.info("resized %s: %d -> %d rows (%s, tokenizer %d tokens)", model_dir, old_rows, rows, args.init, len(new))
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     copy_tokenizer_files(args.tokenizer, out)
-    record = {"base_vocab_size": old_rows, "vocab_size": rows, "tokenizer_vocab_size": new.vocab_size,
+    record = {"base_vocab_size": old_rows, "vocab_size": rows, "tokenizer_vocab_size": len(new),
               "init": args.init, "base_model": str(model_dir), "tokenizer": str(args.tokenizer),
               "base_tokenizer": None if base_path is None else str(base_path)}
     (out / RESIZE_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -97,13 +97,13 @@ def base_rows_of(model_dir: str, given: Optional[int]) -> Optional[int]:
 def run(args: argparse.Namespace) -> int:
     from transformers import default_data_collator
 
+    from zhllama.tokenizer import Tokenizer
     from zhllama.train.text_data import (
         PackedTextDataset,
         check_corpus_tokenizer,
         load_tokenized_corpus,
         split_validation,
     )
-    from zhllama.train.tokenization import load_tokenizer
     from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only
     from zhllama.train.trainer import fit, setup_logging
 
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
                          f"the original rows")
     setup_logging()
-    tokenizer = load_tokenizer(model_args.tokenizer)
+    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer)
     if data.dataset_dir is not None:
         if (Path(data.dataset_dir) / "manifest.json").is_file():
             check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer)
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)
     train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
 
-    model = load_model(model_args.model, tokenizer.vocab_size)
+    model = load_model(model_args.model, len(tokenizer))
     if data.stage == 1:
         train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
     else:

@@ -64,17 +64,17 @@ def require_pad(tokenizer) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zhllama.tokenizer import Tokenizer
     from zhllama.train.pretrain import load_model
     from zhllama.train.sft_data import InstructionDataset, PaddingCollator
     from zhllama.train.text_data import split_validation
-    from zhllama.train.tokenization import load_tokenizer
     from zhllama.train.trainable import apply_lora, log_trainable
     from zhllama.train.trainer import fit, setup_logging
 
     apply_config(args, CLASSES, LORA_DEFAULTS)
     data, model_args, lora, run_args = (parse_dataclass(c, args) for c in CLASSES)
     setup_logging()
-    tokenizer = load_tokenizer(model_args.tokenizer)
+    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer)
     pad_id = require_pad(tokenizer)
     train_ds = InstructionDataset(data.train_file.split(","), tokenizer, data.max_seq_length)
     dropped = train_ds.dropped
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         eval_ds = InstructionDataset(data.validation_file.split(","), tokenizer, data.max_seq_length)
     else:
         train_ds, eval_ds = split_validation(train_ds, data.validation_split_percentage, run_args.seed)
-    model = load_model(model_args.model, tokenizer.vocab_size)
+    model = load_model(model_args.model, len(tokenizer))
     model.config.pad_token_id = pad_id
     model = apply_lora(model, lora)
     share = log_trainable(model)

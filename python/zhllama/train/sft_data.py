@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset
 
-from zhllama.train.tokenization import TrainingTokenizer
+from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
 
@@ -68,7 +68,7 @@ def read_records(path: str | Path) -> list[dict[str, str]]:
     return records
 
 
-def encode_record(tokenizer: TrainingTokenizer, record: dict[str, str], max_seq_length: int) -> Optional[dict]:
+def encode_record(tokenizer: Tokenizer, record: dict[str, str], max_seq_length: int) -> Optional[dict]:
     """input_ids / labels for one record, or None when truncation leaves no response token."""
     prompt = tokenizer.encode(build_prompt(record["instruction"], record["input"]), add_bos=True)
     response = tokenizer.encode(record["output"], add_eos=True)
@@ -82,7 +82,7 @@ def encode_record(tokenizer: TrainingTokenizer, record: dict[str, str], max_seq_
 class InstructionDataset(Dataset):
     """Encoded Alpaca records; ``dropped`` counts those truncated to no response token."""
 
-    def __init__(self, files: Sequence[str | Path], tokenizer: TrainingTokenizer, max_seq_length: int) -> None:
+    def __init__(self, files: Sequence[str | Path], tokenizer: Tokenizer, max_seq_length: int) -> None:
         self.examples: list[dict] = []
         self.dropped = 0
         for f in files:

@@ -1,7 +1,7 @@
 """Pretraining data: packed blocks of token ids.
 
 Two sources. A tokenized-corpus directory (``zhllama tokenize-corpus`` output, Megatron-format
-shards) is read by ``zhllama.data.PackedDataset``. Raw text files (``.txt``: one document a
+shards) is read by ``zhllama.corpus.dataset.PackedDataset``. Raw text files (``.txt``: one document a
 line; ``.jsonl``: a ``text`` field a line) are tokenized here with zhllama's exact encoder and
 packed the same way: ``<s> doc </s>`` documents concatenated, cut into ``block_size`` blocks,
 the incomplete tail dropped. Labels equal the inputs; the model shifts them.
@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset, Subset
 
-from zhllama.train.tokenization import TrainingTokenizer
+from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
 
@@ -55,7 +55,7 @@ class PackedTextDataset(Dataset):
         self.blocks = tokens[: n * block_size].view(n, block_size)
 
     @classmethod
-    def from_files(cls, files: Sequence[str | Path], tokenizer: TrainingTokenizer, block_size: int) -> PackedTextDataset:
+    def from_files(cls, files: Sequence[str | Path], tokenizer: Tokenizer, block_size: int) -> PackedTextDataset:
         docs: list[str] = []
         for f in files:
             docs.extend(read_documents(f))
@@ -80,7 +80,7 @@ def check_corpus_tokenizer(dataset_dir: str | Path, tokenizer_path: str | Path) 
     """Refuse a corpus tokenized with another tokenizer (its ids would index the wrong rows)."""
     import json
 
-    from zhllama.tokenizer_dir import resolve_model_file, sha256_file
+    from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
     manifest = json.loads((Path(dataset_dir) / "manifest.json").read_text(encoding="utf-8"))
     want = manifest.get("tokenizer_sha256")
@@ -93,11 +93,11 @@ def check_corpus_tokenizer(dataset_dir: str | Path, tokenizer_path: str | Path) 
 
 
 def load_tokenized_corpus(dataset_dir: str | Path, block_size: int, seed: int) -> Dataset:
-    """``zhllama.data.PackedDataset`` over a tokenized-corpus directory."""
+    """``zhllama.corpus.dataset.PackedDataset`` over a tokenized-corpus directory."""
     try:
-        from zhllama.data import PackedDataset  # type: ignore[attr-defined]
+        from zhllama.corpus.dataset import PackedDataset  # type: ignore[attr-defined]
     except ImportError as e:
-        raise ValueError(f"--dataset-dir needs zhllama.data.PackedDataset, which this installation lacks ({e}); "
+        raise ValueError(f"--dataset-dir needs zhllama.corpus.dataset.PackedDataset, which this installation lacks ({e}); "
                          f"pass raw text with --train-file instead") from None
     if not (Path(dataset_dir) / "manifest.json").is_file():
         raise FileNotFoundError(f"--dataset-dir {dataset_dir}: no manifest.json; pass the output directory of "

@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from zhllama.tokenizer.directory import copy_tokenizer_files
 from zhllama.train.args import RunArguments
-from zhllama.train.tokenization import copy_tokenizer_files
 
 log = logging.getLogger("zhllama.train")
 

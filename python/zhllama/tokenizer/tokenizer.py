@@ -16,13 +16,20 @@ their text.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from zhllama import _native
+from zhllama.tokenizer.directory import (
+    ADDED_TOKENS_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    SPECIAL_TOKENS_FILE,
+    read_json_object,
+    token_content,
+)
 
 
 class Tokenizer(_native.Tokenizer):
@@ -47,41 +54,60 @@ class Tokenizer(_native.Tokenizer):
                 raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
         self._added_ids = {c: i for i, c in self._added.items()}
         self._pad_added: Optional[int] = None
+        self.source = "<bytes>"  # where it was loaded from, for error messages
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:  # type: ignore[override]
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such SentencePiece model file")
-        return cls(p.read_bytes())
+        tok = cls(p.read_bytes())
+        tok.source = str(p)
+        return tok
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Tokenizer:  # type: ignore[override]
         return cls(data)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Tokenizer:
-        """Load ``DIR/tokenizer.model`` plus the added tokens of ``DIR/tokenizer_config.json``
-        (``added_tokens_decoder``) and the pad token of ``special_tokens_map.json``."""
-        d = Path(directory)
-        model = d / "tokenizer.model"
+    def from_pretrained(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """The one loader of a tokenizer directory (``zhllama merge-vocab`` output, or any HF
+        LLaMA tokenizer directory) or of a bare ``.model`` file.
+
+        A directory gives ``DIR/tokenizer.model`` plus the tokens it declares after the
+        SentencePiece vocabulary (``added_tokens_decoder`` of ``tokenizer_config.json`` and
+        ``added_tokens.json``; entries below the piece count describe pieces such as ``<s>``
+        again and are not added tokens). The pad token is read from ``special_tokens_map.json``,
+        then ``tokenizer_config.json``: an added token, or a piece of the model.
+        """
+        p = Path(path)
+        if p.is_file():
+            tok = cls.from_file(p)
+            tok.source = str(p)
+            return tok
+        model = p / MODEL_FILE
+        if not p.is_dir():
+            raise FileNotFoundError(f"{p}: no such tokenizer directory or SentencePiece model file")
         if not model.is_file():
-            raise FileNotFoundError(f"{d}: no tokenizer.model in this directory")
-        config = _read_json(d / "tokenizer_config.json")
-        special = _read_json(d / "special_tokens_map.json")
+            raise FileNotFoundError(f"{p}: no {MODEL_FILE} in this directory; pass the output directory of "
+                                    "`zhllama merge-vocab` or a .model file")
+        config = read_json_object(p / CONFIG_FILE)
         data = model.read_bytes()
         n = _native.Tokenizer.from_bytes(data).vocab_size
         added: dict[int, str] = {}
         for key, spec in (config.get("added_tokens_decoder") or {}).items():
-            content = spec.get("content") if isinstance(spec, dict) else None
+            content = token_content(spec)
             if content is None:
-                raise ValueError(f"{d / 'tokenizer_config.json'}: added token {key!r} has no 'content'")
-            if int(key) >= n:  # below n: a SentencePiece piece described again (<s>, </s>, <unk>)
-                added[int(key)] = content
-        tok = cls(data, added)
-        pad = _token_content(special.get("pad_token")) or _token_content(config.get("pad_token"))
+                raise ValueError(f"{p / CONFIG_FILE}: added token {key!r} has no 'content'")
+            added[int(key)] = content
+        for content, i in read_json_object(p / ADDED_TOKENS_FILE).items():
+            added[int(i)] = content
+        tok = cls(data, {i: c for i, c in added.items() if i >= n})
+        tok.source = str(p)
+        pad = token_content(read_json_object(p / SPECIAL_TOKENS_FILE).get("pad_token"))
+        pad = pad or token_content(config.get("pad_token"))
         if pad is not None and super(Tokenizer, tok).pad_id is None:
-            tok._pad_added = tok._added_ids.get(pad)
+            tok._pad_added = tok._added_ids.get(pad, super(Tokenizer, tok).piece_to_id(pad))
         return tok
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -137,28 +163,15 @@ class Tokenizer(_native.Tokenizer):
         return self._bytes
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self._bytes, self._added, self._pad_added))
+        return (_rebuild, (self._bytes, self._added, self._pad_added, self.source))
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, added_tokens={len(self._added)})"
 
 
-def _rebuild(model_bytes: bytes, added: dict[int, str], pad_added: Optional[int]) -> Tokenizer:
+def _rebuild(model_bytes: bytes, added: dict[int, str], pad_added: Optional[int], source: str) -> Tokenizer:
     tok = Tokenizer(model_bytes, added)
     tok._pad_added = pad_added
+    tok.source = source
     return tok
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
-def _token_content(tok: Any) -> Optional[str]:
-    if isinstance(tok, dict):
-        tok = tok.get("content")
-    return tok if isinstance(tok, str) and tok else None

@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from zhllama.corpus import expand_inputs, parquet_batches
-from zhllama.tokenizer_dir import resolve_model_file, sha256_file
+from zhllama.corpus.tokenize import expand_inputs, parquet_batches
+from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
 # sentencepiece piece types that the encoder can emit as ordinary text pieces.
 _NORMAL, _USER_DEFINED = 1, 4

@@ -5,7 +5,7 @@
 Inputs: ``.txt`` (one document per line), ``.jsonl``, ``.jsonl.gz``, ``.jsonl.zst``,
 ``.parquet``; directories are walked and globs expanded, each in sorted order. The output
 directory holds ``manifest.json`` and per shard a Megatron-LM ``NAME.bin``/``NAME.idx`` pair
-(read it with ``zhllama.data.TokenizedCorpus`` or ``PackedDataset``). Rerunning the same
+(read it with ``zhllama.corpus.dataset.TokenizedCorpus`` or ``PackedDataset``). Rerunning the same
 command after an interruption (even ``kill -9``) resumes at the first incomplete shard and
 gives byte-identical output; rerunning a finished run does nothing.
 
@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
-from zhllama.corpus_merge import merge_manifests
-from zhllama.tokenizer_dir import resolve_model_file, sha256_file
+from zhllama.corpus.merge_parts import merge_manifests
+from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
 

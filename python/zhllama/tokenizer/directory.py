@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,6 +18,43 @@ MODEL_FILE = "tokenizer.model"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 REPORT_FILE = "merge_report.json"
+ADDED_TOKENS_FILE = "added_tokens.json"  # written by older transformers versions
+TOKENIZER_FILES = (MODEL_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE, ADDED_TOKENS_FILE, REPORT_FILE)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file of the tokenizer directory; ``{}`` when the file is absent."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def token_content(value: object) -> Optional[str]:
+    """A special token as HF writes it: a plain string or an ``AddedToken`` dict."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) and value else None
+
+
+def copy_tokenizer_files(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> list[str]:
+    """Copy the tokenizer files of ``src`` (a directory or a ``.model`` file) into ``out``."""
+    src, out = Path(src), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if src.is_file():
+        shutil.copyfile(src, out / MODEL_FILE)
+        return [MODEL_FILE]
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)
+            copied.append(name)
+    return copied
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -107,19 +145,3 @@ def write_tokenizer_dir_from_model(
     data = Path(model_file).read_bytes()
     return write_tokenizer_dir(out, data, _native.SentencePieceModel.from_bytes(data).pieces(), pad_token=pad_token)
 
-
-def read_pad_token(directory: str | os.PathLike[str]) -> Optional[tuple[str, int]]:
-    """The pad token and id that ``write_tokenizer_dir`` added, if any."""
-    cfg = Path(directory) / CONFIG_FILE
-    if not cfg.exists():
-        return None
-    config = json.loads(cfg.read_text(encoding="utf-8"))
-    pad = config.get("pad_token")
-    if isinstance(pad, dict):
-        pad = pad.get("content")
-    if not pad:
-        return None
-    for i, tok in (config.get("added_tokens_decoder") or {}).items():
-        if tok.get("content") == pad:
-            return pad, int(i)
-    return None

@@ -90,7 +90,7 @@ class Demo:
     # --- steps -------------------------------------------------------------------------------
 
     def corpus(self) -> dict:
-        from zhllama.corpora import peoples_daily
+        from zhllama.corpus.samples import peoples_daily
 
         docs = peoples_daily(4000 if self.quick else None)
         random.Random(0).shuffle(docs)
@@ -128,7 +128,7 @@ class Demo:
         base_dir = self.path("base_tokenizer")
         if not (base_dir / "tokenizer.model").exists():
             from zhllama import _native
-            from zhllama.tokenizer_dir import write_tokenizer_dir
+            from zhllama.tokenizer.directory import write_tokenizer_dir
 
             data = Path(self.facts["base_tokenizer"]).read_bytes()
             write_tokenizer_dir(base_dir, data, _native.SentencePieceModel.from_bytes(data).pieces())
@@ -137,7 +137,7 @@ class Demo:
         return {}
 
     def base_model(self) -> dict:
-        from zhllama.demo_model import train_tiny_base
+        from zhllama.demo.model import train_tiny_base
 
         losses = train_tiny_base(self.path("base_tokenizer"), self.path("corpus", "train.txt"), self.path("base_model"),
                                  steps=self.steps * 2, threads=self.threads)
@@ -175,7 +175,7 @@ class Demo:
         return {}
 
     def sft(self) -> dict:
-        from zhllama.demo_model import continuation_records
+        from zhllama.demo.model import continuation_records
 
         records = continuation_records(self.path("corpus", "train.txt"), 400 if self.quick else 2000)
         with open(self.path("corpus", "sft.jsonl"), "w", encoding="utf-8") as f:
@@ -211,7 +211,7 @@ class Demo:
     def run(self) -> Path:
         for name in STEPS:
             self.step(name, getattr(self, name.replace("-", "_")))
-        from zhllama.demo_report import write_report
+        from zhllama.demo.report import write_report
 
         report = write_report(self.out, self.facts, time.perf_counter() - self.t0, self.quick)
         print()

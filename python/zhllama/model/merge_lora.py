@@ -16,7 +16,8 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from zhllama.train.tokenization import copy_tokenizer_files, load_tokenizer
+from zhllama.tokenizer import Tokenizer
+from zhllama.tokenizer.directory import copy_tokenizer_files
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 log = logging.getLogger("zhllama.merge_lora")
@@ -43,7 +44,7 @@ def adapter_vocab_size(lora_dir: Path) -> Optional[int]:
                 if "embed_tokens" in key:
                     return int(f.get_slice(key).get_shape()[0])
     if (lora_dir / "tokenizer.model").is_file():
-        return load_tokenizer(lora_dir).vocab_size
+        return len(Tokenizer.from_pretrained(lora_dir))
     return None
 
 

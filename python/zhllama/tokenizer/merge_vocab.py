@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from zhllama.tokenizer_dir import resolve_model_file, sha256_file, write_tokenizer_dir
+from zhllama.tokenizer.directory import resolve_model_file, sha256_file, write_tokenizer_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

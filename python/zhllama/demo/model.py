@@ -23,14 +23,15 @@ def train_tiny_base(tokenizer_dir: Path, train_txt: Path, out: Path, steps: int,
     import torch
     from transformers import LlamaForCausalLM
 
+    from zhllama.tokenizer import Tokenizer
+    from zhllama.tokenizer.directory import copy_tokenizer_files
     from zhllama.train.text_data import PackedTextDataset
-    from zhllama.train.tokenization import copy_tokenizer_files, load_tokenizer
 
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, threads))
-    tok = load_tokenizer(tokenizer_dir)
+    tok = Tokenizer.from_pretrained(tokenizer_dir)
     data = PackedTextDataset.from_files([train_txt], tok, block_size)
-    model = LlamaForCausalLM(tiny_config(tok.vocab_size))
+    model = LlamaForCausalLM(tiny_config(len(tok)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,2 @@
+"""Corpora: reading documents, ``tokenize-corpus``, joining worker parts, the tokenized
+dataset readers and ``stats``."""

@@ -1,0 +1,1 @@
+"""Inference: ``generate`` and ``eval``."""
