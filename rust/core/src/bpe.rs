@@ -132,12 +132,7 @@ impl BpeModel {
         } = scratch;
         self.symbols_and_probes(sen, b);
         let sen = &*sen;
-        let Sentence {
-            keys,
-            starts,
-            frozen,
-            codes,
-        } = sen;
+        let (keys, codes) = (&sen.keys, &sen.codes);
         // Pass 3: cut chunks where no piece joins the two characters, merge each. A chunk is
         // a range of the sentence's arrays; only chunks of three or more symbols are copied
         // into the scratch arrays the merge loops work on.
@@ -152,8 +147,8 @@ impl BpeModel {
                 s.merged.push(merged);
             }
             s.keys.extend_from_slice(keys);
-            s.starts.extend_from_slice(starts);
-            s.frozen.extend_from_slice(frozen);
+            s.starts.extend_from_slice(&sen.starts);
+            s.frozen.extend_from_slice(&sen.frozen);
             s.rev_merge.clear();
             self.merge_heap(s);
             self.emit_resegmented(s, b.len(), &id_of, emit);
@@ -166,7 +161,7 @@ impl BpeModel {
                         s.merged.push(e.merged);
                     }
                     None => {
-                        self.flush(s, sen, a..i, starts[i] as usize, &id_of, emit);
+                        self.flush(s, sen, a..i, sen.starts[i] as usize, &id_of, emit);
                         s.ranks.clear();
                         s.merged.clear();
                         a = i;
@@ -439,8 +434,5 @@ fn linked_symbols(s: &Work, end: usize, mut f: impl FnMut(u32, usize, usize)) {
 /// Piece types sentencepiece's BPE may produce by merging (`pieces_` in model_interface.cc);
 /// CONTROL, UNKNOWN and BYTE pieces live in `reserved_id_map_` and are never merge results.
 pub fn is_mergeable(kind: PieceType) -> bool {
-    matches!(
-        kind,
-        PieceType::Normal | PieceType::UserDefined | PieceType::Unused
-    )
+    !kind.is_reserved()
 }

@@ -45,9 +45,7 @@ pub(crate) struct Inner {
     /// U+2581" (identity charsmap, no user-defined symbols, escape_whitespaces on,
     /// remove_extra_whitespaces and treat_whitespace_as_suffix off: LLaMA's spec).
     plain_spaces: Option<bool>,
-    /// The id unknown text is segmented under: the UNKNOWN piece, or the piece count (no
-    /// piece) for a byte-fallback model without one.
-    pub(crate) unk_id: u32,
+    /// The UNKNOWN piece; `None` only in a byte-fallback model (see `unk_segment_id`).
     unk_piece: Option<u32>,
     unk_reported: Option<u32>,
     bos_id: Option<u32>,
@@ -90,14 +88,11 @@ impl Tokenizer {
                 piece_to_id.entry(p.clone()).or_insert(i as u32);
             }
         }
-        // Validated: exactly one UNKNOWN piece, or none with byte fallback. Without one,
-        // unknown text is segmented under an id that names no piece (the piece count) and then
-        // always becomes bytes, so that id never reaches an output.
+        // Validated: exactly one UNKNOWN piece, or none with byte fallback.
         let unk_piece = kinds
             .iter()
             .position(|&k| k == PieceType::Unknown)
             .map(|i| i as u32);
-        let unk_id = unk_piece.unwrap_or(pieces.len() as u32);
         // `SentencePieceProcessor::{bos,eos,pad}_id`: PieceToId of the spec's piece name (an
         // empty name means the default), reported only when that piece is CONTROL; unk_id
         // when it is UNKNOWN (a missing name falls back to the model's unk, which is).
@@ -112,7 +107,8 @@ impl Tokenizer {
         let eos_id = named(&ts.eos_piece, "</s>", PieceType::Control);
         let pad_id = named(&ts.pad_piece, "<pad>", PieceType::Control);
         let unk_reported = named(&ts.unk_piece, "<unk>", PieceType::Unknown);
-        let mut byte_ids = [unk_id; 256];
+        // Read only with byte fallback, where validate requires all 256 BYTE pieces.
+        let mut byte_ids = [0; 256];
         for (i, p) in pieces.iter().enumerate() {
             if kinds[i] == PieceType::Byte {
                 if let Some(b) = crate::model::parse_byte_piece(p) {
@@ -147,7 +143,6 @@ impl Tokenizer {
             segmenter,
             normalizer,
             plain_spaces,
-            unk_id,
             unk_piece,
             unk_reported,
             bos_id,
@@ -312,6 +307,13 @@ impl Tokenizer {
 }
 
 impl Inner {
+    /// The id unknown text is segmented under: the UNKNOWN piece, or the piece count (an id
+    /// that names no piece) for a byte-fallback model without one; such text always becomes
+    /// bytes, so that id never reaches an output.
+    fn unk_segment_id(&self) -> u32 {
+        self.unk_piece.unwrap_or(self.pieces.len() as u32)
+    }
+
     fn normalize(&self, text: &[u8], valid: Option<&str>, out: &mut String) {
         if let (Some(dummy), Some(valid)) = (self.plain_spaces, valid) {
             // sentencepiece's Normalize for this spec: an empty input stays empty; otherwise
@@ -340,7 +342,7 @@ impl Inner {
     /// fuse into one (sentencepiece merges the run "so that decoder can copy ... easily").
     fn encode_normalized(&self, norm: &str, out: &mut Vec<u32>) {
         let bytes = norm.as_bytes();
-        let unk = self.unk_id;
+        let unk = self.unk_segment_id();
         let mut prev_unk = false;
         let mut emit = |id: u32, s: usize, e: usize| {
             if id == unk {

@@ -367,8 +367,6 @@ impl ModelProto {
                     p.piece.len()
                 ));
             }
-        }
-        for (i, p) in self.pieces.iter().enumerate() {
             if p.piece.is_empty() {
                 return bad(format!(
                     "piece {i} is empty; every piece must be a non-empty string"

@@ -112,13 +112,8 @@ impl UnigramModel {
                 min_score = score;
             }
         }
-        let in_lattice = |k: PieceType| {
-            matches!(
-                k,
-                PieceType::Normal | PieceType::UserDefined | PieceType::Unused
-            )
-        };
-        if !pieces.iter().any(|p| in_lattice(p.kind())) {
+        // NORMAL, USER_DEFINED, UNUSED: sentencepiece's ordinary (non-reserved) pieces.
+        if pieces.iter().all(|p| p.kind().is_reserved()) {
             return Err(UnigramError::NoPieces);
         }
         let node_score = pieces
