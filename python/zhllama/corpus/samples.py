@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import sysconfig
 from pathlib import Path
 from typing import Optional
-
-_TAG = re.compile(r"/[A-Za-z]+\]?[a-z]*$")
 
 
 def peoples_daily_path() -> Path:
