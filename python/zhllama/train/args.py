@@ -152,6 +152,9 @@ class _Flag:
 def _flags(cls: type, defaults: Mapping[str, Any]) -> list[_Flag]:
     calls: list[tuple[tuple[str, ...], dict[str, Any]]] = []
 
+    # HfArgumentParser adds whole dataclasses to itself, but `zhllama pretrain` is a subparser that
+    # cli.py builds; its per-field step (a staticmethod taking any parser, stable since 2020) is
+    # replayed here so that the flags can be adjusted before they reach that subparser.
     class Recorder:  # stands in for the parser: HfArgumentParser only calls add_argument on it
         @staticmethod
         def add_argument(*names: str, **kwargs: Any) -> None:
@@ -207,7 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Sequence[Group],
 
 def read_config(path: str, flags: Mapping[str, _Flag]) -> dict[str, Any]:
     """The values of a ``--config`` YAML file, each converted and checked as its flag would be."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--config {path}: no such file")
