@@ -1,21 +1,25 @@
 """Argument dataclasses of the training verbs (``pretrain``, ``sft``).
 
 Every field carries ``help``; validation lives in ``__post_init__`` and raises ``ValueError``
-naming the bad value. :func:`add_dataclass_arguments` turns the fields into ``--kebab-case``
-flags and :func:`parse_dataclass` builds the dataclass back from the argparse namespace, after
-applying a ``--config FILE.yaml`` whose keys are the same names (command line wins).
+naming the bad value. :func:`add_arguments` turns the fields into ``--kebab-case`` flags (through
+transformers' ``HfArgumentParser``) plus ``--config FILE.yaml``; :func:`parse_arguments` builds
+the dataclasses back: command-line flags, then the file's values (typed and checked as the
+flags are; unknown keys refused), then the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
+import difflib
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
-T = TypeVar("T")
+from transformers.hf_argparser import HfArgumentParser, string_to_bool
 
 LORA_PRETRAIN_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 LORA_SFT_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
@@ -28,8 +32,8 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
 
 @dataclass
 class ModelArguments:
-    model: str = field(metadata=_help("Model directory in Hugging Face layout (e.g. the output of `zhllama resize` or of stage 1)."))
-    tokenizer: Optional[str] = field(default=None, metadata=_help("Tokenizer directory or tokenizer.model; defaults to the model directory."))
+    model: str = field(metadata=_help("Model directory in Hugging Face layout (e.g. the output of `zhllama resize` or of stage 1).", metavar="DIR"))
+    tokenizer: Optional[str] = field(default=None, metadata=_help("Tokenizer directory or tokenizer.model; defaults to the model directory.", metavar="PATH"))
     gradient_checkpointing: bool = field(default=False, metadata=_help("Recompute activations in the backward pass to save memory."))
 
     def __post_init__(self) -> None:
@@ -44,8 +48,8 @@ class LoraArguments:
     lora_rank: int = field(default=8, metadata=_help("LoRA rank r."))
     lora_alpha: float = field(default=32.0, metadata=_help("LoRA scaling alpha (the update is scaled by alpha / r)."))
     lora_dropout: float = field(default=0.05, metadata=_help("Dropout on the LoRA input."))
-    lora_target: str = field(default=LORA_PRETRAIN_TARGETS, metadata=_help("Comma-separated module names that get LoRA adapters."))
-    modules_to_save: str = field(default="embed_tokens,lm_head", metadata=_help("Comma-separated modules trained in full and saved with the adapter."))
+    lora_target: str = field(default=LORA_PRETRAIN_TARGETS, metadata=_help("Comma-separated module names that get LoRA adapters.", metavar="MODULES"))
+    modules_to_save: str = field(default="embed_tokens,lm_head", metadata=_help("Comma-separated modules trained in full and saved with the adapter.", metavar="MODULES"))
 
     def __post_init__(self) -> None:
         if self.lora_rank < 1:
@@ -66,14 +70,14 @@ class LoraArguments:
 
 @dataclass
 class RunArguments:
-    output_dir: str = field(metadata=_help("Directory for checkpoints, TensorBoard logs and the final model/adapter."))
+    output_dir: str = field(metadata=_help("Directory for checkpoints, TensorBoard logs and the final model/adapter.", metavar="DIR"))
     learning_rate: Optional[float] = field(default=None, metadata=_help("Peak learning rate (default: 2e-4 for stage 1, 1e-4 for stage 2 and SFT)."))
     num_train_epochs: float = field(default=1.0, metadata=_help("Number of passes over the training data (ignored when --max-steps > 0)."))
     max_steps: int = field(default=-1, metadata=_help("Stop after this many optimizer steps (-1: use --num-train-epochs)."))
     per_device_train_batch_size: int = field(default=1, metadata=_help("Micro-batch size per process."))
     per_device_eval_batch_size: int = field(default=1, metadata=_help("Evaluation batch size per process."))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step."))
-    lr_scheduler_type: str = field(default="cosine", metadata=_help("Learning-rate schedule (a transformers scheduler name)."))
+    lr_scheduler_type: str = field(default="cosine", metadata=_help("Learning-rate schedule (a transformers scheduler name).", metavar="NAME"))
     warmup_ratio: float = field(default=0.05, metadata=_help("Fraction of the steps spent in linear warmup."))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
     max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm."))
@@ -82,10 +86,10 @@ class RunArguments:
     save_steps: int = field(default=500, metadata=_help("Save a checkpoint every N steps."))
     save_total_limit: Optional[int] = field(default=3, metadata=_help("Keep at most this many checkpoints."))
     eval_steps: Optional[int] = field(default=None, metadata=_help("Evaluate on the held-out split every N steps (default: --save-steps)."))
-    precision: str = field(default="auto", metadata=_help("auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), bf16, fp16 or fp32."))
-    deepspeed: Optional[str] = field(default=None, metadata=_help("DeepSpeed config JSON (e.g. configs/ds_zero2.json)."))
-    resume: Optional[str] = field(default=None, metadata=_help("Resume from a checkpoint directory, or 'last' for the newest checkpoint in --output-dir.", nargs="?", const="last"))
-    report_to: str = field(default="tensorboard", metadata=_help("Where to log metrics: tensorboard or none."))
+    precision: str = field(default="auto", metadata=_help("auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), bf16, fp16 or fp32.", metavar="|".join(PRECISIONS)))
+    deepspeed: Optional[str] = field(default=None, metadata=_help("DeepSpeed config JSON (e.g. configs/ds_zero2.json).", metavar="FILE.json"))
+    resume: Optional[str] = field(default=None, metadata=_help("Resume from a checkpoint directory, or 'last' for the newest checkpoint in --output-dir.", nargs="?", const="last", metavar="CHECKPOINT"))
+    report_to: str = field(default="tensorboard", metadata=_help("Where to log metrics: tensorboard or none.", metavar="tensorboard|none"))
     dataloader_num_workers: int = field(default=0, metadata=_help("DataLoader worker processes."))
     overwrite_output_dir: bool = field(default=False, metadata=_help("Allow an --output-dir that already holds checkpoints without --resume."))
 
@@ -108,80 +112,161 @@ class RunArguments:
             raise ValueError(f"--report-to must be tensorboard or none, got {self.report_to!r}")
 
 
-# -- dataclass <-> argparse ----------------------------------------------------------------------
+# -- dataclasses <-> flags and --config ----------------------------------------------------------
+#
+# transformers' HfArgumentParser turns each field into its argparse arguments (the type, Optional,
+# a bool as `--x [true|false]`, both `--x-y` and `--x_y`) and builds the dataclasses from a dict.
+# What it leaves out is done here. (1) Explicitness: every flag's argparse default is SUPPRESS, so
+# the namespace holds exactly the flags typed on the command line, and a flag given with its
+# default value still beats the file. (2) Typed files: `parse_dict` passes values through as
+# YAML read them (`2e-4` is a string to YAML 1.1), so each file value is first converted by the
+# very `type` and `choices` its flag uses, from the string the command line would carry.
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+Group = tuple[type, str]  # an argument dataclass and its title in --help
+
+_EXPECTED = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, defaults: Optional[dict[str, Any]] = None,
-                            title: Optional[str] = None) -> None:
-    """Add one ``--flag`` per field of ``cls``; fields without a default are required."""
-    group = parser.add_argument_group(title or cls.__name__)
+@dataclass(frozen=True)
+class _Flag:
+    """One dataclass field as HfArgumentParser makes it a flag."""
+
+    field: str
+    names: tuple[str, ...]  # --kebab-case first, then --snake_case and any aliases
+    kwargs: dict[str, Any]  # the add_argument keywords HfArgumentParser chose
+    optional: bool  # Optional[X]: a file may give null
+
+    @property
+    def option(self) -> str:
+        return self.names[0]
+
+    @property
+    def kind(self) -> type:
+        return bool if self.kwargs["type"] is string_to_bool else self.kwargs["type"]
+
+    @property
+    def required(self) -> bool:
+        return bool(self.kwargs.get("required", False))
+
+
+def _flags(cls: type, defaults: Mapping[str, Any]) -> list[_Flag]:
+    calls: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+
+    # HfArgumentParser adds whole dataclasses to itself, but `zhllama pretrain` is a subparser that
+    # cli.py builds; its per-field step (a staticmethod taking any parser, stable since 2020) is
+    # replayed here so that the flags can be adjusted before they reach that subparser.
+    class Recorder:  # stands in for the parser: HfArgumentParser only calls add_argument on it
+        @staticmethod
+        def add_argument(*names: str, **kwargs: Any) -> None:
+            calls.append((names, kwargs))
+
     hints = typing.get_type_hints(cls)
-    defaults = defaults or {}
+    flags = []
     for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        meta = dict(f.metadata)
-        help_text = meta.pop("help")
+        resolved = copy.copy(f)  # HfArgumentParser rewrites .type; the class keeps its own Field
+        resolved.type = hints[f.name]
         if f.name in defaults:
-            default = defaults[f.name]
-        elif f.default is not dataclasses.MISSING:
-            default = f.default
-        else:
-            default = None
-        if typing.get_origin(kind) is typing.Union:  # Optional[X]
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if kind is bool:
-            group.add_argument(_flag(f.name), action="store_true", default=default, help=help_text)
-            continue
-        required = f.default is dataclasses.MISSING and f.name not in defaults
-        # Required fields may also come from --config, so argparse only checks them after merging.
-        group.add_argument(_flag(f.name), type=kind, default=default, help=help_text + (" (required)" if required else ""),
-                           **meta)
+            resolved.default = defaults[f.name]
+        calls.clear()
+        HfArgumentParser._parse_dataclass_field(Recorder(), resolved)  # type: ignore[arg-type]
+        names, kwargs = calls[0]  # a calls[1] is its --no_x for a default-true bool; --no-x is added for every bool
+        kebab = "--" + f.name.replace("_", "-")
+        flags.append(_Flag(f.name, (kebab, *(n for n in names if n != kebab)), kwargs,
+                           type(None) in typing.get_args(hints[f.name])))
+    return flags
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="YAML file of flag values (names as in --help, with - or _); command-line flags win.")
+def _all_flags(groups: Sequence[Group], defaults: Mapping[str, Any]) -> dict[str, _Flag]:
+    return {flag.field: flag for cls, _ in groups for flag in _flags(cls, defaults)}
 
 
-def apply_config(args: argparse.Namespace, classes: tuple[type, ...], defaults: Optional[dict[str, Any]] = None) -> None:
-    """Fill ``args`` from ``--config`` for every flag still at its default."""
-    path = getattr(args, "config", None)
-    if not path:
-        return
-    import yaml
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser, groups: Sequence[Group],
+                  defaults: Optional[Mapping[str, Any]] = None) -> None:
+    """``--config`` and one flag per field of each group (``defaults`` overrides field defaults)."""
+    parser.add_argument("--config", metavar="FILE.yaml", default=None,
+                        help="YAML file of flag values, keyed by flag name without the dashes (- or _); typed and "
+                             "checked like the flags. Flags given on the command line win over the file.")
+    for cls, title in groups:
+        group = parser.add_argument_group(title)
+        for flag in _flags(cls, defaults or {}):
+            kwargs = dict(flag.kwargs)
+            required = kwargs.pop("required", False)
+            default = kwargs.pop("default", None)
+            note = ("required: here or in --config" if required else
+                    f"default: {_shown(default)}" if default is not None else "")
+            kwargs["help"] = kwargs.get("help", "") + (f" ({note})" if note else "")
+            if "choices" not in kwargs and "metavar" not in kwargs:
+                kwargs["metavar"] = "true|false" if flag.kind is bool else flag.kind.__name__.upper()
+            group.add_argument(*flag.names, default=argparse.SUPPRESS, **kwargs)
+            if flag.kind is bool:
+                group.add_argument("--no-" + flag.option[2:], "--no_" + flag.field, dest=flag.field,
+                                   action="store_false", default=argparse.SUPPRESS,
+                                   help=f"Same as {flag.option} false (e.g. to override a true in --config).")
+
+
+def read_config(path: str, flags: Mapping[str, _Flag]) -> dict[str, Any]:
+    """The values of a ``--config`` YAML file, each converted and checked as its flag would be."""
+    import yaml  # type: ignore[import-untyped]
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--config {path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"--config {path}: expected a mapping of flag names to values")
-    known: dict[str, Any] = {}
-    for cls in classes:
-        for fld in dataclasses.fields(cls):
-            d = (defaults or {}).get(fld.name, None if fld.default is dataclasses.MISSING else fld.default)
-            known[fld.name] = d
-    extra_known = {k for k in vars(args) if k not in known}
-    for key, value in values.items():
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"--config {path}: not valid YAML ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of flag names to values, got a {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name in known:
-            if getattr(args, name) == known[name]:
-                setattr(args, name, value)
-        elif name in extra_known:
-            setattr(args, name, value)
-        else:
-            raise ValueError(f"--config {path}: unknown key {key!r}")
+        if name not in flags:
+            close = difflib.get_close_matches(name, list(flags), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"--config {path}: unknown key {key!r}{hint}; valid keys (the flags of --help without "
+                             f"the dashes): {', '.join(sorted(flags))}")
+        if name in values:
+            raise ValueError(f"--config {path}: {name!r} is given twice (with - and with _)")
+        values[name] = _config_value(path, key, value, flags[name])
+    return values
 
 
-def parse_dataclass(cls: type[T], args: argparse.Namespace) -> T:
-    """Build ``cls`` from the namespace; a required field still missing is a ValueError."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        value = getattr(args, f.name)
-        if value is None and f.default is dataclasses.MISSING:
-            raise ValueError(f"{_flag(f.name)} is required")
-        kwargs[f.name] = value
-    return cls(**kwargs)
+def _config_value(path: str, key: Any, value: Any, flag: _Flag) -> Any:
+    where = f"--config {path}: {key}: "
+    expected = _EXPECTED.get(flag.kind, flag.kind.__name__)
+    if value is None:
+        if flag.optional:
+            return None
+        raise ValueError(f"{where}needs a value ({expected}, as {flag.option} takes)")
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"{where}expected a single value ({expected}), got a {type(value).__name__}; write it as on "
+                         f"the command line (e.g. a,b for a comma-separated list)")
+    try:
+        # The string the command line would carry, so the file converts exactly like the flag.
+        typed = flag.kwargs["type"](str(value))
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        raise ValueError(f"{where}{value!r} is not {expected} (as {flag.option} takes)") from None
+    choices = flag.kwargs.get("choices")
+    if choices is not None and typed not in choices:
+        raise ValueError(f"{where}{value!r} is not one of {', '.join(map(str, choices))}")
+    return typed
+
+
+def parse_arguments(args: argparse.Namespace, groups: Sequence[Group],
+                    defaults: Optional[Mapping[str, Any]] = None) -> tuple[Any, ...]:
+    """The group dataclasses from command line > ``--config`` file > defaults, validated."""
+    flags = _all_flags(groups, defaults or {})
+    given = {k: v for k, v in vars(args).items() if k in flags}  # only flags typed on the command line
+    config = getattr(args, "config", None)
+    values = {**(defaults or {}), **(read_config(config, flags) if config else {}), **given}
+    missing = [flag.option for name, flag in flags.items() if flag.required and name not in values]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required: pass {'it' if len(missing) == 1 else 'them'} on the command "
+                         f"line or in --config")
+    classes: list[Any] = [cls for cls, _ in groups]
+    return tuple(HfArgumentParser(classes).parse_dict(values, allow_extra_keys=False))

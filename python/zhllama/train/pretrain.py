@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Optional
 
 from zhllama.train.args import (
+    Group,
     LoraArguments,
     ModelArguments,
     RunArguments,
     _help,
-    add_config_argument,
-    add_dataclass_arguments,
-    apply_config,
-    parse_dataclass,
+    parse_arguments,
 )
+from zhllama.train.args import add_arguments as add_group_arguments
 
 STAGE_LR = {1: 2e-4, 2: 1e-4}
 
@@ -36,8 +35,8 @@ STAGE_LR = {1: 2e-4, 2: 1e-4}
 @dataclass
 class PretrainArguments:
     stage: int = field(metadata=_help("1: embeddings only; 2: LoRA(q,k,v,o) + embed_tokens + lm_head.", choices=(1, 2)))
-    train_file: Optional[str] = field(default=None, metadata=_help("Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.", ))
-    dataset_dir: Optional[str] = field(default=None, metadata=_help("Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file)."))
+    train_file: Optional[str] = field(default=None, metadata=_help("Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.", metavar="FILES"))
+    dataset_dir: Optional[str] = field(default=None, metadata=_help("Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
     block_size: int = field(default=512, metadata=_help("Tokens per training sequence (documents are packed)."))
     validation_split_percentage: float = field(default=1.0, metadata=_help("Percent of the blocks held out for the eval loss (0: none)."))
     new_rows_only: bool = field(default=False, metadata=_help("Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
@@ -60,15 +59,17 @@ class PretrainArguments:
         return [f for f in (self.train_file or "").split(",") if f]
 
 
-CLASSES = (PretrainArguments, ModelArguments, LoraArguments, RunArguments)
+GROUPS: tuple[Group, ...] = ((PretrainArguments, "data and stage"), (ModelArguments, "model"),
+                             (LoraArguments, "LoRA (stage 2)"), (RunArguments, "training"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_argument(parser)
-    add_dataclass_arguments(parser, PretrainArguments, title="data and stage")
-    add_dataclass_arguments(parser, ModelArguments, title="model")
-    add_dataclass_arguments(parser, LoraArguments, title="LoRA (stage 2)")
-    add_dataclass_arguments(parser, RunArguments, title="training")
+    add_group_arguments(parser, GROUPS)
+
+
+def parse(args: argparse.Namespace) -> tuple[PretrainArguments, ModelArguments, LoraArguments, RunArguments]:
+    """The arguments of a run: command line, then ``--config``, then defaults."""
+    return parse_arguments(args, GROUPS)  # type: ignore[return-value]
 
 
 def load_model(model_dir: str, vocab_size: int):
@@ -107,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only
     from zhllama.train.trainer import fit, setup_logging
 
-    apply_config(args, CLASSES)
-    data, model_args, lora, run_args = (parse_dataclass(c, args) for c in CLASSES)
+    data, model_args, lora, run_args = parse(args)
     if data.new_rows_only and run_args.weight_decay != 0:
         raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
                          f"the original rows")

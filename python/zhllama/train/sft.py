@@ -17,15 +17,14 @@ from typing import Optional
 
 from zhllama.train.args import (
     LORA_SFT_TARGETS,
+    Group,
     LoraArguments,
     ModelArguments,
     RunArguments,
     _help,
-    add_config_argument,
-    add_dataclass_arguments,
-    apply_config,
-    parse_dataclass,
+    parse_arguments,
 )
+from zhllama.train.args import add_arguments as add_group_arguments
 
 SFT_LR = 1e-4
 LORA_DEFAULTS = {"lora_target": LORA_SFT_TARGETS}
@@ -33,8 +32,8 @@ LORA_DEFAULTS = {"lora_target": LORA_SFT_TARGETS}
 
 @dataclass
 class SftArguments:
-    train_file: str = field(metadata=_help("Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several."))
-    validation_file: Optional[str] = field(default=None, metadata=_help("Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data)."))
+    train_file: str = field(metadata=_help("Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several.", metavar="FILES"))
+    validation_file: Optional[str] = field(default=None, metadata=_help("Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data).", metavar="FILES"))
     validation_split_percentage: float = field(default=0.0, metadata=_help("Percent of the training records held out when no --validation-file is given."))
     max_seq_length: int = field(default=512, metadata=_help("Truncate prompt + response to this many tokens."))
 
@@ -45,15 +44,17 @@ class SftArguments:
             raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
 
 
-CLASSES = (SftArguments, ModelArguments, LoraArguments, RunArguments)
+GROUPS: tuple[Group, ...] = ((SftArguments, "data"), (ModelArguments, "model"), (LoraArguments, "LoRA"),
+                             (RunArguments, "training"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_argument(parser)
-    add_dataclass_arguments(parser, SftArguments, title="data")
-    add_dataclass_arguments(parser, ModelArguments, title="model")
-    add_dataclass_arguments(parser, LoraArguments, defaults=LORA_DEFAULTS, title="LoRA")
-    add_dataclass_arguments(parser, RunArguments, title="training")
+    add_group_arguments(parser, GROUPS, LORA_DEFAULTS)
+
+
+def parse(args: argparse.Namespace) -> tuple[SftArguments, ModelArguments, LoraArguments, RunArguments]:
+    """The arguments of a run: command line, then ``--config``, then defaults (LoRA on all seven projections)."""
+    return parse_arguments(args, GROUPS, LORA_DEFAULTS)  # type: ignore[return-value]
 
 
 def require_pad(tokenizer) -> int:
@@ -71,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.train.trainable import apply_lora, log_trainable
     from zhllama.train.trainer import fit, setup_logging
 
-    apply_config(args, CLASSES, LORA_DEFAULTS)
-    data, model_args, lora, run_args = (parse_dataclass(c, args) for c in CLASSES)
+    data, model_args, lora, run_args = parse(args)
     setup_logging()
     tokenizer = Tokenizer.from_pretrained(model_args.tokenizer)
     pad_id = require_pad(tokenizer)

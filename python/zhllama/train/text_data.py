@@ -94,11 +94,7 @@ def check_corpus_tokenizer(dataset_dir: str | Path, tokenizer_path: str | Path) 
 
 def load_tokenized_corpus(dataset_dir: str | Path, block_size: int, seed: int) -> Dataset:
     """``zhllama.corpus.dataset.PackedDataset`` over a tokenized-corpus directory."""
-    try:
-        from zhllama.corpus.dataset import PackedDataset  # type: ignore[attr-defined]
-    except ImportError as e:
-        raise ValueError(f"--dataset-dir needs zhllama.corpus.dataset.PackedDataset, which this installation lacks ({e}); "
-                         f"pass raw text with --train-file instead") from None
+    from zhllama.corpus.dataset import PackedDataset
     if not (Path(dataset_dir) / "manifest.json").is_file():
         raise FileNotFoundError(f"--dataset-dir {dataset_dir}: no manifest.json; pass the output directory of "
                                 f"`zhllama tokenize-corpus`")
