@@ -142,5 +142,6 @@ fn read_chunk(docs: &mut Documents<'static>) -> (VecDeque<String>, Option<Corpus
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ON_BAD_LINE", OnBadLine::VALUES.to_vec())?;
     m.add_class::<PyDocumentReader>()
 }
