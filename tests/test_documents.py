@@ -42,7 +42,7 @@ def llama():
 
 def test_reader_documents_and_counters(inputs):
     docs = read_documents([inputs])
-    assert [p.rsplit("/", 1)[-1] for p in docs.files] == ["a.txt", "b.jsonl.gz", "c.jsonl.zst"]
+    assert [p.name for p in docs.files] == ["a.txt", "b.jsonl.gz", "c.jsonl.zst"]
     assert list(docs) == EXPECTED
     assert (docs.documents, docs.lines, docs.empty_docs, docs.bad_lines) == (6, 12, 6, 0)
     assert (docs.invalid_utf8_docs, docs.invalid_utf8_bytes) == (1, 1)
@@ -126,6 +126,14 @@ def test_a_bad_line_stops_every_reader_at_file_line(tmp_path, llama):
         PackedTextDataset.from_files([bad], Tokenizer.from_file(llama), block_size=1)
     skipped = read_documents([bad], on_bad_line="skip")
     assert list(skipped) == ["好"] and skipped.bad_lines == 2
+
+
+def test_train_spm_reports_the_readers_error_not_the_trainers(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(BAD, encoding="utf-8")
+    assert main(["train-spm", "--input", str(bad), "--model-prefix", str(tmp_path / "m"), "--vocab-size", "50", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: malformed JSON" in err and "sentencepiece trainer" not in err
 
 
 def test_on_bad_line_is_fail_or_skip_and_nothing_else(tmp_path, llama):

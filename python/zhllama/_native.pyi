@@ -6,6 +6,7 @@ every public name of the module is declared here.
 
 from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
@@ -176,7 +177,7 @@ class DocumentReader:
     def __iter__(self) -> DocumentReader: ...
     def __next__(self) -> str: ...
     @property
-    def files(self) -> list[str]:
+    def files(self) -> list[Path]:
         """The input files, in reading order."""
     @property
     def documents(self) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from zhllama.corpus.inputs import ON_BAD_LINE, read_documents
@@ -39,6 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="Hide the trainer's log.")
 
 
+def _remember_failure(documents: Iterable[str], failed: list[Exception]) -> Iterator[str]:
+    """``documents``, keeping the exception that ends them: sentencepiece's trainer turns an
+    exception of its input iterator into a RuntimeError that hides the type."""
+    try:
+        yield from documents
+    except Exception as e:
+        failed.append(e)
+        raise
+
+
 def train_spm(
     inputs: Sequence[str],
     model_prefix: str,
@@ -64,9 +75,10 @@ def train_spm(
     if not 0 < character_coverage <= 1:
         raise ValueError(f"--character-coverage {character_coverage} must be in (0, 1]")
     documents = read_documents(inputs, text_field, on_bad_line)
+    failed: list[Exception] = []
     Path(model_prefix).parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(
-        sentence_iterator=documents,
+        sentence_iterator=_remember_failure(documents, failed),
         model_prefix=model_prefix,
         vocab_size=vocab_size,
         model_type=model_type,
@@ -87,16 +99,25 @@ def train_spm(
     try:
         spm.SentencePieceTrainer.train(**kwargs)
     except RuntimeError as e:
+        if failed:  # the reader's own error (file:line), not sentencepiece's wrapping of it
+            raise failed[0] from None
         # e.g. "Vocabulary size is smaller than required_chars": sentencepiece says the fix.
         raise ValueError(f"sentencepiece trainer refused the settings: {e}") from None
     return Path(model_prefix + ".model")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = train_spm(
-        args.input, args.model_prefix, args.vocab_size, args.model_type, args.normalization,
-        args.character_coverage, args.input_sentence_size, args.max_sentence_length, args.threads,
-        args.text_field, args.user_defined_symbols, args.seed, args.quiet, args.on_bad_line,
-    )
+    from zhllama import _native
+
+    try:
+        out = train_spm(
+            args.input, args.model_prefix, args.vocab_size, args.model_type, args.normalization,
+            args.character_coverage, args.input_sentence_size, args.max_sentence_length, args.threads,
+            args.text_field, args.user_defined_symbols, args.seed, args.quiet, args.on_bad_line,
+        )
+    except _native.CorpusError as e:
+        # As stats and tokenize-corpus: file:line and the fix, one line.
+        print(f"zhllama train-spm: error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {out} and {out.with_suffix('.vocab')}")
     return 0

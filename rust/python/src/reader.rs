@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 use zhllama_core::corpus::{CorpusError, Documents, InputFile, OnBadLine, TableReader};
 
 /// Documents handed to Python per GIL release: a chunk of about this many bytes or documents.
@@ -35,7 +36,9 @@ pub(crate) fn input_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<I
 /// An iterator of the documents of `paths` (in order), with counters of what was skipped.
 #[pyclass(name = "DocumentReader", module = "zhllama._native")]
 struct PyDocumentReader {
-    docs: Documents<'static>,
+    /// A mutex only because pyclasses must be `Sync` (the open file streams are `Send` only);
+    /// `__next__` holds `&mut self`, so it never waits on it.
+    docs: Mutex<Documents<'static>>,
     ready: VecDeque<String>,
     /// An error met after the documents in `ready`: raised once they have been yielded.
     error: Option<CorpusError>,
@@ -56,7 +59,7 @@ impl PyDocumentReader {
         let inputs = input_files(py, paths)?;
         let tables = table_reader.map(|t| Box::new(PyTables(t)) as Box<dyn TableReader>);
         Ok(PyDocumentReader {
-            docs: Documents::new(inputs, text_field, policy, tables),
+            docs: Mutex::new(Documents::new(inputs, text_field, policy, tables)),
             ready: VecDeque::new(),
             error: None,
         })
@@ -68,7 +71,7 @@ impl PyDocumentReader {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<String>> {
         if self.ready.is_empty() && self.error.is_none() {
-            let docs = &mut self.docs;
+            let docs = self.docs.get_mut().unwrap_or_else(|e| e.into_inner());
             let (chunk, error) = detach(py, || Ok::<_, PyErr>(read_chunk(docs)))?;
             self.ready = chunk;
             self.error = error;
@@ -85,42 +88,52 @@ impl PyDocumentReader {
     /// The input files, in reading order.
     #[getter]
     fn files(&self) -> Vec<PathBuf> {
-        self.docs.inputs().iter().map(|f| f.path.clone()).collect()
+        self.lock()
+            .inputs()
+            .iter()
+            .map(|f| f.path.clone())
+            .collect()
     }
 
     /// Documents read so far (yielded or about to be).
     #[getter]
     fn documents(&self) -> u64 {
-        self.docs.counts.docs
+        self.lock().counts.docs
     }
 
     /// Lines (Parquet rows) read so far.
     #[getter]
     fn lines(&self) -> u64 {
-        self.docs.counts.lines
+        self.lock().counts.lines
     }
 
     /// Lines skipped under `on_bad_line="skip"`.
     #[getter]
     fn bad_lines(&self) -> u64 {
-        self.docs.counts.bad_lines
+        self.lock().counts.bad_lines
     }
 
     /// Lines skipped because they are empty or only whitespace.
     #[getter]
     fn empty_docs(&self) -> u64 {
-        self.docs.counts.empty_docs
+        self.lock().counts.empty_docs
     }
 
     /// Documents with invalid UTF-8 (each invalid byte became U+FFFD, as in sentencepiece).
     #[getter]
     fn invalid_utf8_docs(&self) -> u64 {
-        self.docs.counts.invalid_utf8_docs
+        self.lock().counts.invalid_utf8_docs
     }
 
     #[getter]
     fn invalid_utf8_bytes(&self) -> u64 {
-        self.docs.counts.invalid_utf8_bytes
+        self.lock().counts.invalid_utf8_bytes
+    }
+}
+
+impl PyDocumentReader {
+    fn lock(&self) -> MutexGuard<'_, Documents<'static>> {
+        self.docs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
