@@ -14,7 +14,8 @@ import sentencepiece as spm
 from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
 from fixture_paths import fixture_path
 from zhllama.corpus.dataset import TokenizedCorpus
-from zhllama.corpus.tokenize import assign_files, parquet_batches, parse_size
+from zhllama.corpus.inputs import parquet_batches
+from zhllama.corpus.tokenize import assign_files, parse_size
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +59,16 @@ def test_formats_dirs_globs_and_bos(tmp_path, llama):
     (src / "sub" / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jl(parts[2])))
     pq.write_table(pa.table({"text": parts[3], "n": list(range(100))}), src / "sub" / "d.parquet", row_group_size=30)
     (src / "notes.md").write_text("not an input")
-    expected = [[sp.bos_id()] + sp.encode(d) + [sp.eos_id()] for d in docs]
+    # A whitespace-only document ("\t" is one here) holds no text: skipped and counted, as by every reader.
+    expected = [[sp.bos_id()] + sp.encode(d) + [sp.eos_id()] for d in docs if d.strip()]
+    assert len(expected) < len(docs)
     for inputs in ([str(src)], [str(src / "*.*"), str(src / "sub" / "*")]):
         out = tmp_path / f"o{len(inputs)}"
         assert cli("--tokenizer", str(llama), "--input", *inputs, "--out", str(out), "--add-bos", "--quiet") == 0
         assert all_docs(out) == expected
     m = json.loads((tmp_path / "o1" / "manifest.json").read_text())
     assert [s["format"] for s in m["sources"]] == ["txt", "jsonl", "jsonl", "parquet"]
-    assert [s["docs"] for s in m["sources"]] == [100] * 4
+    assert [s["docs"] + s["empty_docs"] for s in m["sources"]] == [100] * 4 and m["totals"]["empty_docs"] == len(docs) - len(expected)
     # Resuming inside a Parquet file skips rows across row groups.
     rows = [r for batch in parquet_batches(str(src / "sub" / "d.parquet"), "text", 45) for r in batch]
     assert rows == [d.encode() for d in parts[3][45:]]

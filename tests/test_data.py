@@ -94,3 +94,19 @@ def test_to_hf_dataset(corpus, tmp_path, monkeypatch):
     ds = PackedDataset(out, block_size=BLOCK, seed=3, start_index=2)
     assert len(hf) == len(ds)
     assert hf[0]["input_ids"] == ds[0]["input_ids"].tolist() == hf[0]["labels"]
+
+
+def test_train_file_and_dataset_dir_pack_the_same_blocks(corpus, tmp_path):
+    """--train-file (raw text) and tokenize-corpus + --dataset-dir: one packing (doc </s>)."""
+    from zhllama.tokenizer import Tokenizer
+    from zhllama.train.text_data import PackedTextDataset, load_tokenized_corpus
+
+    out, _ = corpus
+    text = out.parent / "c.txt"
+    raw = PackedTextDataset.from_files([text], Tokenizer.from_file(fixture_path("llama_tokenizer.model")), BLOCK)
+    shards = PackedDataset(out, block_size=BLOCK)
+    assert len(raw) == len(shards) > 10
+    assert all(torch.equal(raw[i]["input_ids"], shards[i]["input_ids"]) for i in range(len(raw)))
+    # pretrain --dataset-dir visits the same blocks in a seeded order.
+    seeded = load_tokenized_corpus(out, BLOCK, seed=3)
+    assert sorted(seeded[i]["input_ids"].tolist() for i in range(len(seeded))) == sorted(b.tolist() for b in raw.blocks)

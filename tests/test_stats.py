@@ -57,3 +57,17 @@ def test_stats_sample_and_added_share(tmp_path):
     assert t["added_pieces"] == 12000 and 0 < t["added_token_share"] < 1
     with pytest.raises(SystemExit):
         main(["stats", "--input", "x", "--out", str(out)])
+
+
+def test_stats_applies_the_bad_line_policy(tmp_path, capsys):
+    # stats used to skip bad lines silently ("1 docs") where tokenize-corpus stops at file:line.
+    llama = fixture_path("llama_tokenizer.model")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "好"}\n{"text": \n{"content": "x"}\n', encoding="utf-8")
+    args = ["stats", "--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "s")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: malformed JSON" in err and "--on-bad-line skip" in err
+    assert main([*args, "--on-bad-line", "skip"]) == 0
+    corpus = json.loads((tmp_path / "s" / "stats.json").read_text(encoding="utf-8"))["corpus"]
+    assert (corpus["docs"], corpus["bad_lines"]) == (1, 2)

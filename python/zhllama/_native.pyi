@@ -6,6 +6,7 @@ every public name of the module is declared here.
 
 from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
@@ -147,10 +148,55 @@ def tokenize_corpus_start(
     table_reader: Optional[object] = None,
 ) -> CorpusJob:
     """Start tokenizing ``inputs`` (expanded, ordered) into Megatron shards under ``out_dir``.
-    ``table_reader(path, column, skip_rows)`` yields lists of bytes-or-None (Parquet)."""
+    ``table_reader(path, column, skip_rows)`` yields lists of bytes-or-None (Parquet).
+    ``on_bad_line`` is one of ``ON_BAD_LINE`` (else ``ValueError``)."""
 
 def corpus_input_format(path: Union[str, PathLike[str]]) -> Optional[str]:
     """``"txt"``, ``"jsonl"`` or ``"parquet"`` for a file name tokenize-corpus reads, else None."""
+
+# ---- documents (reader.rs) ---------------------------------------------------------------
+
+ON_BAD_LINE: list[str]
+"""The values of ``on_bad_line``: ``["fail", "skip"]``."""
+
+class DocumentReader:
+    """The documents of ``paths`` (expanded, ordered), as ``str``, read in Rust as
+    ``tokenize-corpus`` reads them: blank lines skipped (``empty_docs``), each invalid UTF-8
+    byte one U+FFFD, a bad line a ``CorpusError`` naming ``file:line`` (``on_bad_line="fail"``)
+    or skipped and counted (``"skip"``; anything else is a ``ValueError``). Chunks are read
+    with the GIL released; documents before a bad line are yielded before the error."""
+
+    def __init__(
+        self,
+        paths: Sequence[Union[str, PathLike[str]]],
+        *,
+        text_field: str = "text",
+        on_bad_line: str = "fail",
+        table_reader: Optional[object] = None,
+    ) -> None: ...
+    def __iter__(self) -> DocumentReader: ...
+    def __next__(self) -> str: ...
+    @property
+    def files(self) -> list[Path]:
+        """The input files, in reading order."""
+    @property
+    def documents(self) -> int:
+        """Documents read so far."""
+    @property
+    def lines(self) -> int:
+        """Lines (Parquet rows) read so far."""
+    @property
+    def bad_lines(self) -> int:
+        """Lines skipped under ``on_bad_line="skip"``."""
+    @property
+    def empty_docs(self) -> int:
+        """Lines skipped because they are empty or only whitespace."""
+    @property
+    def invalid_utf8_docs(self) -> int:
+        """Documents with invalid UTF-8."""
+    @property
+    def invalid_utf8_bytes(self) -> int:
+        """Bytes turned into U+FFFD."""
 
 # ---- stats (stats.rs) --------------------------------------------------------------------
 
@@ -159,10 +205,12 @@ def stats_collect(
     inputs: Sequence[str],
     *,
     text_field: str,
+    on_bad_line: str = "fail",
     sample: Optional[int] = None,
     threads: int = 1,
     table_reader: Optional[object] = None,
 ) -> dict[str, object]:
-    """Raw counts of each tokenizer over the first ``sample`` documents: corpus totals and
+    """Raw counts of each tokenizer over the first ``sample`` documents (read by the document
+    reader, with its ``on_bad_line`` policy): corpus totals and
     ``"tokenizers"``, a list of dicts with ``tokens``, ``byte_tokens``, ``unk_tokens``,
     ``lengths`` (uint32 array), ``piece_counts`` (uint64 array), ``fallback_chars``."""

@@ -4,8 +4,9 @@
 
 Writes ``stats.json`` (everything), ``stats.md`` (a table) and ``lengths.png`` (overlaid
 histograms of tokens per document). Counting runs in Rust at tokenization speed; percentiles
-and ratios are derived here. Documents are read as ``tokenize-corpus`` reads them; lines that
-hold no document are counted, not fatal.
+and ratios are derived here. Documents are read by the one document reader
+(``zhllama.corpus.inputs``), as ``tokenize-corpus`` reads them: a bad line stops the run with
+``file:line`` unless ``--on-bad-line skip``, which skips and counts it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from zhllama.corpus.tokenize import expand_inputs, parquet_batches
+from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
 # sentencepiece piece types that the encoder can emit as ordinary text pieces.
@@ -34,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=int, default=None, help="Use only the first N documents (default: all).")
     p.add_argument("--base", default=None, help="Tokenizer whose vocabulary counts as base; ids at or above its size are 'added' (default: the first --tokenizer).")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the document text.")
+    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Encoder threads.")
     p.add_argument("--bins", type=int, default=60, help="Histogram bins in lengths.png.")
 
@@ -133,7 +135,7 @@ def compute_stats(args: argparse.Namespace) -> dict[str, Any]:
     base_size = len(_native.SentencePieceModel.from_file(str(base_model)).pieces())
     files = expand_inputs(args.input)
     raw = _native.stats_collect(
-        [str(m) for m in models], files, text_field=args.text_field, sample=args.sample,
+        [str(m) for m in models], files, text_field=args.text_field, on_bad_line=args.on_bad_line, sample=args.sample,
         threads=max(1, args.threads), table_reader=parquet_batches,
     )
     corpus = {k: raw[k] for k in ("docs", "chars", "bytes", "bad_lines", "empty_docs")}
@@ -160,5 +162,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"zhllama stats: error: {e}", file=sys.stderr)
         return 1
     parts: list[Optional[str]] = [f"{t['name']} {t['tokens_per_char']:.3f} tok/char" for t in report["tokenizers"]]
-    print(f"{args.out}: {report['corpus']['docs']:,} docs; " + ", ".join(p for p in parts if p))
+    c = report["corpus"]
+    print(f"{args.out}: {c['docs']:,} docs (bad lines skipped {c['bad_lines']}, empty {c['empty_docs']}); " + ", ".join(p for p in parts if p))
     return 0

@@ -24,15 +24,15 @@ sorted input files, so the merged corpus keeps the single-machine document order
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+from zhllama.corpus.dataset import Packing
+from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.corpus.merge_parts import merge_manifests
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
@@ -61,44 +61,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="Output corpus directory (created; an interrupted run in it is resumed).")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the document text.")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Encoder threads (the output does not depend on it).")
-    p.add_argument("--append-eos", action=argparse.BooleanOptionalAction, default=True, help="Append EOS to every document (default on).")
-    p.add_argument("--add-bos", action="store_true", help="Prepend BOS to every document.")
+    p.add_argument("--append-eos", action=argparse.BooleanOptionalAction, default=Packing.append_eos,
+                   help="Append EOS to every document (default on; see zhllama.corpus.dataset.Packing).")
+    p.add_argument("--add-bos", action=argparse.BooleanOptionalAction, default=Packing.add_bos, help="Prepend BOS to every document (default off).")
     p.add_argument("--shard-size", default="1GB", help="Close a shard once its .bin reaches this size (e.g. 1GB, 256MB).")
     p.add_argument("--num-shards", type=int, default=1, help="Split the input files among this many independent workers.")
     p.add_argument("--shard-index", type=int, default=0, help="Which worker this is (0-based, < --num-shards).")
-    p.add_argument("--on-bad-line", choices=["fail", "skip"], default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
+    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
     p.add_argument("--quiet", action="store_true", help="No progress bar, only the final summary line.")
     p.add_argument("--merge-manifests", nargs="+", metavar="DIR", help="Join finished worker outputs (in the order given) into --out instead of tokenizing.")
-
-
-def input_format(path: str) -> Optional[str]:
-    from zhllama import _native
-
-    return _native.corpus_input_format(path)
-
-
-def expand_inputs(patterns: list[str]) -> list[str]:
-    """Files named, found under directories, or matched by globs; each argument sorted."""
-    files: list[str] = []
-    for pat in patterns:
-        if os.path.isdir(pat):
-            found = sorted(
-                os.path.join(root, f) for root, _, names in os.walk(pat) for f in names if input_format(f)
-            )
-            if not found:
-                raise FileNotFoundError(f"{pat}: directory holds no .txt/.jsonl[.gz|.zst]/.parquet files")
-        elif os.path.exists(pat):
-            if not input_format(pat):
-                raise ValueError(f"{pat}: unsupported input; expected .txt, .jsonl, .jsonl.gz, .jsonl.zst or .parquet")
-            found = [pat]
-        elif glob.has_magic(pat):
-            found = sorted(f for f in glob.glob(pat, recursive=True) if os.path.isfile(f) and input_format(f))
-            if not found:
-                raise FileNotFoundError(f"{pat}: glob matches no input files")
-        else:
-            raise FileNotFoundError(f"{pat}: no such file or directory")
-        files.extend(os.path.abspath(f) for f in found)
-    return files
 
 
 def assign_files(files: list[str], num_shards: int, shard_index: int) -> list[str]:
@@ -118,25 +89,6 @@ def assign_files(files: list[str], num_shards: int, shard_index: int) -> list[st
             mine.append(f)
         before += size
     return mine
-
-
-def parquet_batches(path: str, column: str, skip: int) -> Iterator[list[Optional[bytes]]]:
-    """Column ``column`` of a Parquet file from row ``skip`` on, as batches of UTF-8 bytes."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    f = pq.ParquetFile(path)
-    if column not in f.schema_arrow.names:
-        raise ValueError(f"no column {column!r} (columns: {f.schema_arrow.names}); choose it with --text-field")
-    for batch in f.iter_batches(batch_size=4096, columns=[column]):
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        col = batch.column(0).slice(skip)
-        skip = 0
-        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-            col = col.cast(pa.large_binary())
-        yield col.to_pylist()
 
 
 def _progress_bar(job: Any, quiet: bool) -> None:

@@ -2,7 +2,9 @@
 
     zhllama eval --model chinese-llama-7b --text-file heldout.txt --output eval.json
 
-Each document (a line of a .txt, the 'text' field of a .jsonl) is encoded with BOS by zhllama's
+Documents are read as every verb reads them (``zhllama.corpus.inputs.read_documents``: a line
+of a .txt, the 'text' field of a .jsonl[.gz|.zst], blank lines skipped, a bad line an error
+naming file:line). Each is encoded with BOS by zhllama's
 exact tokenizer and scored in windows of ``--block-size`` tokens, each window carrying the last
 token of the previous one as context, so every token after BOS is predicted exactly once.
 Bits per character — total negative log-likelihood in bits over the number of characters — does
@@ -25,7 +27,7 @@ log = logging.getLogger("zhllama.eval")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--text-file", required=True, help="Held-out text: .txt (a document a line) or .jsonl ('text' field).")
+    parser.add_argument("--text-file", required=True, help="Held-out text: .txt (a document a line) or .jsonl[.gz|.zst] ('text' field), as tokenize-corpus reads it.")
     parser.add_argument("--block-size", type=int, default=512, help="Tokens scored per forward pass.")
     parser.add_argument("--max-documents", type=int, default=None, help="Score only the first N documents.")
     parser.add_argument("--output", default=None, help="Also write the JSON result to this file.")
@@ -64,12 +66,14 @@ def evaluate(model, tokenizer, docs: list[str], block_size: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zhllama.train.text_data import read_documents
+    from itertools import islice
+
+    from zhllama.corpus.inputs import read_documents
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.block_size < 1:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
-    docs = read_documents(args.text_file)[: args.max_documents]
+    docs = list(islice(read_documents([args.text_file]), args.max_documents))
     model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device)
     result = {"model": args.model, "lora": args.lora, "text_file": args.text_file, **evaluate(model, tokenizer, docs, args.block_size)}
     text = json.dumps(result, indent=2, ensure_ascii=False)

@@ -10,20 +10,21 @@ identity, like LLaMA's) produces the same pieces the Chinese model learned.
 from __future__ import annotations
 
 import argparse
-import gzip
-import io
-import json
 import os
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+
+from zhllama.corpus.inputs import ON_BAD_LINE, read_documents
 
 NORMALIZATIONS = ("identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", nargs="+", required=True, help="Training text: .txt (a document per line), .jsonl, .jsonl.gz or .jsonl.zst files.")
-    p.add_argument("--text-field", default="text", help="JSON field holding the text in .jsonl inputs (default: text).")
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help="Training text: files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet), read as tokenize-corpus reads them.")
+    p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the text (default: text).")
+    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
     p.add_argument("--model-prefix", required=True, help="Output prefix: writes PREFIX.model and PREFIX.vocab.")
     p.add_argument("--vocab-size", type=int, default=20000, help="Number of pieces (default 20000, as the report).")
     p.add_argument("--model-type", choices=["bpe", "unigram"], default="bpe", help="Model type (default bpe: merges cleanly into LLaMA's BPE).")
@@ -39,41 +40,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="Hide the trainer's log.")
 
 
-def _open_text(path: Path) -> IO[str]:
-    name = path.name
-    if name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    if name.endswith(".zst"):
-        import zstandard
-
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
-
-
-def iter_texts(paths: Sequence[str], text_field: str = "text") -> Iterator[str]:
-    """Documents from txt / jsonl[.gz|.zst] files; a bad JSON line is an error naming file:line."""
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: input file not found")
-        is_json = ".jsonl" in path.name or path.suffix == ".json"
-        with _open_text(path) as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.rstrip("\n")
-                if not line.strip():
-                    continue
-                if not is_json:
-                    yield line
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg}); fix or remove the line") from None
-                if not isinstance(rec, dict) or text_field not in rec:
-                    raise ValueError(f"{path}:{lineno}: no field {text_field!r}; pass --text-field NAME")
-                text = rec[text_field]
-                if isinstance(text, str) and text:
-                    yield text
+def _remember_failure(documents: Iterable[str], failed: list[Exception]) -> Iterator[str]:
+    """``documents``, keeping the exception that ends them: sentencepiece's trainer turns an
+    exception of its input iterator into a RuntimeError that hides the type."""
+    try:
+        yield from documents
+    except Exception as e:
+        failed.append(e)
+        raise
 
 
 def train_spm(
@@ -90,17 +64,21 @@ def train_spm(
     user_defined_symbols: str = "",
     seed: int = 0,
     quiet: bool = False,
+    on_bad_line: str = "fail",
 ) -> Path:
-    """Train and return the path of ``PREFIX.model``."""
+    """Train on the documents of ``inputs`` (``zhllama.corpus.inputs.read_documents``) and
+    return the path of ``PREFIX.model``."""
     import sentencepiece as spm
 
     if vocab_size < 10:
         raise ValueError(f"--vocab-size {vocab_size} is too small")
     if not 0 < character_coverage <= 1:
         raise ValueError(f"--character-coverage {character_coverage} must be in (0, 1]")
+    documents = read_documents(inputs, text_field, on_bad_line)
+    failed: list[Exception] = []
     Path(model_prefix).parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(
-        sentence_iterator=iter_texts(inputs, text_field),
+        sentence_iterator=_remember_failure(documents, failed),
         model_prefix=model_prefix,
         vocab_size=vocab_size,
         model_type=model_type,
@@ -121,16 +99,25 @@ def train_spm(
     try:
         spm.SentencePieceTrainer.train(**kwargs)
     except RuntimeError as e:
+        if failed:  # the reader's own error (file:line), not sentencepiece's wrapping of it
+            raise failed[0] from None
         # e.g. "Vocabulary size is smaller than required_chars": sentencepiece says the fix.
         raise ValueError(f"sentencepiece trainer refused the settings: {e}") from None
     return Path(model_prefix + ".model")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = train_spm(
-        args.input, args.model_prefix, args.vocab_size, args.model_type, args.normalization,
-        args.character_coverage, args.input_sentence_size, args.max_sentence_length, args.threads,
-        args.text_field, args.user_defined_symbols, args.seed, args.quiet,
-    )
+    from zhllama import _native
+
+    try:
+        out = train_spm(
+            args.input, args.model_prefix, args.vocab_size, args.model_type, args.normalization,
+            args.character_coverage, args.input_sentence_size, args.max_sentence_length, args.threads,
+            args.text_field, args.user_defined_symbols, args.seed, args.quiet, args.on_bad_line,
+        )
+    except _native.CorpusError as e:
+        # As stats and tokenize-corpus: file:line and the fix, one line.
+        print(f"zhllama train-spm: error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {out} and {out.with_suffix('.vocab')}")
     return 0

@@ -1,15 +1,20 @@
 """Pretraining data: packed blocks of token ids.
 
-Two sources. A tokenized-corpus directory (``zhllama tokenize-corpus`` output, Megatron-format
-shards) is read by ``zhllama.corpus.dataset.PackedDataset``. Raw text files (``.txt``: one document a
-line; ``.jsonl``: a ``text`` field a line) are tokenized here with zhllama's exact encoder and
-packed the same way: ``<s> doc </s>`` documents concatenated, cut into ``block_size`` blocks,
-the incomplete tail dropped. Labels equal the inputs; the model shifts them.
+Two sources, packed the same way. A tokenized-corpus directory (``zhllama tokenize-corpus``
+output, Megatron-format shards; ``--dataset-dir``) is read by
+``zhllama.corpus.dataset.PackedDataset``. Raw text (``--train-file``: any input
+``tokenize-corpus`` takes, read by the same reader, ``zhllama.corpus.inputs.read_documents``)
+is tokenized here with zhllama's exact encoder. Either way each document is packed by
+``zhllama.corpus.dataset.Packing`` — ``doc </s>`` by default, where the reference script packs
+``<s> doc`` (its ``LlamaTokenizer`` adds BOS, no EOS); the EOS marks where a document ends, so
+the model learns to stop — the documents are concatenated and cut into ``block_size`` blocks,
+the incomplete tail dropped. Labels equal the inputs; the model shifts them. The same text
+through ``--train-file`` or through ``tokenize-corpus`` + ``--dataset-dir`` gives the same
+blocks (``--dataset-dir`` then visits them in a seeded order).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,32 +23,11 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset, Subset
 
+from zhllama.corpus.dataset import Packing
+from zhllama.corpus.inputs import read_documents
 from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
-
-
-def read_documents(path: str | Path, text_field: str = "text") -> list[str]:
-    """Documents of a ``.txt`` (one per non-empty line) or ``.jsonl`` (``text_field`` per line) file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--train-file {path}: no such file")
-    docs = []
-    with open(path, encoding="utf-8") as f:
-        if path.suffix == ".jsonl":
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-                if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                    raise ValueError(f"{path}:{n}: expected an object with a string {text_field!r} field")
-                docs.append(record[text_field])
-        else:
-            docs = [line.rstrip("\n") for line in f if line.strip()]
-    return docs
 
 
 class PackedTextDataset(Dataset):
@@ -55,11 +39,11 @@ class PackedTextDataset(Dataset):
         self.blocks = tokens[: n * block_size].view(n, block_size)
 
     @classmethod
-    def from_files(cls, files: Sequence[str | Path], tokenizer: Tokenizer, block_size: int) -> PackedTextDataset:
-        docs: list[str] = []
-        for f in files:
-            docs.extend(read_documents(f))
-        ids = tokenizer.encode_batch(docs, add_bos=True, add_eos=True)
+    def from_files(cls, files: Sequence[str | Path], tokenizer: Tokenizer, block_size: int,
+                   packing: Optional[Packing] = None) -> PackedTextDataset:
+        """Blocks of ``files`` (files, directories or globs), each document packed by ``packing``."""
+        docs = list(read_documents(files))
+        ids = (packing or Packing()).encode(tokenizer, docs)
         stream = torch.tensor([t for doc in ids for t in doc], dtype=torch.long)
         ds = cls(stream, block_size)
         if len(ds) == 0:

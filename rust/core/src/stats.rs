@@ -1,18 +1,15 @@
 //! Token statistics of a corpus under one or more tokenizers (`zhllama stats`).
 //!
-//! Only counting lives here: documents are read in batches (the same readers and UTF-8 rule
-//! as `tokenize-corpus`), each batch is encoded in parallel by every tokenizer, and per-piece
+//! Only counting lives here: documents come from the one document reader
+//! ([`crate::corpus::Documents`]: the inputs, UTF-8 rule, blank-line rule and bad-line policy
+//! of `tokenize-corpus`), each batch is encoded in parallel by every tokenizer, and per-piece
 //! counts, per-document lengths and byte-fallback characters are accumulated. Percentiles,
 //! ratios and the plot are derived in Python from these counts.
 
-use crate::corpus::input::{Format, InputFile};
-use crate::corpus::reader::TableReader;
-use crate::corpus::record::{document_text, repair_utf8};
-use crate::corpus::{CorpusError, DocEncoder};
+use crate::corpus::record::repair_utf8;
+use crate::corpus::{CorpusError, DocEncoder, Documents};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -49,7 +46,7 @@ pub struct CorpusStats {
     pub docs: u64,
     pub chars: u64,
     pub bytes: u64,
-    /// Lines skipped because they hold no document (malformed JSON, missing field, null).
+    /// Lines skipped under `--on-bad-line skip` (malformed JSON, missing field, null).
     pub bad_lines: u64,
     pub empty_docs: u64,
     pub per_tokenizer: Vec<TokenizerStats>,
@@ -126,14 +123,14 @@ impl TokenizerStats {
     }
 }
 
-/// Count `encoders` over the first `sample` documents of `inputs` (all when `None`).
+/// Count `encoders` over the first `sample` documents of `docs` (all when `None`).
+/// `docs` applies the bad-line policy: under [`crate::corpus::OnBadLine::Fail`] a bad line
+/// stops the count with its `file:line`, as it stops `tokenize-corpus`.
 /// `keep_going` is called between batches (the binding checks for Ctrl-C there).
 pub fn collect_stats(
-    inputs: &[InputFile],
-    text_field: &str,
+    docs: &mut Documents,
     sample: Option<u64>,
     encoders: &[&dyn DocEncoder],
-    tables: Option<&dyn TableReader>,
     threads: usize,
     keep_going: &mut dyn FnMut() -> bool,
 ) -> Result<CorpusStats, StatsError> {
@@ -192,56 +189,19 @@ pub fn collect_stats(
         batch.clear();
         Ok(())
     };
-    let push =
-        |stats: &mut CorpusStats, batch: &mut Vec<Vec<u8>>, line: Result<Vec<u8>, ()>| match line {
-            Err(()) => stats.bad_lines += 1,
-            Ok(t) if t.is_empty() => stats.empty_docs += 1,
-            Ok(t) => {
-                stats.docs += 1;
-                stats.bytes += t.len() as u64;
-                stats.chars += char_count(&t);
-                batch.push(t);
-            }
-        };
-    'files: for file in inputs {
-        if file.format == Format::Parquet {
-            let tables = tables.ok_or_else(|| CorpusError::NoParquetReader {
-                path: file.path.clone(),
-            })?;
-            let mut rows = tables.open(&file.path, text_field, 0)?;
-            while let Some(values) = rows.next_batch()? {
-                for v in values {
-                    if stats.docs >= limit {
-                        break 'files;
-                    }
-                    push(&mut stats, &mut batch, v.ok_or(()));
-                    if batch.len() >= BATCH_DOCS {
-                        count(&mut stats, &mut batch)?;
-                    }
-                }
-            }
-            continue;
-        }
-        let mut src = file.open_lines(0, Arc::new(AtomicU64::new(0)))?;
-        let mut line = Vec::new();
-        loop {
-            if stats.docs >= limit {
-                break 'files;
-            }
-            line.clear();
-            if src.read_line(&mut line)? == 0 {
-                break;
-            }
-            let doc = document_text(file.format, &line, text_field)
-                .map(|d| d.into_bytes())
-                .map_err(|_| ());
-            push(&mut stats, &mut batch, doc);
-            if batch.len() >= BATCH_DOCS {
-                count(&mut stats, &mut batch)?;
-            }
+    while stats.docs < limit {
+        let Some(doc) = docs.next_doc()? else { break };
+        stats.docs += 1;
+        stats.bytes += doc.text.len() as u64;
+        stats.chars += char_count(&doc.text);
+        batch.push(doc.text);
+        if batch.len() >= BATCH_DOCS {
+            count(&mut stats, &mut batch)?;
         }
     }
     count(&mut stats, &mut batch)?;
+    stats.bad_lines = docs.counts.bad_lines;
+    stats.empty_docs = docs.counts.empty_docs;
     Ok(stats)
 }
 
@@ -276,6 +236,12 @@ mod tests {
         }
     }
 
+    use crate::corpus::{InputFile, OnBadLine};
+
+    fn read(inputs: &[InputFile], on_bad_line: OnBadLine) -> Documents<'static> {
+        Documents::new(inputs.to_vec(), "text", on_bad_line, None)
+    }
+
     #[test]
     fn counts() {
         let dir = std::env::temp_dir().join(format!("zhllama-stats-{}", std::process::id()));
@@ -283,15 +249,39 @@ mod tests {
         let p = dir.join("a.txt");
         std::fs::write(&p, "ab中\n\nU中中\nx\n").unwrap();
         let inputs = [InputFile::from_path(&p).unwrap()];
-        let s = collect_stats(&inputs, "text", None, &[&Fake], None, 2, &mut || true).unwrap();
+        let mut docs = read(&inputs, OnBadLine::Fail);
+        let s = collect_stats(&mut docs, None, &[&Fake], 2, &mut || true).unwrap();
         assert_eq!((s.docs, s.chars, s.bytes, s.empty_docs), (3, 7, 13, 1));
         let t = &s.per_tokenizer[0];
         assert_eq!((t.tokens, t.byte_tokens, t.unk_tokens), (13, 9, 1));
         assert_eq!(t.lengths, vec![5, 7, 1]);
         assert_eq!(t.fallback_chars[&'中'], 3);
-        let first =
-            collect_stats(&inputs, "text", Some(1), &[&Fake], None, 1, &mut || true).unwrap();
+        let mut docs = read(&inputs, OnBadLine::Fail);
+        let first = collect_stats(&mut docs, Some(1), &[&Fake], 1, &mut || true).unwrap();
         assert_eq!(first.docs, 1);
+
+        // A bad line stops the count with file:line (as tokenize-corpus), or is skipped and counted.
+        let bad = dir.join("bad.jsonl");
+        std::fs::write(&bad, "{\"text\": \"a\"}\n{\"text\": \n{\"x\": 1}\n").unwrap();
+        let inputs = [InputFile::from_path(&bad).unwrap()];
+        let e = collect_stats(
+            &mut read(&inputs, OnBadLine::Fail),
+            None,
+            &[&Fake],
+            1,
+            &mut || true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bad.jsonl:2: malformed JSON"), "{e}");
+        let s = collect_stats(
+            &mut read(&inputs, OnBadLine::Skip),
+            None,
+            &[&Fake],
+            1,
+            &mut || true,
+        )
+        .unwrap();
+        assert_eq!((s.docs, s.bad_lines), (1, 2));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

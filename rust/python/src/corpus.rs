@@ -7,6 +7,7 @@
 //! does not compile a Parquet stack for one input format.
 
 use crate::error::{detach, panic_message, CorpusError as PyCorpusError, InternalError, IntoPyErr};
+use crate::reader::{input_files, parse_on_bad_line};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError};
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,8 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use zhllama_core::corpus::{
-    self, CorpusError, InputFile, Options, Progress, RunSummary, TableBatches, TableReader,
-    TokenizeConfig,
+    self, CorpusError, Options, Progress, RunSummary, TableBatches, TableReader, TokenizeConfig,
 };
 use zhllama_core::Tokenizer;
 
@@ -168,18 +168,14 @@ fn tokenize_corpus_start(
     append_eos: bool,
     add_bos: bool,
     shard_size: u64,
-    on_bad_line: String,
+    on_bad_line: &str,
     tokenizer_sha256: String,
     extra_json: String,
     table_reader: Option<Py<PyAny>>,
 ) -> PyResult<PyCorpusJob> {
+    let on_bad_line = parse_on_bad_line(on_bad_line)?;
     let tokenizer = detach(py, || Tokenizer::from_file(&tokenizer_path))?;
-    let inputs = detach(py, || {
-        inputs
-            .iter()
-            .map(|p| InputFile::from_path(p))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let inputs = input_files(py, inputs)?;
     let extra = serde_json::from_str(&extra_json)
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     let cfg = TokenizeConfig {

@@ -12,6 +12,7 @@ mod error;
 mod gc_pacer;
 mod merge;
 mod model;
+mod reader;
 mod stats;
 mod text;
 mod tokenizer;
@@ -24,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tokenizer::register(m)?;
     merge::register(m)?;
     corpus::register(m)?;
+    reader::register(m)?;
     stats::register(m)?;
     Ok(())
 }

@@ -2,12 +2,13 @@
 
 use crate::corpus::PyTables;
 use crate::error::{detach, CorpusError as PyCorpusError, IntoPyErr};
+use crate::reader::{input_files, parse_on_bad_line};
 use numpy::IntoPyArray;
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
-use zhllama_core::corpus::{DocEncoder, InputFile, TableReader};
+use zhllama_core::corpus::{DocEncoder, Documents, TableReader};
 use zhllama_core::stats::{collect_stats, StatsError};
 use zhllama_core::Tokenizer;
 
@@ -25,44 +26,34 @@ impl IntoPyErr for StatsError {
 /// totals, with `"tokenizers"` a list of per-tokenizer dicts (numpy `lengths`,
 /// `piece_counts`, and `fallback_chars` as `(char, count)` pairs, most frequent first).
 #[pyfunction]
-#[pyo3(signature = (tokenizer_paths, inputs, *, text_field, sample=None, threads=1, table_reader=None))]
+#[pyo3(signature = (tokenizer_paths, inputs, *, text_field, on_bad_line="fail", sample=None, threads=1, table_reader=None))]
+#[allow(clippy::too_many_arguments)]
 fn stats_collect<'py>(
     py: Python<'py>,
     tokenizer_paths: Vec<PathBuf>,
     inputs: Vec<PathBuf>,
     text_field: String,
+    on_bad_line: &str,
     sample: Option<u64>,
     threads: usize,
     table_reader: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let on_bad_line = parse_on_bad_line(on_bad_line)?;
     let tokenizers = detach(py, || {
         tokenizer_paths
             .iter()
             .map(Tokenizer::from_file)
             .collect::<Result<Vec<_>, _>>()
     })?;
-    let inputs = detach(py, || {
-        inputs
-            .iter()
-            .map(|p| InputFile::from_path(p))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    let tables = table_reader.map(PyTables);
+    let inputs = input_files(py, inputs)?;
+    let tables = table_reader.map(|t| Box::new(PyTables(t)) as Box<dyn TableReader>);
+    let mut docs = Documents::new(inputs, &text_field, on_bad_line, tables);
     let stats = detach(py, || {
         let encoders: Vec<&dyn DocEncoder> =
             tokenizers.iter().map(|t| t as &dyn DocEncoder).collect();
         // Ctrl-C: Python's handler only runs when we ask, so ask between batches.
         let mut keep_going = || Python::attach(|py| py.check_signals().is_ok());
-        let tables = tables.as_ref().map(|t| t as &dyn TableReader);
-        collect_stats(
-            &inputs,
-            &text_field,
-            sample,
-            &encoders,
-            tables,
-            threads,
-            &mut keep_going,
-        )
+        collect_stats(&mut docs, sample, &encoders, threads, &mut keep_going)
     })?;
     let out = PyDict::new(py);
     out.set_item("docs", stats.docs)?;

@@ -6,7 +6,7 @@
 use super::input::InputFile;
 use super::megatron::Dtype;
 use super::reader::{Chunk, Record};
-use super::record::{document_text, Body};
+use super::record::{document_text, null_reason, Body};
 use super::DocEncoder;
 use crate::corpus::error::CorpusError;
 use crossbeam_channel::{Receiver, Sender};
@@ -77,7 +77,7 @@ impl EncodeStage<'_> {
         let mut outcomes = Vec::with_capacity(chunk.records.len());
         for rec in &chunk.records {
             if rec.null {
-                outcomes.push(Outcome::Bad(format!("\"{}\" is null", self.text_field)));
+                outcomes.push(Outcome::Bad(null_reason(self.text_field)));
                 continue;
             }
             let format = self.inputs[rec.file].format;

@@ -5,6 +5,7 @@
 use super::error::{CorpusError, Result};
 use super::input::InputFile;
 use super::megatron::Dtype;
+use super::record::OnBadLine;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -75,7 +76,7 @@ pub struct Options {
     pub append_eos: bool,
     pub add_bos: bool,
     pub shard_size: u64,
-    pub on_bad_line: String,
+    pub on_bad_line: OnBadLine,
     /// Front-end options recorded as given (e.g. `num_shards`, `shard_index`).
     pub extra: serde_json::Value,
 }

@@ -1,13 +1,17 @@
 //! Streaming, parallel, resumable corpus tokenization into Megatron indexed shards.
 //!
 //! - [`input`]: which files we read and how they decompress;
-//! - [`record`]: line → document text (JSON field, sentencepiece's invalid-UTF-8 rule);
+//! - [`record`]: line → document text (JSON field, sentencepiece's invalid-UTF-8 rule, blank
+//!   lines) and the bad-line policy [`OnBadLine`];
 //! - [`reader`] → [`encode`] → [`pipeline`]: the three overlapped stages;
+//! - [`documents`]: the same inputs, records and policy as one ordered iterator of documents,
+//!   for every other verb that reads text (stats, train-spm, pretrain, eval);
 //! - [`megatron`]: the `.bin`/`.idx` pair; [`manifest`]: `manifest.json` / `progress.json`.
 //!
 //! The stages are generic over [`DocEncoder`] so that ordering, sharding and resume are tested
 //! with a trivial encoder, independently of the sentencepiece-exact one.
 
+pub mod documents;
 pub mod encode;
 pub mod error;
 pub mod input;
@@ -19,11 +23,13 @@ pub mod record;
 #[cfg(test)]
 mod tests;
 
+pub use documents::{Document, Documents};
 pub use error::CorpusError;
 pub use input::{detect_kind, Compression, Format, InputFile};
 pub use manifest::{Manifest, Options};
 pub use pipeline::{tokenize_corpus, Progress, RunSummary, TokenizeConfig};
 pub use reader::{TableBatches, TableReader};
+pub use record::OnBadLine;
 
 /// What the corpus pipeline needs from a tokenizer.
 pub trait DocEncoder: Send + Sync {

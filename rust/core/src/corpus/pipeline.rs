@@ -295,13 +295,10 @@ impl<'a> ShardSink<'a> {
             match out {
                 Outcome::Empty => src.counts.empty_docs += 1,
                 Outcome::Bad(reason) => {
-                    if self.cfg.options.on_bad_line != "skip" {
-                        return Err(CorpusError::BadLine {
-                            path: src.file.path.clone(),
-                            line: rec.line,
-                            reason: reason.clone(),
-                        });
-                    }
+                    self.cfg
+                        .options
+                        .on_bad_line
+                        .check(&src.file.path, rec.line, reason.clone())?;
                     src.counts.bad_lines += 1;
                     if self.state.bad_line_examples.len() < MAX_BAD_EXAMPLES {
                         self.state.bad_line_examples.push(format!(

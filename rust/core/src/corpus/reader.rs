@@ -20,6 +20,13 @@ pub trait TableReader: Send + Sync {
     fn open(&self, path: &Path, column: &str, skip: u64) -> Result<Box<dyn TableBatches>>;
 }
 
+/// A borrowed reader is a reader (so [`super::Documents`] can hold a caller's `&dyn`).
+impl<T: TableReader + ?Sized> TableReader for &T {
+    fn open(&self, path: &Path, column: &str, skip: u64) -> Result<Box<dyn TableBatches>> {
+        (**self).open(path, column, skip)
+    }
+}
+
 pub trait TableBatches: Send {
     /// The next batch of values, `None` at the end.
     fn next_batch(&mut self) -> Result<Option<Vec<Option<Vec<u8>>>>>;

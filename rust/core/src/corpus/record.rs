@@ -6,10 +6,71 @@
 //! rule); JSONL lines are repaired with the same per-byte rule before JSON parsing, so the text
 //! field holds exactly what sentencepiece would have seen.
 
+use super::error::CorpusError;
 use super::input::Format;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// What to do with a line that holds no readable document (malformed JSON, a missing or
+/// non-string field, a null Parquet value). Every reader applies it through [`OnBadLine::check`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBadLine {
+    /// Stop with `file:line` and the reason (the default: a corpus with broken lines usually
+    /// means the wrong `--text-field` or a truncated export, which counting would hide).
+    #[default]
+    Fail,
+    /// Skip the line and count it.
+    Skip,
+}
+
+impl OnBadLine {
+    pub const VALUES: [&'static str; 2] = ["fail", "skip"];
+
+    /// `Ok` when the line may be skipped (the caller counts it), else the `file:line` error.
+    pub fn check(self, path: &Path, line: u64, reason: String) -> Result<(), CorpusError> {
+        match self {
+            OnBadLine::Skip => Ok(()),
+            OnBadLine::Fail => Err(CorpusError::BadLine {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            }),
+        }
+    }
+}
+
+impl FromStr for OnBadLine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(OnBadLine::Fail),
+            "skip" => Ok(OnBadLine::Skip),
+            _ => Err(format!(
+                "on_bad_line {s:?} is not one of {}",
+                OnBadLine::VALUES.join(", ")
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OnBadLine {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            OnBadLine::Fail => "fail",
+            OnBadLine::Skip => "skip",
+        })
+    }
+}
+
+/// Why a null table value (Parquet) is a bad line.
+pub fn null_reason(field: &str) -> String {
+    format!("\"{field}\" is null")
+}
 
 /// Bytes that sentencepiece would replace with U+FFFD (one per invalid byte).
 pub fn invalid_utf8_bytes(mut s: &[u8]) -> u64 {
@@ -56,9 +117,13 @@ pub struct DocText<'a> {
 }
 
 impl DocText<'_> {
+    /// No document: empty or only whitespace (Unicode `White_Space`, as `str::trim`). Such a
+    /// line carries no text to learn or count, so every reader skips it and counts it as
+    /// `empty_docs`, whatever the format. Raw (invalid UTF-8) text is never blank: its invalid
+    /// bytes become U+FFFD.
     pub fn is_empty(&self) -> bool {
         match &self.body {
-            Body::Str(s) => s.is_empty(),
+            Body::Str(s) => s.trim().is_empty(),
             Body::Raw(b) => b.is_empty(),
         }
     }
@@ -272,5 +337,35 @@ mod tests {
             .contains("trailing"));
         assert!(jsonl(br#"["a"]"#).unwrap_err().contains("malformed"));
         assert_eq!(jsonl(b"  ").unwrap(), b"");
+    }
+
+    #[test]
+    fn blank_lines_hold_no_document() {
+        for (format, line) in [
+            (Format::Txt, &b" \t\xe3\x80\x80"[..]),
+            (Format::Txt, b""),
+            (Format::Jsonl, br#"{"text": " \n "}"#),
+        ] {
+            assert!(document_text(format, line, "text").unwrap().is_empty());
+        }
+        assert!(!document_text(Format::Txt, b" \xff", "text")
+            .unwrap()
+            .is_empty());
+        assert!(!document_text(Format::Txt, b" a ", "text")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn on_bad_line_parses_and_checks() {
+        assert_eq!("skip".parse(), Ok(OnBadLine::Skip));
+        assert!("skp"
+            .parse::<OnBadLine>()
+            .unwrap_err()
+            .contains("fail, skip"));
+        let p = Path::new("a.jsonl");
+        assert!(OnBadLine::Skip.check(p, 2, "x".into()).is_ok());
+        let e = OnBadLine::Fail.check(p, 2, "x".into()).unwrap_err();
+        assert!(e.to_string().starts_with("a.jsonl:2: x"));
     }
 }

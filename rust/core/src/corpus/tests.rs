@@ -48,7 +48,11 @@ fn options(shard_size: u64, skip: bool) -> Options {
         append_eos: true,
         add_bos: false,
         shard_size,
-        on_bad_line: if skip { "skip" } else { "fail" }.into(),
+        on_bad_line: if skip {
+            OnBadLine::Skip
+        } else {
+            OnBadLine::Fail
+        },
         extra: serde_json::Value::Null,
     }
 }
