@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -152,13 +151,7 @@ def compute_stats(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zhllama import _native
-
-    try:
-        report = compute_stats(args)
-    except _native.CorpusError as e:
-        print(f"zhllama stats: error: {e}", file=sys.stderr)
-        return 1
+    report = compute_stats(args)
     parts: list[Optional[str]] = [f"{t['name']} {t['tokens_per_char']:.3f} tok/char" for t in report["tokenizers"]]
     print(f"{args.out}: {report['corpus']['docs']:,} docs; " + ", ".join(p for p in parts if p))
     return 0

@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama._native import PieceType
+
 MODEL_FILE = "tokenizer.model"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
@@ -97,16 +99,17 @@ def write_tokenizer_dir(
     tmp.write_bytes(model_bytes)
     os.replace(tmp, out / MODEL_FILE)
 
-    def special(kind: int, default: str) -> str:
+    def special(kind: PieceType, default: str) -> str:
         for p, _, t in pieces:
             if t == kind and p == default:
                 return p
         return default
 
-    bos, eos, unk = special(3, "<s>"), special(3, "</s>"), special(2, "<unk>")
+    bos, eos = special(PieceType.CONTROL, "<s>"), special(PieceType.CONTROL, "</s>")
+    unk = special(PieceType.UNKNOWN, "<unk>")
     added: dict[str, Any] = {}
     for i, (p, _, t) in enumerate(pieces):
-        if p in (bos, eos, unk) and t in (2, 3):
+        if p in (bos, eos, unk) and t in (PieceType.UNKNOWN, PieceType.CONTROL):
             added[str(i)] = _added(p)
     special_map: dict[str, Any] = {"bos_token": bos, "eos_token": eos, "unk_token": unk}
     config: dict[str, Any] = {
