@@ -91,11 +91,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
-        code = exit_status(e)
-        if code is None:
+        status = exit_status(e)
+        if status is None:
             raise  # not an error zhllama reports: a bug, shown with its traceback
         print(f"zhllama {args.verb}: {error_line(e)}", file=sys.stderr)
-        return code
+        return status
     finally:
         close_process_group(wait_for_peers=ok)
 

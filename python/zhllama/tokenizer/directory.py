@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -84,7 +85,7 @@ def _added(content: str) -> dict[str, Any]:
 def write_tokenizer_dir(
     out: str | os.PathLike[str],
     model_bytes: bytes,
-    pieces: list[tuple[str, float, int]],
+    pieces: Sequence[tuple[str, float, int]],
     pad_token: Optional[str] = None,
     report: Optional[dict[str, Any]] = None,
 ) -> Path:
