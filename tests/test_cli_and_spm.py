@@ -50,7 +50,7 @@ def test_train_spm_and_merge(tmp_path):
 def test_train_spm_bad_json_names_line(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "好"}\n{"text": \n', encoding="utf-8")
-    assert cli(["train-spm", "--input", str(bad), "--model-prefix", str(tmp_path / "x"), "--vocab-size", "50"]) == 1
+    assert cli(["train-spm", "--input", str(bad), "--model-prefix", str(tmp_path / "x"), "--vocab-size", "50"]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err
 
 
@@ -102,7 +102,7 @@ def test_verb_closes_process_group(process_group, fake_verb, outcome, monkeypatc
     real_barrier = process_group.barrier
     monkeypatch.setattr(process_group, "barrier", lambda *a, **k: (barriers.append(1), real_barrier(*a, **k))[1])
     code = cli(["probe", "--outcome", outcome])
-    assert code == (1 if outcome == "raise" else int(outcome))
+    assert code == (2 if outcome == "raise" else int(outcome))
     assert fake_verb.seen == [True]  # the group was up while the verb ran
     assert not process_group.is_initialized()
     assert barriers == ([1] if outcome == "0" else [])  # peers are awaited only after a success

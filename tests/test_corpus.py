@@ -145,7 +145,7 @@ def test_ctrl_c_stops_promptly_and_resumes(tmp_path, resumable):
 def test_bad_lines_fail_with_file_line_or_skip_and_count(tmp_path, llama, capsys):
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"text": "好"}\n{"text": "x"\n{"content": "y"}\n{"text": "z"}\n', encoding="utf-8")
-    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "f"), "--quiet") == 1
+    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "f"), "--quiet") == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: malformed JSON" in err and "--on-bad-line skip" in err
     assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "s"), "--on-bad-line", "skip", "--quiet") == 0
@@ -167,7 +167,7 @@ def test_truncated_gzip_is_an_error_naming_the_file(tmp_path, llama, capsys):
     data = gzip.compress("".join(json.dumps({"text": f"第{i}行"}) + "\n" for i in range(20000)).encode())
     gz = tmp_path / "t.jsonl.gz"
     gz.write_bytes(data[: len(data) // 2])
-    assert cli("--tokenizer", str(llama), "--input", str(gz), "--out", str(tmp_path / "o"), "--quiet") == 1
+    assert cli("--tokenizer", str(llama), "--input", str(gz), "--out", str(tmp_path / "o"), "--quiet") == 2
     err = capsys.readouterr().err
     assert str(gz) in err and "truncated or corrupt gzip" in err
 

@@ -72,5 +72,5 @@ def test_refuses_empty_adapter(tmp_path, capsys):
     lora.mkdir()
     (lora / "adapter_config.json").write_text("{}")
     (lora / "adapter_model.safetensors").write_bytes(b"\0" * 443)
-    assert h.cli("merge-lora", "--base", h.tiny_model_dir("base"), "--lora", lora, "--out", tmp_path / "o") == 1
+    assert h.cli("merge-lora", "--base", h.tiny_model_dir("base"), "--lora", lora, "--out", tmp_path / "o") == 2
     assert "443 bytes" in capsys.readouterr().err

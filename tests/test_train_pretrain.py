@@ -98,7 +98,7 @@ def test_resume_matches_straight_run(resized, text_file, tmp_path):
     resumed.mkdir()
     # An interrupted run: only its first checkpoint exists.
     shutil.copytree(straight / "checkpoint-2", resumed / "checkpoint-2")
-    assert pretrain(resized, text_file, resumed, "--stage", "2", "--learning-rate", "1e-2") != 0  # refuses to restart
+    assert pretrain(resized, text_file, resumed, "--stage", "2", "--learning-rate", "1e-2") == 2  # refuses to restart
     assert pretrain(resized, text_file, resumed, "--stage", "2", "--learning-rate", "1e-2", "--resume") == 0
     a = h.safetensors_of(straight / "adapter_model.safetensors")
     b = h.safetensors_of(resumed / "adapter_model.safetensors")
@@ -128,15 +128,15 @@ def test_config_file_and_validation_errors(resized, text_file, tmp_path, capsys)
     out = tmp_path / "cfg-flags"
     assert h.cli("pretrain", "--config", cfg, "--output-dir", out, "--lora-rank", "8", "--no-gradient-checkpointing") == 0
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 8
-    assert h.cli("pretrain", "--config", cfg, "--output-dir", tmp_path / "e", "--lora-dropout", "1.5") != 0
+    assert h.cli("pretrain", "--config", cfg, "--output-dir", tmp_path / "e", "--lora-dropout", "1.5") == 2
     assert "--lora-dropout must be in [0, 1), got 1.5" in capsys.readouterr().err
     cfg.write_text(cfg.read_text() + "max_step: 3\n")
-    assert h.cli("pretrain", "--config", cfg, "--output-dir", tmp_path / "u") != 0
+    assert h.cli("pretrain", "--config", cfg, "--output-dir", tmp_path / "u") == 2
     assert "unknown key 'max_step' (did you mean 'max_steps'?)" in capsys.readouterr().err
     # A model smaller than the tokenizer: resize first.
     assert h.cli("pretrain", "--stage", "1", "--model", h.tiny_model_dir("base"), "--tokenizer",
                  h.tokenizer_dir("merged-pad"), "--train-file", text_file, "--output-dir", tmp_path / "f",
-                 "--block-size", "32") != 0
+                 "--block-size", "32") == 2
     assert "zhllama resize" in capsys.readouterr().err
 
 
@@ -177,7 +177,7 @@ def test_dataset_dir_trains_on_the_tokenized_corpus(resized, text_file, tmp_path
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
-                 tmp_path / "x", "--block-size", "16", "--max-steps", "1") != 0
+                 tmp_path / "x", "--block-size", "16", "--max-steps", "1") == 2
     err = capsys.readouterr().err
     assert f"--dataset-dir {corpus}: no manifest.json" in err and "`zhllama tokenize-corpus`" in err
     shutil.rmtree(corpus)
@@ -201,5 +201,5 @@ def test_dataset_dir_from_another_tokenizer_is_refused(resized, tmp_path, capsys
     corpus.mkdir()
     (corpus / "manifest.json").write_text('{"tokenizer_sha256": "' + "0" * 64 + '"}')
     assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
-                 tmp_path / "x", "--block-size", "16", "--max-steps", "1", "--report-to", "none") != 0
+                 tmp_path / "x", "--block-size", "16", "--max-steps", "1", "--report-to", "none") == 2
     assert "re-run `zhllama tokenize-corpus`" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_refuses_non_extending_tokenizer(tmp_path, capsys):
 
     write_tokenizer_dir(other, tmp_path / "o.model")
     rc = h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", other, "--out", tmp_path / "x")
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert "does not extend" in err and "merge-vocab" in err
 
@@ -94,11 +94,11 @@ def test_refuses_size_mismatch(tmp_path, capsys):
     # Model already resized to 410 (the "49,954" one); the 409-token tokenizer (the "49,953") is refused.
     resized = _resize(tmp_path, "mean")
     rc = h.cli("resize", "--model", resized, "--tokenizer", h.tokenizer_dir("merged"), "--out", tmp_path / "x")
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert "409" in err and "410" in err
     # Base tokenizer that does not match the model's rows (32,000 tokenizer on a 49,953 model).
     rc = h.cli("resize", "--model", resized, "--tokenizer", h.tokenizer_dir("merged-pad"), "--out", tmp_path / "y",
                "--base-tokenizer", h.tokenizer_dir("base"))
-    assert rc == 1
+    assert rc == 2
     assert "--base-tokenizer" in capsys.readouterr().err

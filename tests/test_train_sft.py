@@ -74,7 +74,7 @@ def test_sft_requires_pad_token(tmp_path, capsys):
     nopad = write_tokenizer_dir(tmp_path / "tok", h.merged_sp_model())
     rc = h.cli("sft", "--model", h.tiny_model_dir("merged-pad"), "--tokenizer", nopad, "--train-file", data,
                "--output-dir", tmp_path / "o")
-    assert rc != 0
+    assert rc == 2
     err = capsys.readouterr().err
     assert "no pad token" in err and "49,954" in err and "--pad-token" in err
 

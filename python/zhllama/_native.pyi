@@ -1,10 +1,12 @@
 """Type stub for ``zhllama._native``, the compiled Rust extension (rust/python/src/).
 
-tests/test_native_stub.py checks that every name here exists in the compiled module and that
-every public name of the module is declared here.
+tests/test_native_stub.py checks that every name here exists in the compiled module, that
+every public name of the module is declared here, and that every function and method here has
+the compiled one's parameters (names, kinds, defaults).
 """
 
 from collections.abc import Sequence
+from enum import IntEnum
 from os import PathLike
 from pathlib import Path
 from typing import Optional, Union
@@ -16,22 +18,36 @@ __version__: str
 
 # ---- exceptions (error.rs) -------------------------------------------------------------
 
+# Each class is also the builtin a caller would catch without knowing zhllama. A missing
+# file raises the builtin FileNotFoundError. `zhllama VERB` reports all of them in one line
+# (exit status 2; InternalError 70).
+
 class ZhllamaError(Exception):
     """Base class of zhllama's native errors."""
 
-class ModelError(ZhllamaError):
-    """A SentencePiece model file is unreadable or invalid."""
+class ModelError(ZhllamaError, ValueError):
+    """A SentencePiece model file is unreadable or invalid; names the file it came from."""
 
-class MergeError(ZhllamaError):
+class MergeError(ZhllamaError, ValueError):
     """Vocabulary merge refused its inputs."""
 
-class CorpusError(ZhllamaError):
+class CorpusError(ZhllamaError, ValueError):
     """Corpus input or output failed (names the file and line)."""
 
-class InternalError(ZhllamaError):
-    """A bug in zhllama's native code (a caught Rust panic). Please report it."""
+class InternalError(ZhllamaError, RuntimeError):
+    """A bug in zhllama's native code (a caught Rust panic, with where it happened). Please report it."""
 
 # ---- model I/O (model.rs) ----------------------------------------------------------------
+
+class PieceType(IntEnum):
+    """sentencepiece's ``ModelProto.SentencePiece.Type`` (an int: 1 is NORMAL)."""
+
+    NORMAL = 1
+    UNKNOWN = 2
+    CONTROL = 3
+    USER_DEFINED = 4
+    UNUSED = 5
+    BYTE = 6
 
 class SentencePieceModel:
     """A parsed SentencePiece ``ModelProto``."""
@@ -42,8 +58,8 @@ class SentencePieceModel:
     def from_file(path: Union[str, PathLike[str]]) -> SentencePieceModel: ...
     def to_bytes(self) -> bytes: ...
     def __len__(self) -> int: ...
-    def pieces(self) -> list[tuple[str, float, int]]:
-        """``(piece, score, type)``; type is sentencepiece's enum value (1 = NORMAL)."""
+    def pieces(self) -> list[tuple[str, float, PieceType]]:
+        """``(piece, score, type)`` of every piece."""
     @property
     def model_type(self) -> str:
         """``"bpe"``, ``"unigram"``, ``"word"`` or ``"char"``."""
@@ -66,6 +82,9 @@ class Tokenizer:
     """A SentencePiece model that encodes and decodes exactly as sentencepiece does.
     (``zhllama.Tokenizer`` wraps this with added tokens and pickling.)"""
 
+    def __new__(cls, model_bytes: bytes, *_args: object, source: Optional[str] = None, **_kwargs: object) -> Tokenizer:
+        """Parse ``model_bytes``; errors name ``source``, the file they came from. Other
+        arguments are left to a subclass's ``__init__``."""
     @staticmethod
     def from_bytes(data: bytes) -> Tokenizer: ...
     @staticmethod
@@ -81,7 +100,8 @@ class Tokenizer:
         add_eos: bool = False,
         num_threads: Optional[int] = None,
     ) -> list[list[int]]:
-        """GIL released; ``num_threads`` None or <= 0: all cores."""
+        """Encoded on a pool of ``num_threads`` threads (1 to 1024; None: all cores; anything
+        else is a ValueError), GIL released. Ctrl-C raises KeyboardInterrupt within ~20 ms."""
     def encode_batch_flat(
         self,
         texts: Sequence[str],
@@ -89,13 +109,14 @@ class Tokenizer:
         add_eos: bool = False,
         num_threads: Optional[int] = None,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
-        """``(ids, offsets)``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
+        """``(ids, offsets)``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``. Threads and
+        Ctrl-C as ``encode_batch``."""
     def decode(self, ids: Sequence[int]) -> str:
         """As ``sentencepiece.decode``; IndexError for ids outside the vocabulary."""
     @property
     def vocab_size(self) -> int: ...
     def id_to_piece(self, id: int) -> str:
-        """IndexError when out of range."""
+        """IndexError naming the id and the vocabulary size when out of range."""
     def piece_to_id(self, piece: str) -> Optional[int]:
         """The id of exactly this piece, or None (sentencepiece would answer unk_id)."""
     @property
@@ -106,14 +127,16 @@ class Tokenizer:
     def pad_id(self) -> Optional[int]: ...
     @property
     def unk_id(self) -> Optional[int]:
-        """``SentencePieceProcessor.unk_id()``; None where it reports -1."""
+        """``SentencePieceProcessor.unk_id()``; None where it reports -1 (the spec's unk_piece
+        is not the UNKNOWN piece). Core: ``Tokenizer::unk_id``."""
     @property
     def model_unk_id(self) -> Optional[int]:
         """The model's UNKNOWN piece id (what unknown text encodes to without byte fallback).
 
-        None for a byte-fallback model with no UNKNOWN piece (sentencepiece loads those)."""
-    def piece_type(self, id: int) -> int:
-        """1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED, 6 BYTE."""
+        None for a byte-fallback model with no UNKNOWN piece (sentencepiece loads those).
+        Core: ``Tokenizer::model_unk_id``."""
+    def piece_type(self, id: int) -> PieceType:
+        """The type of piece ``id``; IndexError as ``id_to_piece`` when out of range."""
     def __len__(self) -> int: ...
 
 # ---- corpus (corpus.rs) ------------------------------------------------------------------

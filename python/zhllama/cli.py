@@ -14,6 +14,15 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+# Exit statuses, also in `zhllama --help`.
+EXIT_ERROR = 2  # bad input or a failed file operation: one line on stderr, as argparse's usage errors
+EXIT_INTERNAL = 70  # a bug in zhllama (a caught Rust panic): sysexits' EX_SOFTWARE
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EPILOG = f"""exit status: 0 success; {EXIT_ERROR} an error in the input, options or files (one line on stderr:
+'zhllama VERB: error: ...'); {EXIT_INTERNAL} an internal error in zhllama (a bug: the line says where;
+please report it); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."""
+
 # verb -> (module, one-line help). Order is pipeline order, as `zhllama --help` shows it.
 VERBS: dict[str, tuple[str, str]] = {
     "train-spm": ("zhllama.tokenizer.train_spm", "Train a SentencePiece model (20K Chinese pieces by default)."),
@@ -46,6 +55,8 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         prog="zhllama",
         description="Teach a LLaMA-family model Chinese: tokenizer merge, corpus tokenization, "
         "two-stage pretraining, LoRA SFT, merge and generation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="Print the zhllama version and exit.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -78,13 +89,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        # User errors: one clear line, no traceback.
-        print(f"zhllama {args.verb}: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        status = exit_status(e)
+        if status is None:
+            raise  # not an error zhllama reports: a bug, shown with its traceback
+        print(f"zhllama {args.verb}: {error_line(e)}", file=sys.stderr)
+        return status
     finally:
         close_process_group(wait_for_peers=ok)
+
+
+def exit_status(e: BaseException) -> Optional[int]:
+    """The exit status of an error the CLI reports in one line, or None for any other.
+
+    This is the one place errors become messages: the verbs raise, never print and return.
+    """
+    from zhllama import _native
+
+    if isinstance(e, _native.InternalError):
+        return EXIT_INTERNAL
+    if isinstance(e, (_native.ZhllamaError, ValueError, OSError)):
+        return EXIT_ERROR
+    return None
+
+
+def error_line(e: BaseException) -> str:
+    """``error: MESSAGE`` on one line (an internal error says so itself)."""
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+    return text if text.startswith("internal error") else f"error: {text}"
 
 
 def close_process_group(wait_for_peers: bool) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,8 +22,6 @@ import numpy as np
 from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
-# sentencepiece piece types that the encoder can emit as ordinary text pieces.
-_NORMAL, _USER_DEFINED = 1, 4
 _TOP_FALLBACK = 20
 
 
@@ -53,11 +50,13 @@ def summarize(name: str, path: Path, raw: dict[str, Any], corpus: dict[str, Any]
     """Derived figures for one tokenizer from its raw counts."""
     from zhllama import _native
 
+    # sentencepiece piece types that the encoder emits as ordinary text pieces.
+    text_types = (_native.PieceType.NORMAL, _native.PieceType.USER_DEFINED)
     pieces = _native.SentencePieceModel.from_file(str(path)).pieces()
     counts: np.ndarray = raw["piece_counts"]
     lengths: np.ndarray = raw["lengths"]
     tokens = int(raw["tokens"])
-    text_ids = np.array([i for i, (_, _, t) in enumerate(pieces) if t in (_NORMAL, _USER_DEFINED)], dtype=np.int64)
+    text_ids = np.array([i for i, (_, _, t) in enumerate(pieces) if t in text_types], dtype=np.int64)
     unused = int((counts[text_ids] == 0).sum()) if len(text_ids) else 0
     pct = (lambda q: int(np.percentile(lengths, q, method="lower"))) if len(lengths) else (lambda q: 0)
     share = (lambda n: n / tokens) if tokens else (lambda n: 0.0)
@@ -154,13 +153,7 @@ def compute_stats(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zhllama import _native
-
-    try:
-        report = compute_stats(args)
-    except _native.CorpusError as e:
-        print(f"zhllama stats: error: {e}", file=sys.stderr)
-        return 1
+    report = compute_stats(args)
     parts: list[Optional[str]] = [f"{t['name']} {t['tokens_per_char']:.3f} tok/char" for t in report["tokenizers"]]
     c = report["corpus"]
     print(f"{args.out}: {c['docs']:,} docs (bad lines skipped {c['bad_lines']}, empty {c['empty_docs']}); " + ", ".join(p for p in parts if p))

@@ -11,8 +11,11 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
+
+from zhllama._native import PieceType
 
 MODEL_FILE = "tokenizer.model"
 CONFIG_FILE = "tokenizer_config.json"
@@ -82,7 +85,7 @@ def _added(content: str) -> dict[str, Any]:
 def write_tokenizer_dir(
     out: str | os.PathLike[str],
     model_bytes: bytes,
-    pieces: list[tuple[str, float, int]],
+    pieces: Sequence[tuple[str, float, int]],
     pad_token: Optional[str] = None,
     report: Optional[dict[str, Any]] = None,
 ) -> Path:
@@ -97,16 +100,17 @@ def write_tokenizer_dir(
     tmp.write_bytes(model_bytes)
     os.replace(tmp, out / MODEL_FILE)
 
-    def special(kind: int, default: str) -> str:
+    def special(kind: PieceType, default: str) -> str:
         for p, _, t in pieces:
             if t == kind and p == default:
                 return p
         return default
 
-    bos, eos, unk = special(3, "<s>"), special(3, "</s>"), special(2, "<unk>")
+    bos, eos = special(PieceType.CONTROL, "<s>"), special(PieceType.CONTROL, "</s>")
+    unk = special(PieceType.UNKNOWN, "<unk>")
     added: dict[str, Any] = {}
     for i, (p, _, t) in enumerate(pieces):
-        if p in (bos, eos, unk) and t in (2, 3):
+        if p in (bos, eos, unk) and t in (PieceType.UNKNOWN, PieceType.CONTROL):
             added[str(i)] = _added(p)
     special_map: dict[str, Any] = {"bos_token": bos, "eos_token": eos, "unk_token": unk}
     config: dict[str, Any] = {

@@ -43,18 +43,9 @@ def merge_vocab(base: str, add: str, out: str, mode: str = "default", pad_token:
     from zhllama import _native
 
     base_path, add_path = resolve_model_file(base), resolve_model_file(add)
-    try:
-        base_model = _native.SentencePieceModel.from_file(str(base_path))
-    except _native.ModelError as e:
-        raise ValueError(f"--base {base_path}: {e}") from None
-    try:
-        add_model = _native.SentencePieceModel.from_file(str(add_path))
-    except _native.ModelError as e:
-        raise ValueError(f"--add {add_path}: {e}") from None
-    try:
-        merged, report_json = _native.merge_vocab(base_model, add_model, mode)
-    except _native.MergeError as e:
-        raise ValueError(str(e)) from None
+    base_model = _native.SentencePieceModel.from_file(str(base_path))
+    add_model = _native.SentencePieceModel.from_file(str(add_path))
+    merged, report_json = _native.merge_vocab(base_model, add_model, mode)
     report: dict[str, Any] = json.loads(report_json)
     model_bytes = merged.to_bytes()
     report["inputs"] = {

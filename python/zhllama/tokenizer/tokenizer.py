@@ -44,8 +44,10 @@ class Tokenizer(_native.Tokenizer):
     positive int or None (all cores).
     """
 
-    def __init__(self, model_bytes: bytes, added_tokens: Optional[dict[int, str]] = None) -> None:
-        # The native __new__ has parsed model_bytes already.
+    def __init__(
+        self, model_bytes: bytes, added_tokens: Optional[dict[int, str]] = None, source: Optional[str] = None
+    ) -> None:
+        # The native __new__ has parsed model_bytes already (its errors name ``source``).
         self._bytes = bytes(model_bytes)
         self._added: dict[int, str] = dict(added_tokens or {})
         n = super().vocab_size
@@ -54,16 +56,14 @@ class Tokenizer(_native.Tokenizer):
                 raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
         self._added_ids = {c: i for i, c in self._added.items()}
         self._pad_added: Optional[int] = None
-        self.source = "<bytes>"  # where it was loaded from, for error messages
+        self.source = source or "<bytes>"  # where it was loaded from, for error messages
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:  # type: ignore[override]
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such SentencePiece model file")
-        tok = cls(p.read_bytes())
-        tok.source = str(p)
-        return tok
+        return cls(p.read_bytes(), source=str(p))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Tokenizer:  # type: ignore[override]
@@ -82,9 +82,7 @@ class Tokenizer(_native.Tokenizer):
         """
         p = Path(path)
         if p.is_file():
-            tok = cls.from_file(p)
-            tok.source = str(p)
-            return tok
+            return cls.from_file(p)
         model = p / MODEL_FILE
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no such tokenizer directory or SentencePiece model file")
@@ -93,7 +91,7 @@ class Tokenizer(_native.Tokenizer):
                                     "`zhllama merge-vocab` or a .model file")
         config = read_json_object(p / CONFIG_FILE)
         data = model.read_bytes()
-        n = _native.Tokenizer.from_bytes(data).vocab_size
+        n = _native.Tokenizer(data, source=str(model)).vocab_size
         added: dict[int, str] = {}
         for key, spec in (config.get("added_tokens_decoder") or {}).items():
             content = token_content(spec)
@@ -102,8 +100,8 @@ class Tokenizer(_native.Tokenizer):
             added[int(key)] = content
         for content, i in read_json_object(p / ADDED_TOKENS_FILE).items():
             added[int(i)] = content
-        tok = cls(data, {i: c for i, c in added.items() if i >= n})
-        tok.source = str(p)
+        tok = cls(data, {i: c for i, c in added.items() if i >= n}, source=str(model))
+        tok.source = str(p)  # the directory the user named
         pad = token_content(read_json_object(p / SPECIAL_TOKENS_FILE).get("pad_token"))
         pad = pad or token_content(config.get("pad_token"))
         if pad is not None and super(Tokenizer, tok).pad_id is None:
@@ -170,8 +168,7 @@ class Tokenizer(_native.Tokenizer):
 
 
 def _rebuild(model_bytes: bytes, added: dict[int, str], pad_added: Optional[int], source: str) -> Tokenizer:
-    tok = Tokenizer(model_bytes, added)
+    tok = Tokenizer(model_bytes, added, source=source)
     tok._pad_added = pad_added
-    tok.source = source
     return tok
 

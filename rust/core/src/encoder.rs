@@ -28,6 +28,26 @@ pub enum EncoderError {
         "piece id {id} is out of range: the model has {vocab_size} pieces (ids 0..{vocab_size})"
     )]
     IdOutOfRange { id: u32, vocab_size: usize },
+    /// Any other error of a model read from a file (or bytes of a named source).
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        source: Box<EncoderError>,
+    },
+}
+
+impl EncoderError {
+    /// This error, naming the file the model came from (once).
+    pub fn in_file(self, path: &Path) -> EncoderError {
+        match self {
+            // I/O errors and errors already in a file name their path themselves.
+            e @ (EncoderError::InFile { .. } | EncoderError::Model(ModelError::Io { .. })) => e,
+            e => EncoderError::InFile {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            },
+        }
+    }
 }
 
 pub(crate) enum Segmenter {
@@ -164,8 +184,14 @@ impl Tokenizer {
         Self::from_model(&ModelProto::from_bytes(b)?)
     }
 
+    /// Errors name the file.
     pub fn from_file(p: impl AsRef<Path>) -> Result<Self, EncoderError> {
-        Self::from_model(&ModelProto::from_file(p)?)
+        let p = p.as_ref();
+        let buf = std::fs::read(p).map_err(|e| ModelError::Io {
+            path: p.display().to_string(),
+            source: e,
+        })?;
+        Self::from_bytes(&buf).map_err(|e| e.in_file(p))
     }
 
     /// `sentencepiece.SentencePieceProcessor.encode(text, add_bos=.., add_eos=..)`.
@@ -225,6 +251,24 @@ impl Tokenizer {
             .collect()
     }
 
+    /// The ids of `texts` back to back, and each text's id count: the unit of work of the
+    /// batch encoders (one allocation per block, not per text).
+    pub fn encode_block<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        add_bos: bool,
+        add_eos: bool,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let mut ids = Vec::new();
+        let mut lens = Vec::with_capacity(texts.len());
+        for t in texts {
+            let before = ids.len();
+            self.encode_str_into(t.as_ref(), add_bos, add_eos, &mut ids);
+            lens.push((ids.len() - before) as u32);
+        }
+        (ids, lens)
+    }
+
     /// [`Tokenizer::encode_batch`] into one flat id array plus `texts.len() + 1` offsets
     /// (text `i` is `ids[offsets[i]..offsets[i + 1]]`): no per-text allocation survives.
     pub fn encode_batch_flat<S: AsRef<str> + Sync>(
@@ -236,16 +280,7 @@ impl Tokenizer {
         const BLOCK: usize = 64;
         let blocks: Vec<(Vec<u32>, Vec<u32>)> = texts
             .par_chunks(BLOCK)
-            .map(|chunk| {
-                let mut ids = Vec::new();
-                let mut lens = Vec::with_capacity(chunk.len());
-                for t in chunk {
-                    let before = ids.len();
-                    self.encode_str_into(t.as_ref(), add_bos, add_eos, &mut ids);
-                    lens.push((ids.len() - before) as u32);
-                }
-                (ids, lens)
-            })
+            .map(|chunk| self.encode_block(chunk, add_bos, add_eos))
             .collect();
         let total: usize = blocks.iter().map(|b| b.0.len()).sum();
         let mut ids = Vec::with_capacity(total);
@@ -279,15 +314,16 @@ impl Tokenizer {
     pub fn pad_id(&self) -> Option<u32> {
         self.inner.pad_id
     }
-    /// The model's UNKNOWN piece: exactly one, or none in a byte-fallback model (sentencepiece
-    /// loads those, and its `PieceToId` then answers -1 for a string that is no piece).
-    pub fn unk_id(&self) -> Option<u32> {
-        self.inner.unk_piece
-    }
     /// `SentencePieceProcessor::unk_id()`: `None` where sentencepiece reports -1 (the spec's
-    /// `unk_piece` names a piece that is not UNKNOWN).
-    pub fn unk_id_reported(&self) -> Option<u32> {
+    /// `unk_piece` names a piece that is not UNKNOWN). Python's `Tokenizer.unk_id`.
+    pub fn unk_id(&self) -> Option<u32> {
         self.inner.unk_reported
+    }
+    /// The model's UNKNOWN piece, what unknown text encodes to without byte fallback: exactly
+    /// one, or none in a byte-fallback model (sentencepiece loads those, and its `PieceToId`
+    /// then answers -1 for a string that is no piece). Python's `Tokenizer.model_unk_id`.
+    pub fn model_unk_id(&self) -> Option<u32> {
+        self.inner.unk_piece
     }
     pub fn piece_kind(&self, id: u32) -> Option<PieceType> {
         self.inner.kinds.get(id as usize).copied()

@@ -17,6 +17,12 @@ pub enum ModelError {
     Proto(#[from] ProtoError),
     #[error("invalid SentencePiece model: {0}")]
     Invalid(String),
+    /// Any other error of a model read from a file, with the file named.
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        source: Box<ModelError>,
+    },
 }
 
 /// `ModelProto.SentencePiece.Type`.
@@ -42,6 +48,27 @@ impl PieceType {
             self,
             PieceType::Unknown | PieceType::Control | PieceType::Byte
         )
+    }
+
+    pub const ALL: [PieceType; 6] = [
+        PieceType::Normal,
+        PieceType::Unknown,
+        PieceType::Control,
+        PieceType::UserDefined,
+        PieceType::Unused,
+        PieceType::Byte,
+    ];
+
+    /// The enum value's name in sentencepiece_model.proto.
+    pub fn name(self) -> &'static str {
+        match self {
+            PieceType::Normal => "NORMAL",
+            PieceType::Unknown => "UNKNOWN",
+            PieceType::Control => "CONTROL",
+            PieceType::UserDefined => "USER_DEFINED",
+            PieceType::Unused => "UNUSED",
+            PieceType::Byte => "BYTE",
+        }
     }
 
     pub fn from_i32(v: i32) -> Option<Self> {
@@ -237,7 +264,10 @@ impl ModelProto {
             path: path.display().to_string(),
             source: e,
         })?;
-        Self::from_bytes(&buf)
+        Self::from_bytes(&buf).map_err(|e| ModelError::InFile {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })
     }
 
     /// Parse without validation (for tools that repair or inspect broken models).

@@ -136,7 +136,7 @@ fn user_defined_symbols_are_atomic_and_unknowns_fall_back_to_bytes() {
 #[test]
 fn unknown_runs_fuse_without_byte_fallback() {
     let t = bpe(&[("\u{2581}", 0.0, Normal), ("a", 0.0, Normal)], false);
-    let unk = t.unk_id().unwrap();
+    let unk = t.model_unk_id().unwrap();
     let ids = t.encode("ééa", false, false);
     assert_eq!(ids.iter().filter(|&&i| i == unk).count(), 1);
 }
@@ -148,8 +148,8 @@ fn byte_fallback_model_may_lack_an_unknown_piece() {
     let mut m = bpe_model(&[("\u{2581}", 0.0, Normal), ("a", 0.0, Normal)], true);
     m.pieces[0].kind = Some(Normal);
     let t = Tokenizer::from_model(&m).unwrap();
+    assert_eq!(t.model_unk_id(), None);
     assert_eq!(t.unk_id(), None);
-    assert_eq!(t.unk_id_reported(), None);
     let ids = t.encode("a é", false, false);
     assert_eq!(
         pieces(&t, &ids),

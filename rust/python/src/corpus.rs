@@ -26,6 +26,7 @@ impl IntoPyErr for CorpusError {
             CorpusError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 PyFileNotFoundError::new_err(self.to_string())
             }
+            CorpusError::Internal { .. } => InternalError::new_err(self.to_string()),
             _ => PyCorpusError::new_err(self.to_string()),
         }
     }

@@ -2,8 +2,47 @@
 
 use crate::error::detach;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
-use zhllama_core::model::ModelProto;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{IntoPyDict, PyBytes, PyTuple};
+use zhllama_core::model::{ModelProto, PieceType};
+
+/// `_native.PieceType`, an `enum.IntEnum` made from the core's `PieceType`, and its members
+/// in `PieceType::ALL` order (so that answering one costs an incref, not an enum lookup).
+struct PieceTypes {
+    class: Py<PyAny>,
+    members: Vec<Py<PyAny>>,
+}
+
+static PIECE_TYPES: PyOnceLock<PieceTypes> = PyOnceLock::new();
+
+fn piece_types(py: Python<'_>) -> PyResult<&PieceTypes> {
+    PIECE_TYPES.get_or_try_init(py, || {
+        let names = PieceType::ALL.map(|k| (k.name(), k as i32));
+        let kwargs = [("module", "zhllama._native")].into_py_dict(py)?;
+        let class = py
+            .import("enum")?
+            .getattr("IntEnum")?
+            .call(("PieceType", names.to_vec()), Some(&kwargs))?;
+        class.setattr(
+            "__doc__",
+            "sentencepiece's ModelProto.SentencePiece.Type (an int: 1 is NORMAL).",
+        )?;
+        let members = PieceType::ALL
+            .iter()
+            .map(|&k| Ok(class.call1((k as i32,))?.unbind()))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PieceTypes {
+            class: class.unbind(),
+            members,
+        })
+    })
+}
+
+/// The `PieceType` member of `kind`.
+pub fn piece_type(py: Python<'_>, kind: PieceType) -> PyResult<Bound<'_, PyAny>> {
+    let i = PieceType::ALL.iter().position(|&k| k == kind).unwrap_or(0);
+    Ok(piece_types(py)?.members[i].bind(py).clone())
+}
 
 /// A parsed SentencePiece `ModelProto`.
 #[pyclass(name = "SentencePieceModel", module = "zhllama._native", frozen)]
@@ -36,12 +75,15 @@ impl PyModel {
         self.inner.pieces.len()
     }
 
-    /// `(piece, score, type)` of every piece; type is sentencepiece's enum value (1 = NORMAL).
-    fn pieces(&self) -> Vec<(String, f32, i32)> {
+    /// `(piece, score, type)` of every piece; type is a `PieceType`.
+    fn pieces<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
         self.inner
             .pieces
             .iter()
-            .map(|p| (p.piece.clone(), p.score(), p.kind() as i32))
+            .map(|p| {
+                let kind = piece_type(py, p.kind())?;
+                (p.piece.as_str(), p.score(), kind).into_pyobject(py)
+            })
             .collect()
     }
 
@@ -76,5 +118,6 @@ impl PyModel {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("PieceType", piece_types(m.py())?.class.bind(m.py()))?;
     m.add_class::<PyModel>()
 }

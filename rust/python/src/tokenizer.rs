@@ -1,9 +1,10 @@
 //! Bindings for the tokenizer domain: `zhllama._native.Tokenizer`. Batches run on the
 //! fork-aware pools of `batch.rs`.
 
-use crate::batch::{encode_to_lists, on_pool, resolve_threads};
-use crate::error::{detach, panic_message, InternalError, IntoPyErr, ModelError};
+use crate::batch::{encode_blocks, resolve_threads};
+use crate::error::{detach, internal_error, IntoPyErr, ModelError};
 use crate::gc_pacer::GcPacer;
+use crate::model::piece_type;
 use crate::text::{borrow_str, str_items};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
@@ -29,6 +30,13 @@ const DETACH_MIN_BYTES: usize = 4096;
 
 /// `(ids, offsets)` of `encode_batch_flat`.
 type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
+/// sentencepiece's "piece id is out of range", for every method that takes an id.
+fn id_out_of_range(id: i64, vocab_size: usize) -> PyErr {
+    PyIndexError::new_err(format!(
+        "piece id {id} is out of range: the model has {vocab_size} pieces (ids 0..{vocab_size})"
+    ))
+}
 
 /// A SentencePiece model that encodes exactly as sentencepiece does. `zhllama.Tokenizer`
 /// subclasses it, so its `encode` is this method with no Python frame in between.
@@ -82,16 +90,23 @@ impl PyTokenizer {
 
 #[pymethods]
 impl PyTokenizer {
-    /// `Tokenizer(model_bytes)`; extra arguments are left to subclasses' `__init__`.
+    /// `Tokenizer(model_bytes, source=None)`: errors name `source` (the file the bytes came
+    /// from); other arguments are left to subclasses' `__init__`.
     #[new]
-    #[pyo3(signature = (model_bytes, *_args, **_kwargs))]
+    #[pyo3(signature = (model_bytes, *_args, source = None, **_kwargs))]
     fn new(
         py: Python<'_>,
         model_bytes: Vec<u8>,
         _args: &Bound<'_, PyTuple>,
+        source: Option<std::path::PathBuf>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let inner = detach(py, move || Tokenizer::from_bytes(&model_bytes))?;
+        let inner = detach(py, move || {
+            Tokenizer::from_bytes(&model_bytes).map_err(|e| match &source {
+                Some(p) => e.in_file(p),
+                None => e,
+            })
+        })?;
         Self::build(py, inner)
     }
 
@@ -122,7 +137,7 @@ impl PyTokenizer {
             detach(py, || Ok::<_, PyErr>(tok.encode(text, add_bos, add_eos)))?
         } else {
             catch_unwind(AssertUnwindSafe(|| tok.encode(text, add_bos, add_eos)))
-                .map_err(|p| InternalError::new_err(panic_message(p)))?
+                .map_err(internal_error)?
         };
         self.list(py, &ids)
     }
@@ -163,16 +178,22 @@ impl PyTokenizer {
             .map(borrow_str)
             .collect::<PyResult<Vec<&str>>>()?;
         let mut gc = GcPacer::start(py)?;
-        let lists = encode_to_lists(
+        let mut lists = Vec::with_capacity(texts.len());
+        encode_blocks(
             py,
             &self.inner,
             &texts,
             add_bos,
             add_eos,
             threads,
-            &mut |ids| {
-                gc.tick()?;
-                self.list(py, ids)
+            &mut |(ids, lens)| {
+                let mut at = 0usize;
+                for l in lens {
+                    gc.tick()?;
+                    lists.push(self.list(py, &ids[at..at + l as usize])?);
+                    at += l as usize;
+                }
+                Ok(())
             },
         )?;
         drop(gc);
@@ -197,10 +218,24 @@ impl PyTokenizer {
             .iter()
             .map(borrow_str)
             .collect::<PyResult<Vec<&str>>>()?;
-        let tok = &self.inner;
-        let (ids, offsets) = detach(py, || {
-            on_pool(threads, || tok.encode_batch_flat(&texts, add_bos, add_eos))
-        })?;
+        let mut ids = Vec::new();
+        let mut offsets = Vec::with_capacity(texts.len() + 1);
+        offsets.push(0i64);
+        encode_blocks(
+            py,
+            &self.inner,
+            &texts,
+            add_bos,
+            add_eos,
+            threads,
+            &mut |(block, lens)| {
+                ids.extend_from_slice(&block);
+                for l in lens {
+                    offsets.push(offsets.last().copied().unwrap_or(0) + i64::from(l));
+                }
+                Ok(())
+            },
+        )?;
         Ok((ids.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
@@ -208,9 +243,7 @@ impl PyTokenizer {
     fn decode(&self, py: Python<'_>, ids: Vec<i64>) -> PyResult<String> {
         let n = self.inner.vocab_size();
         if let Some(&bad) = ids.iter().find(|&&i| i < 0 || i as usize >= n) {
-            return Err(PyIndexError::new_err(format!(
-                "piece id {bad} is out of range: the model has {n} pieces (ids 0..{n})"
-            )));
+            return Err(id_out_of_range(bad, n));
         }
         let ids: Vec<u32> = ids.into_iter().map(|i| i as u32).collect();
         let tok = &self.inner;
@@ -227,12 +260,7 @@ impl PyTokenizer {
             .ok()
             .and_then(|i| self.inner.id_to_piece(i))
             .map(str::to_owned)
-            .ok_or_else(|| {
-                PyIndexError::new_err(format!(
-                    "piece id {id} is out of range (vocab_size {})",
-                    self.inner.vocab_size()
-                ))
-            })
+            .ok_or_else(|| id_out_of_range(id, self.inner.vocab_size()))
     }
 
     /// The id of exactly this piece, or None (sentencepiece would answer unk_id).
@@ -255,23 +283,22 @@ impl PyTokenizer {
     /// `SentencePieceProcessor.unk_id()`, None where it reports -1.
     #[getter]
     fn unk_id(&self) -> Option<u32> {
-        self.inner.unk_id_reported()
+        self.inner.unk_id()
     }
     /// The model's UNKNOWN piece id (what unknown text encodes to without byte fallback); None
     /// for a byte-fallback model that has no UNKNOWN piece.
     #[getter]
     fn model_unk_id(&self) -> Option<u32> {
-        self.inner.unk_id()
+        self.inner.model_unk_id()
     }
 
-    /// sentencepiece's piece type of `id`: 1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED,
-    /// 5 UNUSED, 6 BYTE.
-    fn piece_type(&self, id: i64) -> PyResult<i32> {
-        u32::try_from(id)
+    /// sentencepiece's piece type of `id`, a `PieceType`; IndexError when out of range.
+    fn piece_type<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let kind = u32::try_from(id)
             .ok()
             .and_then(|i| self.inner.piece_kind(i))
-            .map(|k| k as i32)
-            .ok_or_else(|| PyValueError::new_err(format!("piece id {id} is out of range")))
+            .ok_or_else(|| id_out_of_range(id, self.inner.vocab_size()))?;
+        piece_type(py, kind)
     }
 
     fn __len__(&self) -> usize {

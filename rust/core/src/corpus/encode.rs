@@ -59,11 +59,7 @@ impl EncodeStage<'_> {
                         bytes: Vec::new(),
                         records: Vec::new(),
                         outcomes: Vec::new(),
-                        error: Some(CorpusError::Options {
-                            message: format!(
-                                "internal error while encoding (please report): {msg}"
-                            ),
-                        }),
+                        error: Some(CorpusError::Internal { message: msg }),
                     }
                 });
             if done.send(enc).is_err() {
