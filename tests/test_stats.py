@@ -65,7 +65,7 @@ def test_stats_applies_the_bad_line_policy(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "好"}\n{"text": \n{"content": "x"}\n', encoding="utf-8")
     args = ["stats", "--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "s")]
-    assert main(args) == 1
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: malformed JSON" in err and "--on-bad-line skip" in err
     assert main([*args, "--on-bad-line", "skip"]) == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -107,17 +106,10 @@ def train_spm(
 
 
 def run(args: argparse.Namespace) -> int:
-    from zhllama import _native
-
-    try:
-        out = train_spm(
-            args.input, args.model_prefix, args.vocab_size, args.model_type, args.normalization,
-            args.character_coverage, args.input_sentence_size, args.max_sentence_length, args.threads,
-            args.text_field, args.user_defined_symbols, args.seed, args.quiet, args.on_bad_line,
-        )
-    except _native.CorpusError as e:
-        # As stats and tokenize-corpus: file:line and the fix, one line.
-        print(f"zhllama train-spm: error: {e}", file=sys.stderr)
-        return 1
+    out = train_spm(
+        args.input, args.model_prefix, args.vocab_size, args.model_type, args.normalization,
+        args.character_coverage, args.input_sentence_size, args.max_sentence_length, args.threads,
+        args.text_field, args.user_defined_symbols, args.seed, args.quiet, args.on_bad_line,
+    )
     print(f"wrote {out} and {out.with_suffix('.vocab')}")
     return 0
