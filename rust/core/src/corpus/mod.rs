@@ -3,7 +3,8 @@
 //! - [`input`]: which files we read and how they decompress;
 //! - [`record`]: line → document text (JSON field, sentencepiece's invalid-UTF-8 rule);
 //! - [`reader`] → [`encode`] → [`pipeline`]: the three overlapped stages;
-//! - [`megatron`]: the `.bin`/`.idx` pair; [`manifest`]: `manifest.json` / `progress.json`.
+//! - [`megatron`]: the `.bin`/`.idx` pair; [`manifest`]: `manifest.json` / `progress.json`;
+//! - [`lock`]: one writer per output directory; [`merge_parts`]: `--merge-manifests`.
 //!
 //! The stages are generic over [`DocEncoder`] so that ordering, sharding and resume are tested
 //! with a trivial encoder, independently of the sentencepiece-exact one.
@@ -11,8 +12,10 @@
 pub mod encode;
 pub mod error;
 pub mod input;
+pub mod lock;
 pub mod manifest;
 pub mod megatron;
+pub mod merge_parts;
 pub mod pipeline;
 pub mod reader;
 pub mod record;
@@ -22,6 +25,7 @@ mod tests;
 pub use error::CorpusError;
 pub use input::{detect_kind, Compression, Format, InputFile};
 pub use manifest::{Manifest, Options};
+pub use merge_parts::merge_parts;
 pub use pipeline::{tokenize_corpus, Progress, RunSummary, TokenizeConfig};
 pub use reader::{TableBatches, TableReader};
 
