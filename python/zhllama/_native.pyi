@@ -142,7 +142,11 @@ class Tokenizer:
 # ---- corpus (corpus.rs) ------------------------------------------------------------------
 
 class CorpusJob:
-    """A running ``tokenize-corpus`` (a Rust thread); poll it, never block the GIL on it."""
+    """A running ``tokenize-corpus`` (a Rust thread); poll it, never block the GIL on it.
+
+    Use it as a context manager: leaving the block (by an exception or not) cancels the run
+    and joins its thread, as does dropping the last reference; the lock on ``out_dir`` goes
+    with it."""
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds (GIL released); True once the run has ended.
@@ -154,6 +158,9 @@ class CorpusJob:
         """Stop at the next chunk; completed shards stay and a rerun resumes."""
     def result(self) -> tuple[str, bool, int]:
         """``(manifest_json, already_done, resumed_shards)``, or raise the run's error."""
+    def __enter__(self) -> CorpusJob: ...
+    def __exit__(self, *exc: object) -> bool:
+        """Cancel (a no-op once the run has ended) and join; never swallows the exception."""
 
 def tokenize_corpus_start(
     tokenizer_path: str,
@@ -172,7 +179,17 @@ def tokenize_corpus_start(
 ) -> CorpusJob:
     """Start tokenizing ``inputs`` (expanded, ordered) into Megatron shards under ``out_dir``.
     ``table_reader(path, column, skip_rows)`` yields lists of bytes-or-None (Parquet).
-    ``on_bad_line`` is one of ``ON_BAD_LINE`` (else ``ValueError``)."""
+    ``on_bad_line`` is one of ``ON_BAD_LINE`` (else ``ValueError``).
+
+    The run locks ``out_dir`` (``.zhllama-lock``, holding pid, host and command) before it
+    reads or cleans anything there; a second run on it fails with ``CorpusError``."""
+
+def corpus_merge_parts(parts: Sequence[str], out: str) -> str:
+    """``--merge-manifests``: join finished corpora ``parts`` (in order) into ``out``.
+
+    Returns the merged manifest as JSON. Refuses, before touching ``out``, an ``out`` that is
+    one of the parts, a part given twice, an unfinished part, parts from different commands
+    and a manifest field this schema lacks (it would be dropped); locks ``out``."""
 
 def corpus_input_format(path: Union[str, PathLike[str]]) -> Optional[str]:
     """``"txt"``, ``"jsonl"`` or ``"parquet"`` for a file name tokenize-corpus reads, else None."""

@@ -7,7 +7,10 @@ Inputs: ``.txt`` (one document per line), ``.jsonl``, ``.jsonl.gz``, ``.jsonl.zs
 directory holds ``manifest.json`` and per shard a Megatron-LM ``NAME.bin``/``NAME.idx`` pair
 (read it with ``zhllama.corpus.dataset.TokenizedCorpus`` or ``PackedDataset``). Rerunning the same
 command after an interruption (even ``kill -9``) resumes at the first incomplete shard and
-gives byte-identical output; rerunning a finished run does nothing.
+gives byte-identical output; rerunning a finished run does nothing. One run at a time may
+write a directory: a second one started on it (or a second Slurm task given the same
+``--shard-index``) stops at once, naming the first one's pid, host and command, which are
+kept in ``OUT/.zhllama-lock`` while it runs.
 
 Many machines (a Slurm array; each task takes a deterministic, contiguous slice of the
 sorted input files, so the merged corpus keeps the single-machine document order)::
@@ -105,11 +108,6 @@ def _progress_bar(job: Any, quiet: bool) -> None:
                 bar.total = total
                 bar.update(read - bar.n)
                 bar.set_postfix_str(f"{docs:,} docs, {tokens:,} tokens", refresh=False)
-    except KeyboardInterrupt:
-        # Ctrl-C: stop at the next chunk; completed shards stay and a rerun resumes.
-        job.cancel()
-        job.wait(60.0)
-        raise
     finally:
         if bar is not None:
             read, _, docs, tokens = job.progress()
@@ -137,8 +135,11 @@ def tokenize_corpus(args: argparse.Namespace) -> dict[str, Any]:
         add_bos=args.add_bos, shard_size=shard_size, on_bad_line=args.on_bad_line,
         tokenizer_sha256=sha256_file(model), extra_json=json.dumps(extra), table_reader=parquet_batches,
     )
-    _progress_bar(job, args.quiet)
-    manifest_json, already_done, resumed = job.result()
+    # Any exception here (Ctrl-C included) cancels the run and waits for its thread to stop
+    # at the next chunk: completed shards stay, the lock on --out is released, a rerun resumes.
+    with job:
+        _progress_bar(job, args.quiet)
+        manifest_json, already_done, resumed = job.result()
     manifest: dict[str, Any] = json.loads(manifest_json)
     dt = time.perf_counter() - t0
     mb = sum(s["bytes"] for s in manifest["sources"]) / 1e6

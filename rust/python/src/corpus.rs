@@ -2,7 +2,8 @@
 //!
 //! The pipeline runs on its own Rust thread; Python polls `wait(timeout)` (GIL released) and
 //! `progress()` to draw the bar, and calls `cancel()` on Ctrl-C. That keeps signal handling
-//! in Python's main thread, where it works, and never holds the GIL during the run.
+//! in Python's main thread, where it works, and never holds the GIL during the run. The job
+//! is also a context manager and cancels itself when dropped, so it cannot outlive a failure.
 //! Parquet is read by pyarrow through a Python callable (see `zhllama.corpus`), so the wheel
 //! does not compile a Parquet stack for one input format.
 
@@ -84,12 +85,57 @@ impl TableBatches for PyBatches {
 }
 
 type JobResult = Result<RunSummary, CorpusError>;
+type JobOutcome = std::thread::Result<JobResult>;
+
+/// Where a job is: its thread still owned, its outcome joined, or that outcome handed out.
+enum JobState {
+    Running(JoinHandle<JobOutcome>),
+    Joined(Box<JobOutcome>),
+    Taken,
+}
 
 /// A running `tokenize-corpus`.
+///
+/// Its thread never outlives the handle: leaving a `with` block, or dropping the last
+/// reference (e.g. while an exception unwinds), cancels the run and joins the thread, so a
+/// failed Python caller never leaves Rust writing the output directory behind its back.
 #[pyclass(name = "CorpusJob", module = "zhllama._native", frozen)]
 struct PyCorpusJob {
     progress: Arc<Progress>,
-    handle: Mutex<Option<JoinHandle<std::thread::Result<JobResult>>>>,
+    state: Mutex<JobState>,
+}
+
+impl PyCorpusJob {
+    fn set_cancel(&self) {
+        self.progress
+            .cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Join the thread if it is still owned (call without the GIL: a Parquet read needs it).
+    fn join(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let JobState::Running(_) = &*state {
+            let JobState::Running(handle) = std::mem::replace(&mut *state, JobState::Taken) else {
+                unreachable!()
+            };
+            *state = JobState::Joined(Box::new(handle.join().and_then(|r| r)));
+        }
+    }
+}
+
+impl Drop for PyCorpusJob {
+    fn drop(&mut self) {
+        self.set_cancel();
+        let running = matches!(
+            *self.state.get_mut().unwrap_or_else(|e| e.into_inner()),
+            JobState::Running(_)
+        );
+        if running {
+            // Dealloc runs with the GIL held; the job's Parquet reader may be waiting for it.
+            Python::attach(|py| py.detach(|| self.join()));
+        }
+    }
 }
 
 #[pymethods]
@@ -98,15 +144,14 @@ impl PyCorpusJob {
     /// Signals are checked every tick, so Ctrl-C raises `KeyboardInterrupt` here within
     /// 20 ms rather than after `timeout` (by which time a short run may have finished).
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        let handle = &self.handle;
+        let state = &self.state;
         detach(py, || {
             let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
             loop {
-                let finished = handle
-                    .lock()
-                    .unwrap()
-                    .as_ref()
-                    .is_none_or(|h| h.is_finished());
+                let finished = match &*state.lock().unwrap() {
+                    JobState::Running(h) => h.is_finished(),
+                    _ => true,
+                };
                 if finished || std::time::Instant::now() >= deadline {
                     return Ok::<bool, PyErr>(finished);
                 }
@@ -130,28 +175,38 @@ impl PyCorpusJob {
 
     /// Ask the run to stop at the next chunk; completed shards stay, a rerun resumes.
     fn cancel(&self) {
-        self.progress
-            .cancel
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.set_cancel();
     }
 
     /// Wait for the end; `(manifest_json, already_done, resumed_shards)` or the run's error.
     fn result(&self, py: Python<'_>) -> PyResult<(String, bool, usize)> {
-        let handle = self
-            .handle
-            .lock()
-            .unwrap()
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("result() already taken"))?;
-        match py.detach(|| handle.join()) {
-            Ok(Ok(Ok(s))) => Ok((
+        py.detach(|| self.join());
+        let outcome = match std::mem::replace(&mut *self.state.lock().unwrap(), JobState::Taken) {
+            JobState::Joined(outcome) => *outcome,
+            _ => return Err(PyRuntimeError::new_err("result() already taken")),
+        };
+        match outcome {
+            Ok(Ok(s)) => Ok((
                 serde_json::to_string(&s.manifest).expect("serializes"),
                 s.already_done,
                 s.resumed_shards,
             )),
-            Ok(Ok(Err(e))) => Err(e.into_pyerr()),
-            Ok(Err(panic)) | Err(panic) => Err(InternalError::new_err(panic_message(panic))),
+            Ok(Err(e)) => Err(e.into_pyerr()),
+            Err(panic) => Err(InternalError::new_err(panic_message(panic))),
         }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Cancel (a no-op once the run has ended) and join: the job ends with the block.
+    /// Returns `False`, so an exception raised in the block propagates.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.set_cancel();
+        py.detach(|| self.join());
+        false
     }
 }
 
@@ -211,8 +266,15 @@ fn tokenize_corpus_start(
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the corpus thread: {e}")))?;
     Ok(PyCorpusJob {
         progress,
-        handle: Mutex::new(Some(handle)),
+        state: Mutex::new(JobState::Running(handle)),
     })
+}
+
+/// `--merge-manifests`: join finished parts into `out`; the merged manifest as JSON.
+#[pyfunction]
+fn corpus_merge_parts(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf) -> PyResult<String> {
+    let merged = detach(py, || corpus::merge_parts(&parts, &out))?;
+    Ok(serde_json::to_string(&merged).expect("manifest serializes"))
 }
 
 /// `"txt"`, `"jsonl"` or `"parquet"` for a file name we read, else `None`.
@@ -229,5 +291,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCorpusJob>()?;
     m.add_function(wrap_pyfunction!(tokenize_corpus_start, m)?)?;
     m.add_function(wrap_pyfunction!(corpus_input_format, m)?)?;
+    m.add_function(wrap_pyfunction!(corpus_merge_parts, m)?)?;
     Ok(())
 }

@@ -48,6 +48,19 @@ pub enum CorpusError {
         source: serde_json::Error,
     },
 
+    #[error("{}: another run is writing this directory ({holder}); wait for it to finish, or give each run its own --out (two workers must not share a --shard-index)", path.display())]
+    Locked { path: PathBuf, holder: String },
+
+    #[error("{}: field `{field}` is not in this zhllama's manifest schema (format version {version}), so it would be lost; use the zhllama version that wrote the file", path.display())]
+    UnknownField {
+        path: PathBuf,
+        field: String,
+        version: u32,
+    },
+
+    #[error("{}: {message}", path.display())]
+    MergeRefused { path: PathBuf, message: String },
+
     #[error("internal error while encoding (please report it with the input): {message}")]
     Internal { message: String },
 

@@ -14,6 +14,8 @@ pub const MANIFEST: &str = "manifest.json";
 pub const PROGRESS: &str = "progress.json";
 pub const FORMAT: &str = "zhllama-tokenized-corpus";
 pub const FORMAT_VERSION: u32 = 1;
+/// How many skipped lines a manifest quotes as `file:line: reason`.
+pub const MAX_BAD_EXAMPLES: usize = 20;
 
 /// Where reading resumes: file index, lines (rows) already consumed in that file, and
 /// decompressed bytes already consumed in it.
@@ -41,13 +43,24 @@ pub struct Counts {
 
 impl Counts {
     pub fn add(&mut self, o: &Counts) {
-        self.lines += o.lines;
-        self.docs += o.docs;
-        self.tokens += o.tokens;
-        self.bad_lines += o.bad_lines;
-        self.empty_docs += o.empty_docs;
-        self.invalid_utf8_docs += o.invalid_utf8_docs;
-        self.invalid_utf8_bytes += o.invalid_utf8_bytes;
+        // Destructured without `..`, so a new counter does not compile until it is summed here:
+        // this sum is what both a run's totals and `--merge-manifests` use.
+        let Counts {
+            lines,
+            docs,
+            tokens,
+            bad_lines,
+            empty_docs,
+            invalid_utf8_docs,
+            invalid_utf8_bytes,
+        } = o;
+        self.lines += lines;
+        self.docs += docs;
+        self.tokens += tokens;
+        self.bad_lines += bad_lines;
+        self.empty_docs += empty_docs;
+        self.invalid_utf8_docs += invalid_utf8_docs;
+        self.invalid_utf8_bytes += invalid_utf8_bytes;
     }
 }
 
@@ -67,6 +80,9 @@ pub struct Shard {
     pub tokens: u64,
     /// Input position just after this shard's last document.
     pub end: Position,
+    /// In a merged corpus: the part shard this one links to (`PART/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// Everything that changes the output bytes; a rerun must match it to resume.
@@ -103,12 +119,25 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Read a manifest or progress file, refusing any field this schema does not hold: it
+    /// would be silently dropped by a resume or a merge that writes the manifest back.
     pub fn read(path: &Path) -> Result<Self> {
         let data = std::fs::read(path).map_err(|e| CorpusError::io(path, e))?;
-        serde_json::from_slice(&data).map_err(|e| CorpusError::State {
+        let state = |source| CorpusError::State {
             path: path.to_path_buf(),
-            source: e,
-        })
+            source,
+        };
+        let raw: serde_json::Value = serde_json::from_slice(&data).map_err(state)?;
+        let manifest: Manifest = serde_json::from_value(raw.clone()).map_err(state)?;
+        let kept = serde_json::to_value(&manifest).expect("manifest serializes");
+        if let Some(field) = dropped_field(&raw, &kept, "") {
+            return Err(CorpusError::UnknownField {
+                path: path.to_path_buf(),
+                field,
+                version: manifest.format_version,
+            });
+        }
+        Ok(manifest)
     }
 
     /// Write via a temporary file and rename, so a reader never sees half a manifest.
@@ -157,6 +186,31 @@ impl Manifest {
             return Some("a different list of input files (or sizes)".into());
         }
         None
+    }
+}
+
+/// The first key path of `raw` that is absent from `kept` (its round trip through the schema).
+/// `options.extra` is free-form and round-trips whole, so it never reports.
+fn dropped_field(raw: &serde_json::Value, kept: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (raw, kept) {
+        (Value::Object(r), Value::Object(k)) => r.iter().find_map(|(key, v)| {
+            let here = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match k.get(key) {
+                None => Some(here),
+                Some(kv) => dropped_field(v, kv, &here),
+            }
+        }),
+        (Value::Array(r), Value::Array(k)) => r
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(i, (v, kv))| dropped_field(v, kv, &format!("{at}[{i}]"))),
+        _ => None,
     }
 }
 

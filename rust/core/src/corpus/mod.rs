@@ -6,7 +6,8 @@
 //! - [`reader`] → [`encode`] → [`pipeline`]: the three overlapped stages;
 //! - [`documents`]: the same inputs, records and policy as one ordered iterator of documents,
 //!   for every other verb that reads text (stats, train-spm, pretrain, eval);
-//! - [`megatron`]: the `.bin`/`.idx` pair; [`manifest`]: `manifest.json` / `progress.json`.
+//! - [`megatron`]: the `.bin`/`.idx` pair; [`manifest`]: `manifest.json` / `progress.json`;
+//! - [`lock`]: one writer per output directory; [`merge_parts`]: `--merge-manifests`.
 //!
 //! The stages are generic over [`DocEncoder`] so that ordering, sharding and resume are tested
 //! with a trivial encoder, independently of the sentencepiece-exact one.
@@ -15,8 +16,10 @@ pub mod documents;
 pub mod encode;
 pub mod error;
 pub mod input;
+pub mod lock;
 pub mod manifest;
 pub mod megatron;
+pub mod merge_parts;
 pub mod pipeline;
 pub mod reader;
 pub mod record;
@@ -27,6 +30,7 @@ pub use documents::{Document, Documents};
 pub use error::CorpusError;
 pub use input::{detect_kind, Compression, Format, InputFile};
 pub use manifest::{Manifest, Options};
+pub use merge_parts::merge_parts;
 pub use pipeline::{tokenize_corpus, Progress, RunSummary, TokenizeConfig};
 pub use reader::{TableBatches, TableReader};
 pub use record::OnBadLine;

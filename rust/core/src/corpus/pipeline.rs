@@ -8,9 +8,10 @@
 use super::encode::{EncodeStage, Encoded, Outcome};
 use super::error::{CorpusError, Result};
 use super::input::InputFile;
+use super::lock::OutputLock;
 use super::manifest::{
     shard_name, Counts, Manifest, Options, Position, Shard, Source, FORMAT, FORMAT_VERSION,
-    MANIFEST, PROGRESS,
+    MANIFEST, MAX_BAD_EXAMPLES, PROGRESS,
 };
 use super::megatron::{Dtype, ShardWriter};
 use super::reader::{ReadStage, TableReader};
@@ -19,8 +20,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-
-const MAX_BAD_EXAMPLES: usize = 20;
 
 pub struct TokenizeConfig {
     pub inputs: Vec<InputFile>,
@@ -67,6 +66,8 @@ pub fn tokenize_corpus(
     }
     let dir = &cfg.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
+    // Held until this function returns: no other run may read, clean up or write `dir`.
+    let _lock = OutputLock::acquire(dir)?;
     let fresh = fresh_manifest(cfg, encoder);
     progress
         .total_bytes
@@ -216,7 +217,7 @@ fn fresh_manifest(cfg: &TokenizeConfig, encoder: &dyn DocEncoder) -> Manifest {
 
 /// Delete what an interrupted run left beyond its last completed shard: `*.tmp` files, and
 /// shards renamed after the progress file was last written (they are rewritten identically).
-fn remove_stale_files(dir: &Path, kept: usize) -> Result<()> {
+pub(super) fn remove_stale_files(dir: &Path, kept: usize) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| CorpusError::io(dir, e))?;
     for entry in entries {
         let path = entry.map_err(|e| CorpusError::io(dir, e))?.path();
@@ -371,6 +372,7 @@ impl<'a> ShardSink<'a> {
             docs,
             tokens,
             end: self.last,
+            from: None,
         });
         self.state.num_docs += docs;
         self.state.num_tokens += tokens;
