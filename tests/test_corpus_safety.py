@@ -58,7 +58,7 @@ def test_second_writer_fails_at_once_naming_the_first_which_completes_identicall
     first = cli_subprocess(*args, "--out", str(out))
     wait_for(out / "progress.json", lambda: first.poll() is None)
     assert first.poll() is None, "the first run finished before the second started; enlarge the input"
-    assert cli(*args, "--out", str(out)) != 0
+    assert cli(*args, "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert f"{out}: another run is writing this directory (pid {first.pid} on " in err
     assert "tokenize-corpus" in err and "--shard-index" in err
@@ -152,14 +152,14 @@ def snapshot(d: Path) -> dict[str, tuple[bytes, int]]:
 def test_merge_refuses_an_out_that_is_one_of_its_parts_before_touching_it(parts, capsys, spelling):
     before = [snapshot(p) for p in parts]
     out = str(parts[1]) if spelling == "same" else f"{parts[1]}/../{parts[1].name}/."
-    assert cli("--merge-manifests", *map(str, parts), "--out", out) != 0
+    assert cli("--merge-manifests", *map(str, parts), "--out", out) == 2
     err = capsys.readouterr().err
     assert "--out is also one of the parts" in err and str(parts[1]) in err
     assert [snapshot(p) for p in parts] == before
 
 
 def test_merge_refuses_a_part_given_twice(parts, tmp_path, capsys):
-    assert cli("--merge-manifests", str(parts[0]), str(parts[1]), str(parts[0]), "--out", str(tmp_path / "m")) != 0
+    assert cli("--merge-manifests", str(parts[0]), str(parts[1]), str(parts[0]), "--out", str(tmp_path / "m")) == 2
     assert "given twice" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
@@ -182,7 +182,7 @@ def test_merge_refuses_a_field_it_would_drop(parts, tmp_path, capsys):
         m = json.loads((p / "manifest.json").read_text())
         m["totals"]["future_counter"] = 3
         (p / "manifest.json").write_text(json.dumps(m))
-    assert cli("--merge-manifests", *map(str, parts), "--out", str(tmp_path / "m")) != 0
+    assert cli("--merge-manifests", *map(str, parts), "--out", str(tmp_path / "m")) == 2
     err = capsys.readouterr().err
     assert "totals.future_counter" in err and "would be lost" in err
     assert not (tmp_path / "m").exists()
@@ -197,7 +197,7 @@ def test_merge_refuses_an_out_another_run_holds(parts, tmp_path, capsys):
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         f.write('{"pid": 4242, "host": "node7", "command": "zhllama tokenize-corpus --out m"}\n')
         f.flush()
-        assert cli("--merge-manifests", *map(str, parts), "--out", str(out)) != 0
+        assert cli("--merge-manifests", *map(str, parts), "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert "pid 4242 on node7: zhllama tokenize-corpus --out m" in err
     assert not (out / "manifest.json").exists()
