@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
@@ -67,7 +67,7 @@ def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
     from transformers import AutoModelForCausalLM
 
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
     # Adapters are saved from fp32 masters (LoRA and the embed_tokens/lm_head copies), and peft keeps
     # adapter weights in fp32 over a half-precision base: cast at the end so the merged model is
     # one dtype throughout, the one asked for.

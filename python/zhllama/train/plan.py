@@ -102,8 +102,12 @@ def trainable_states(trainable: int, largest: int, zero: int, gpus: int, precisi
     """(trainable weights, gradients, optimizer states, gathered layer) bytes per GPU."""
     t, g = trainable, gpus
     if zero in (2, 3) and precision != "fp32":
-        from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-        from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+        from deepspeed.runtime.zero.stage3 import (  # type: ignore[import-untyped]
+            estimate_zero3_model_states_mem_needs,
+        )
+        from deepspeed.runtime.zero.stage_1_and_2 import (  # type: ignore[import-untyped]
+            estimate_zero2_model_states_mem_needs,
+        )
 
         # DeepSpeed's multipliers: 16-bit params 2 (sharded by ZeRO-3 only); then, sharded, fp32
         # params 4 and Adam 8, and gradients (16-bit 2 + fp32 4 for ZeRO-2, 4 for ZeRO-3: 18 in all).

@@ -69,7 +69,7 @@ def flops_per_token(params: MatmulParams, num_layers: int, hidden_size: int, seq
     return forward + backward + attention
 
 
-def model_flops_per_token(model: torch.nn.Module, seq_len: int) -> int:
+def model_flops_per_token(model: Any, seq_len: int) -> int:
     config = model.config
     return flops_per_token(matmul_params(model), config.num_hidden_layers, config.hidden_size, seq_len)
 
