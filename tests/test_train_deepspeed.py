@@ -76,3 +76,27 @@ def test_sft_zero2_two_processes(resized, tmp_path):
               "--max-steps", "3", "--save-steps", "2", "--logging-steps", "1", "--report-to", "none",
               "--deepspeed", h.REPO / "configs" / "ds_zero2.json")
     _check(out, ("q_proj", "gate_proj", "down_proj"))
+
+
+@pytest.mark.parametrize("config", ["ds_zero2", "ds_zero3"])
+def test_bf16_under_zero_keeps_fp32_masters(resized, tmp_path, config):
+    """bf16 under ZeRO: the module computes in bf16, the optimizer updates fp32 masters of what trains."""
+    import torch
+
+    text = h.write_text(tmp_path / "zh.txt", h.corpus_lines(120, seed=5))
+    out = tmp_path / "stage2"
+    _torchrun("pretrain", "--stage", "2", "--model", resized, "--train-file", text, "--output-dir", out,
+              "--block-size", "32", "--max-steps", "2", "--save-steps", "2", "--logging-steps", "1",
+              "--report-to", "none", "--precision", "bf16", "--deepspeed", h.REPO / "configs" / f"{config}.json")
+    metrics = json.loads((out / "zhllama_metrics.json").read_text())
+    assert math.isfinite(metrics["train_loss"])
+    # DeepSpeed's own optimizer checkpoint (written by this test's run, so trusted): fp32 master partitions.
+    states = sorted((out / "checkpoint-2" / "global_step2").glob("*optim_states.pt"))
+    assert len(states) == 2
+    sd = torch.load(states[0], map_location="cpu", weights_only=False)["optimizer_state_dict"]
+    masters = sd.get("single_partition_of_fp32_groups") or sd.get("fp32_flat_groups")
+    assert masters and all(t.dtype == torch.float32 for t in masters)
+    # LoRA (8 x 32 x 2 x 4 x 2 layers = 4,096) + embed_tokens and lm_head (410 x 32 x 2 = 26,240) train,
+    # split over the 2 ranks; none of the frozen weights has a master.
+    assert sum(t.numel() for t in masters) * 2 >= 4_096 + 26_240 - 64
+    assert sum(t.numel() for t in masters) * 2 <= 4_096 + 26_240 + 64

@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "tokenize-corpus": ("zhllama.corpus.tokenize", "Tokenize a corpus into Megatron-format token shards, in parallel."),
     "stats": ("zhllama.corpus.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
     "resize": ("zhllama.model.resize", "Grow a model's embeddings and LM head to a merged vocabulary."),
+    "plan": ("zhllama.train.plan", "Estimate the GPU memory of a training run from config.json (weights, optimizer, activations)."),
     "pretrain": ("zhllama.train.pretrain", "Pretrain stage 1 (embeddings) or stage 2 (LoRA + embeddings + head)."),
     "sft": ("zhllama.train.sft", "Instruction-tune with LoRA on Alpaca-format data (prompt masked)."),
     "merge-lora": ("zhllama.model.merge_lora", "Merge LoRA adapters into full weights (plain HF model)."),

@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
@@ -61,13 +61,17 @@ def check_adapter(lora_dir: Path) -> None:
 
 
 def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
-    """The base model with each adapter merged in order."""
+    """The base model with each adapter merged in order, every tensor in ``dtype`` (auto: the base's)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
+    # Adapters are saved from fp32 masters (LoRA and the embed_tokens/lm_head copies), and peft keeps
+    # adapter weights in fp32 over a half-precision base: cast at the end so the merged model is
+    # one dtype throughout, the one asked for.
+    out_dtype = model.get_input_embeddings().weight.dtype
     for lora in map(Path, loras):
         check_adapter(lora)
         rows = adapter_vocab_size(lora)
@@ -77,7 +81,7 @@ def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
             model.resize_token_embeddings(rows, mean_resizing=False)
         log.info("merging %s", lora)
         model = PeftModel.from_pretrained(model, str(lora)).merge_and_unload()
-    return model
+    return model.to(out_dtype)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from transformers.hf_argparser import HfArgumentParser, string_to_bool
 LORA_PRETRAIN_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 LORA_SFT_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -35,10 +36,21 @@ class ModelArguments:
     model: str = field(metadata=_help("Model directory in Hugging Face layout (e.g. the output of `zhllama resize` or of stage 1).", metavar="DIR"))
     tokenizer: Optional[str] = field(default=None, metadata=_help("Tokenizer directory or tokenizer.model; defaults to the model directory.", metavar="PATH"))
     gradient_checkpointing: bool = field(default=False, metadata=_help("Recompute activations in the backward pass to save memory."))
+    attn_implementation: str = field(default="sdpa", metadata=_help("Attention kernel: sdpa (PyTorch scaled_dot_product_attention), flash_attention_2 (needs the flash-attn package, a GPU and bf16/fp16) or eager.", choices=ATTN_IMPLEMENTATIONS))
 
     def __post_init__(self) -> None:
         if not Path(self.model).is_dir():
             raise ValueError(f"--model {self.model!r} is not a directory; pass a Hugging Face model directory")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"--attn-implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, "
+                             f"got {self.attn_implementation!r}")
+        if self.attn_implementation == "flash_attention_2":
+            import importlib.util
+
+            if importlib.util.find_spec("flash_attn") is None:
+                raise ValueError("--attn-implementation flash_attention_2 needs the flash-attn package, which is not "
+                                 "installed: `pip install flash-attn --no-build-isolation` (CUDA GPUs only), or use "
+                                 "--attn-implementation sdpa")
         if self.tokenizer is None:
             self.tokenizer = self.model
 
@@ -86,7 +98,8 @@ class RunArguments:
     save_steps: int = field(default=500, metadata=_help("Save a checkpoint every N steps."))
     save_total_limit: Optional[int] = field(default=3, metadata=_help("Keep at most this many checkpoints."))
     eval_steps: Optional[int] = field(default=None, metadata=_help("Evaluate on the held-out split every N steps (default: --save-steps)."))
-    precision: str = field(default="auto", metadata=_help("auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), bf16, fp16 or fp32.", metavar="|".join(PRECISIONS)))
+    precision: str = field(default="auto", metadata=_help("auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), bf16 (also on CPU), fp16 (GPU) or fp32. Frozen weights are held in this dtype, trainable ones as fp32 masters.", metavar="|".join(PRECISIONS)))
+    peak_tflops: Optional[float] = field(default=None, metadata=_help("Peak dense TFLOPS of one device in the training precision, for the MFU in the logs (default: known for A100/H100/H200/L40S/... GPUs; none on CPU, so no MFU).", metavar="TFLOPS"))
     deepspeed: Optional[str] = field(default=None, metadata=_help("DeepSpeed config JSON (e.g. configs/ds_zero2.json).", metavar="FILE.json"))
     resume: Optional[str] = field(default=None, metadata=_help("Resume from a checkpoint directory, or 'last' for the newest checkpoint in --output-dir.", nargs="?", const="last", metavar="CHECKPOINT"))
     report_to: str = field(default="tensorboard", metadata=_help("Where to log metrics: tensorboard or none.", metavar="tensorboard|none"))
@@ -108,6 +121,8 @@ class RunArguments:
             raise ValueError(f"--max-steps must be > 0 or -1, got {self.max_steps}")
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():
             raise ValueError(f"--deepspeed {self.deepspeed!r}: no such file (see configs/ds_zero2.json)")
+        if self.peak_tflops is not None and self.peak_tflops <= 0:
+            raise ValueError(f"--peak-tflops must be > 0, got {self.peak_tflops}")
         if self.report_to not in ("tensorboard", "none"):
             raise ValueError(f"--report-to must be tensorboard or none, got {self.report_to!r}")
 

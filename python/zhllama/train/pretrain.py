@@ -72,12 +72,22 @@ def parse(args: argparse.Namespace) -> tuple[PretrainArguments, ModelArguments, 
     return parse_arguments(args, GROUPS)  # type: ignore[return-value]
 
 
-def load_model(model_dir: str, vocab_size: int):
-    """The model in fp32 (mixed precision keeps fp32 master weights), checked against the tokenizer."""
-    import torch
+def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_implementation: str = "sdpa"):
+    """The model with its weights in ``precision`` (bf16/fp16/fp32), checked against the tokenizer.
+
+    Weights load straight into the training dtype: in stage 2 and SFT almost all of them stay
+    frozen, and a 7B model then holds ~13 GB instead of ~26 GB. Call
+    :func:`zhllama.train.trainable.upcast_trainable` once the trainable tensors are chosen.
+    """
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    from zhllama.train.trainer import TORCH_DTYPES
+
+    if attn_implementation == "flash_attention_2" and precision not in ("bf16", "fp16"):
+        raise ValueError(f"--attn-implementation flash_attention_2 runs in bf16 or fp16, not {precision}: pass "
+                         f"--precision bf16 (or fp16), or use --attn-implementation sdpa")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=TORCH_DTYPES[precision],
+                                                 attn_implementation=attn_implementation)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab_size:
         raise ValueError(f"the tokenizer has {vocab_size:,} tokens but the model {model_dir} has {rows:,} embedding "
@@ -105,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         load_tokenized_corpus,
         split_validation,
     )
-    from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only
-    from zhllama.train.trainer import fit, setup_logging
+    from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only, upcast_trainable
+    from zhllama.train.trainer import fit, measure_tokens_per_char, resolve_precision, setup_logging
 
     data, model_args, lora, run_args = parse(args)
     if data.new_rows_only and run_args.weight_decay != 0:
@@ -122,14 +132,17 @@ def run(args: argparse.Namespace) -> int:
         dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)
     train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
 
-    model = load_model(model_args.model, len(tokenizer))
+    model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
+                       model_args.attn_implementation)
     if data.stage == 1:
         train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
     else:
         model = apply_lora(model, lora)
+    upcast_trainable(model)
     share = log_trainable(model)
     fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer,
-        model_args.gradient_checkpointing, {"trainable_percent": share, "stage": data.stage})
+        model_args.gradient_checkpointing, {"trainable_percent": share, "stage": data.stage},
+        seq_len=data.block_size, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
     return 0
 
 

@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.train.pretrain import load_model
     from zhllama.train.sft_data import InstructionDataset, PaddingCollator
     from zhllama.train.text_data import split_validation
-    from zhllama.train.trainable import apply_lora, log_trainable
-    from zhllama.train.trainer import fit, setup_logging
+    from zhllama.train.trainable import apply_lora, log_trainable, upcast_trainable
+    from zhllama.train.trainer import fit, measure_tokens_per_char, resolve_precision, setup_logging
 
     data, model_args, lora, run_args = parse(args)
     setup_logging()
@@ -82,12 +82,16 @@ def run(args: argparse.Namespace) -> int:
         eval_ds = InstructionDataset(data.validation_file.split(","), tokenizer, data.max_seq_length)
     else:
         train_ds, eval_ds = split_validation(train_ds, data.validation_split_percentage, run_args.seed)
-    model = load_model(model_args.model, len(tokenizer))
+    model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
+                       model_args.attn_implementation)
     model.config.pad_token_id = pad_id
     model = apply_lora(model, lora)
+    upcast_trainable(model)
     share = log_trainable(model)
+    # Attention FLOPs are counted at --max-seq-length, an upper bound for records that are shorter.
     fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args.tokenizer,
-        model_args.gradient_checkpointing, {"trainable_percent": share, "dropped_truncated_records": dropped})
+        model_args.gradient_checkpointing, {"trainable_percent": share, "dropped_truncated_records": dropped},
+        seq_len=data.max_seq_length, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
     return 0
 
 

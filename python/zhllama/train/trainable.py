@@ -49,6 +49,19 @@ def apply_lora(model, lora: LoraArguments):
     return get_peft_model(model, config)
 
 
+def upcast_trainable(model) -> None:
+    """Make every trainable tensor an fp32 master; frozen ones keep the dtype they were loaded in.
+
+    Frozen weights sit in the training precision (bf16/fp16: half the bytes, no cast per matmul
+    under autocast); what the optimizer updates stays fp32, so small updates are not rounded away
+    (and fp16's loss scaler, which refuses fp16 gradients, works). Under DeepSpeed, its engine casts
+    the module to the 16-bit dtype and keeps fp32 masters of the trainable tensors in the optimizer.
+    """
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+
+
 def count_parameters(model) -> tuple[int, int]:
     """(trainable, total) — total is the model's own parameters plus LoRA's.
 

@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,15 +29,38 @@ def setup_logging() -> None:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
 def resolve_precision(precision: str) -> str:
-    """``auto``: bf16 where the GPU supports it, else fp16 on GPU; fp32 on CPU."""
+    """``auto``: bf16 where the GPU supports it, else fp16 on GPU; fp32 on CPU.
+
+    bf16 also runs on CPU (autocast); fp16 needs a GPU (its loss scaler is CUDA's).
+    """
     if precision != "auto":
-        if precision in ("bf16", "fp16") and not torch.cuda.is_available():
-            raise ValueError(f"--precision {precision} needs a GPU; use fp32 (or auto) on CPU")
+        if precision == "fp16" and not torch.cuda.is_available():
+            raise ValueError("--precision fp16 needs a GPU; use bf16 or fp32 (or auto) on CPU")
         return precision
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
+
+
+def expose_interpreter_bin() -> None:
+    """Put the running interpreter's ``bin/`` on PATH, where DeepSpeed looks for ``ninja``.
+
+    DeepSpeed JIT-builds ops (e.g. ``deepspeed_shm_comm``) through torch's cpp_extension, which
+    finds ``ninja`` on PATH only. A virtualenv's ``zhllama`` or ``python`` run without activating
+    the virtualenv (cron, Slurm, systemd) has ninja installed beside the interpreter but not on
+    PATH: "Ninja is required to load C++ extensions".
+    """
+    here = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if here and here not in path.split(os.pathsep):
+        os.environ["PATH"] = here + (os.pathsep + path if path else "")
+    if shutil.which("ninja") is None:
+        log.warning("no `ninja` on PATH or in %s: DeepSpeed cannot JIT-build its ops; `pip install ninja` into "
+                    "this environment (%s)", here, sys.executable)
 
 
 def resume_checkpoint(run: RunArguments) -> Optional[str]:
@@ -61,6 +86,8 @@ def resume_checkpoint(run: RunArguments) -> Optional[str]:
 def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gradient_checkpointing: bool):
     from transformers import TrainingArguments
 
+    if run.deepspeed is not None:
+        expose_interpreter_bin()  # before TrainingArguments imports DeepSpeed
     precision = resolve_precision(run.precision)
     lr = run.learning_rate if run.learning_rate is not None else default_lr
     eval_steps = run.eval_steps or run.save_steps
@@ -99,24 +126,56 @@ def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gra
         # CPU processes talk over gloo (DeepSpeed's CPU accelerator would pick ccl, rarely installed).
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False,
+        include_num_input_tokens_seen="all",  # the token count behind the throughput figures
     )
 
 
+def measure_tokens_per_char(dataset, tokenizer, sample: int = 64) -> Optional[float]:
+    """Tokens per character of the training data: up to ``sample`` evenly spaced items decoded back to text.
+
+    Decoding the ids the model trains on works alike for a tokenized corpus (whose manifest
+    records tokens but no characters), packed raw text and SFT records.
+    """
+    from zhllama.train.throughput import tokens_per_char
+
+    n = len(dataset)
+    if n == 0:
+        return None
+    picks = sorted({i * n // min(n, sample) for i in range(min(n, sample))})
+    blocks = [[int(t) for t in dataset[i]["input_ids"]] for i in picks]
+    return tokens_per_char(blocks, tokenizer.decode)
+
+
 def fit(model, train_dataset, eval_dataset, collator: Callable, run: RunArguments, default_lr: float,
-        tokenizer_source: str, gradient_checkpointing: bool = False, extra_metrics: Optional[dict[str, Any]] = None) -> dict:
-    """Train, evaluate, save the final model/adapter and tokenizer to ``run.output_dir``."""
+        tokenizer_source: str, gradient_checkpointing: bool = False, extra_metrics: Optional[dict[str, Any]] = None,
+        seq_len: Optional[int] = None, tokens_per_char: Optional[float] = None) -> dict:
+    """Train, evaluate, save the final model/adapter and tokenizer to ``run.output_dir``.
+
+    ``seq_len`` (the block or maximum sequence length) and ``tokens_per_char`` feed the throughput
+    figures: tokens/s, characters/s, MFU and peak memory in every log and in the final metrics.
+    """
     from transformers import Trainer
+
+    from zhllama.train.throughput import ThroughputCallback, device_peak_tflops, model_flops_per_token
 
     resume = resume_checkpoint(run)
     args = training_arguments(run, default_lr, eval_dataset is not None, gradient_checkpointing)
     if gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
+    flops = model_flops_per_token(model, seq_len or model.config.max_position_embeddings)
+    throughput = ThroughputCallback(flops, run.peak_tflops or device_peak_tflops(resolve_precision(run.precision)),
+                                    tokens_per_char)
     trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                       data_collator=collator)
+    throughput.install(trainer)
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)
+    metrics.update(throughput.final_metrics())
+    metrics["flops_per_token"] = flops
+    if tokens_per_char:
+        metrics["tokens_per_char"] = tokens_per_char
     if not math.isfinite(result.training_loss):
         raise RuntimeError(f"training loss is {result.training_loss}; lower --learning-rate or use fp32")
     if eval_dataset is not None:
