@@ -9,7 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from corpus_helpers import cli, pd_docs
-from fixture_paths import fixture_path
+from fixture_paths import llama_tokenizer
 from zhllama.corpus.dataset import PackedDataset, TokenizedCorpus, to_hf_dataset
 
 torch = pytest.importorskip("torch")
@@ -18,7 +18,7 @@ BLOCK = 64
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    model = fixture_path("llama_tokenizer.model")
+    model = llama_tokenizer().path
     d = tmp_path_factory.mktemp("data")
     docs = pd_docs(400)
     (d / "c.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 
-from fixture_paths import fixture_path
+from fixture_paths import llama_tokenizer
 from zhllama.cli import main as cli
 
 
 def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("ZHLLAMA_FIXTURES", str(fixture_path("llama_tokenizer.model").parent))
+    llama = llama_tokenizer()
+    # The demo picks its own base: the LLaMA fixture when ZHLLAMA_FIXTURES has it, else
+    # mistral-common's model (the substitute's directory holds a copy, so point elsewhere).
+    monkeypatch.setenv("ZHLLAMA_FIXTURES", str(llama.path.parent if llama.is_real else tmp_path / "no-fixtures"))
     out = tmp_path / "demo"
     assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "bits per char" in report and "LLaMA tokenizer" in report
+    assert "bits per char" in report and ("LLaMA tokenizer" if llama.is_real else "mistral-common tokenizer.model.v1") in report
     facts = json.loads((out / "report.json").read_text(encoding="utf-8"))
     base, adapted = facts["eval_base"], facts["eval_adapted"]
     # The merged tokenizer needs about half the tokens of the base one on Chinese text.
