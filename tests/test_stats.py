@@ -13,7 +13,7 @@ from zhllama.cli import main
 
 
 def test_stats_files_and_counts(tmp_path):
-    llama, chinese = llama_tokenizer().path, chinese_sp().path
+    (llama, real), (chinese, real_zh) = ((m.path, m.is_real) for m in (llama_tokenizer(), chinese_sp()))
     docs = pd_docs(500) + generated_docs(100)
     (tmp_path / "c.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")
     out = tmp_path / "s"
@@ -33,7 +33,8 @@ def test_stats_files_and_counts(tmp_path):
         assert t["unused_pieces"] == sum(i not in used for i in text)
     # LLaMA spells fullwidth digits and rarer hanzi with bytes; the Chinese model does not.
     assert a["byte_fallback_share"] > 0.2 and a["top_fallback_chars"] and b["byte_fallback_share"] == 0
-    assert a["tokens_per_char"] > 2 * b["tokens_per_char"]
+    # Over 2x on the real pair; mistral-common's 32K has more hanzi than LLaMA's (1.8x here).
+    assert a["tokens_per_char"] > (2 if real and real_zh else 1.5) * b["tokens_per_char"]
     assert a["added_pieces"] == 0 and b["added_token_share"] == 0  # base = the first tokenizer
     md = (out / "stats.md").read_text(encoding="utf-8")
     assert "llama_tokenizer" in md and "chinese_sp" in md and "tokens/char" in md
