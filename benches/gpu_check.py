@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,12 +60,14 @@ def child_env(tiny: bool) -> dict[str, str]:
     return env
 
 
-def tokenizers(work: Path) -> tuple[Path, Path, Path]:
+def tokenizers(work: Path, base: Optional[str], zh: Optional[str]) -> tuple[Path, Path, Path]:
     """(LLaMA's tokenizer.model, the 49,953 merge dir, the 49,954 merge dir with [PAD])."""
     fixtures = Path(os.environ.get("ZHLLAMA_FIXTURES", REPO.parent / "shared" / "fixtures"))
-    base, zh = fixtures / "llama_tokenizer.model", fixtures / "chinese_sp.model"
+    base = Path(base) if base else fixtures / "llama_tokenizer.model"
+    zh = Path(zh) if zh else fixtures / "chinese_sp.model"
     if not (base.is_file() and zh.is_file()):
-        sys.exit(f"gpu_check: needs {base} and {zh} (set ZHLLAMA_FIXTURES to the fixtures directory)")
+        sys.exit(f"gpu_check: needs {base} and {zh} (set ZHLLAMA_FIXTURES to the fixtures directory, "
+                 "or pass --base-tokenizer and --chinese-model)")
     merged, padded = work / "tok-49953", work / "tok-49954"
     zhllama("merge-vocab", "--base", base, "--add", zh, "--out", merged, "--mode", "reference", "--quiet")
     zhllama("merge-vocab", "--base", base, "--add", zh, "--out", padded, "--mode", "reference", "--pad-token", "[PAD]",
@@ -172,6 +175,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-batch", type=int, default=None, help="Cap on the plan's largest batch (default: 32; 2 with --tiny).")
     ap.add_argument("--block-size", type=int, default=None, help="Tokens per sequence (default: 512; 64 with --tiny).")
     ap.add_argument("--lines", type=int, default=None, help="People's Daily paragraphs used (default: all; 400 with --tiny).")
+    ap.add_argument("--base-tokenizer", default=None,
+                    help="LLaMA's tokenizer.model (default: llama_tokenizer.model in $ZHLLAMA_FIXTURES).")
+    ap.add_argument("--chinese-model", default=None,
+                    help="The Chinese SentencePiece model merged into it (default: chinese_sp.model there).")
     ap.add_argument("--work", default=None, help="Working directory (default: a temporary one, removed).")
     ap.add_argument("--json", default=None, help="Also write the figures to this JSON file.")
     args = ap.parse_args(argv)
@@ -196,7 +203,7 @@ def main(argv=None) -> int:
     work = Path(args.work or tmp.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
 
-    base_tok, merged_tok, padded_tok = tokenizers(work)
+    base_tok, merged_tok, padded_tok = tokenizers(work, args.base_tokenizer, args.chinese_model)
     lines = peoples_daily(args.lines or (400 if tiny else None))
     tpc_base, tpc_merged = tokens_per_char(base_tok, lines), tokens_per_char(merged_tok / "tokenizer.model", lines)
     corpus, alpaca = write_data(work, lines, padded_tok, block)

@@ -1,5 +1,6 @@
-"""Shared fixtures for the encoder tests: the models (fixtures, the reference 49,953 merge built
-here with sentencepiece's own protobuf), real text, and the one parity check every test uses.
+"""Shared fixtures for the encoder tests: the models (the real fixtures or their substitutes, see
+fixture_paths.py; the reference merge built here with sentencepiece's own protobuf — 49,953
+pieces on the real fixtures), real text, and the one parity check every test uses.
 
 Parity is always against sentencepiece itself, never against saved outputs of zhllama.
 """
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from fixture_paths import fixture_path
+from fixture_paths import chinese_sp, llama_tokenizer
 from zhllama import Tokenizer
 
 REFERENCE_MERGE_SHA256 = "e2676d4ca29ca1750f6ff203328d73b189321dc5776ceede037cbd36541d70c0"
+REFERENCE_MERGE_PIECES = 49953
 
 
 @dataclass
@@ -102,18 +104,29 @@ def assert_parity(model: str | Path | bytes, texts: Sequence[str], **kw: bool) -
 
 @pytest.fixture(scope="session")
 def llama_model() -> Path:
-    return fixture_path("llama_tokenizer.model")
+    """The LLaMA tokenizer, or mistral-common's LLaMA-family 32K model without the fixtures."""
+    return llama_tokenizer().path
 
 
 @pytest.fixture(scope="session")
 def chinese_model() -> Path:
-    return fixture_path("chinese_sp.model")
+    """The Chinese 20K Unigram, or a Unigram trained on People's Daily without the fixtures."""
+    return chinese_sp().path
 
 
 @pytest.fixture(scope="session")
-def reference_merge(llama_model: Path, chinese_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def real_models() -> bool:
+    """Whether llama_model and chinese_model are the real fixtures (exact reference figures hold)."""
+    return llama_tokenizer().is_real and chinese_sp().is_real
+
+
+@pytest.fixture(scope="session")
+def reference_merge(
+    llama_model: Path, chinese_model: Path, real_models: bool, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The Chinese-LLaMA reference merge, built as its script does: append every Chinese piece
-    missing from LLaMA with score 0 (type left unset)."""
+    missing from LLaMA with score 0 (type left unset). On the real fixtures it is the published
+    49,953-piece model, checked by sha256."""
     from sentencepiece import sentencepiece_model_pb2 as pb
 
     base = pb.ModelProto()
@@ -128,11 +141,36 @@ def reference_merge(llama_model: Path, chinese_model: Path, tmp_path_factory: py
             n.score = 0
             have.add(p.piece)
     data = base.SerializeToString()
-    assert len(base.pieces) == 49953
-    assert hashlib.sha256(data).hexdigest() == REFERENCE_MERGE_SHA256
+    if real_models:
+        assert len(base.pieces) == REFERENCE_MERGE_PIECES
+        assert hashlib.sha256(data).hexdigest() == REFERENCE_MERGE_SHA256
     out = tmp_path_factory.mktemp("reference") / "tokenizer.model"
     out.write_bytes(data)
     return out
+
+
+@pytest.fixture(scope="session")
+def reference_size(reference_merge: Path) -> int:
+    """Pieces in the reference merge: 49,953 on the real fixtures (the reference_merge fixture
+    checks it), counted by sentencepiece on the substitutes."""
+    return spm.SentencePieceProcessor(model_file=str(reference_merge)).get_piece_size()
+
+
+def unreachable_by_merges(model: str | Path) -> list[str]:
+    """Normal pieces of a BPE model that no chain of merges can build: a piece of two or more
+    characters is buildable only as the merge of two buildable pieces. Counted here from the
+    piece list alone, independently of zhllama (338 on the real reference merge)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    m.ParseFromString(Path(model).read_bytes())
+    normal = [p.piece for p in m.pieces if p.type == pb.ModelProto.SentencePiece.NORMAL]
+    vocab = set(normal)
+    built: set[str] = set()
+    for piece in sorted(vocab, key=len):
+        if len(piece) == 1 or any(piece[:i] in built and piece[i:] in built for i in range(1, len(piece))):
+            built.add(piece)
+    return [p for p in normal if p not in built]
 
 
 @pytest.fixture(scope="session")

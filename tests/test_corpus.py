@@ -12,7 +12,7 @@ import pytest
 import sentencepiece as spm
 
 from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
-from fixture_paths import fixture_path
+from fixture_paths import fixture_or_substitute, llama_tokenizer
 from zhllama.corpus.dataset import TokenizedCorpus
 from zhllama.corpus.inputs import parquet_batches
 from zhllama.corpus.tokenize import assign_files, parse_size
@@ -20,7 +20,7 @@ from zhllama.corpus.tokenize import assign_files, parse_size
 
 @pytest.fixture(scope="module")
 def llama():
-    return fixture_path("llama_tokenizer.model")
+    return llama_tokenizer().path
 
 
 def all_docs(out):
@@ -30,7 +30,7 @@ def all_docs(out):
 
 @pytest.mark.parametrize("model", ["llama_tokenizer.model", "chinese_sp.model"])
 def test_every_document_matches_sentencepiece(tmp_path, model):
-    path = fixture_path(model)
+    path = fixture_or_substitute(model).path
     sp = spm.SentencePieceProcessor(model_file=str(path))
     lines = [d.encode() for d in pd_docs(2000) + generated_docs()] + invalid_utf8_lines()
     (tmp_path / "c.txt").write_bytes(b"\n".join(lines) + b"\n")

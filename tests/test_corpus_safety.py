@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from corpus_helpers import cli, cli_subprocess, dir_bytes, pd_docs
-from fixture_paths import fixture_path
+from fixture_paths import llama_tokenizer
 from zhllama import _native
 from zhllama.corpus import tokenize
 
@@ -25,7 +25,7 @@ def big(tmp_path_factory):
     """An input that takes seconds with many small shards, its arguments, its whole output."""
     d = tmp_path_factory.mktemp("safety")
     (d / "c.txt").write_text("\n".join(pd_docs(6000) * 3) + "\n", encoding="utf-8")
-    model = fixture_path("llama_tokenizer.model")
+    model = llama_tokenizer().path
     args = ["--tokenizer", str(model), "--input", str(d / "c.txt"), "--shard-size", "24KB", "--threads", "1", "--quiet"]
     assert cli(*args, "--out", str(d / "whole")) == 0
     return args, dir_bytes(d / "whole")
@@ -137,7 +137,7 @@ def parts(tmp_path):
     docs = pd_docs(400)
     for k in range(4):
         (tmp_path / f"in-{k}.txt").write_text("\n".join(docs[k * 100 : (k + 1) * 100]) + "\n", encoding="utf-8")
-    common = ["--tokenizer", str(fixture_path("llama_tokenizer.model")), "--input", str(tmp_path / "in-*.txt"), "--quiet"]
+    common = ["--tokenizer", str(llama_tokenizer().path), "--input", str(tmp_path / "in-*.txt"), "--quiet"]
     dirs = [tmp_path / f"part-{i}" for i in range(2)]
     for i, d in enumerate(dirs):
         assert cli(*common, "--out", str(d), "--num-shards", "2", "--shard-index", str(i), "--shard-size", "8KB") == 0

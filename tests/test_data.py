@@ -9,7 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from corpus_helpers import cli, pd_docs
-from fixture_paths import fixture_path
+from fixture_paths import llama_tokenizer
 from zhllama.corpus.dataset import PackedDataset, TokenizedCorpus, to_hf_dataset
 
 torch = pytest.importorskip("torch")
@@ -18,7 +18,7 @@ BLOCK = 64
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    model = fixture_path("llama_tokenizer.model")
+    model = llama_tokenizer().path
     d = tmp_path_factory.mktemp("data")
     docs = pd_docs(400)
     (d / "c.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")
@@ -103,7 +103,7 @@ def test_train_file_and_dataset_dir_pack_the_same_blocks(corpus, tmp_path):
 
     out, _ = corpus
     text = out.parent / "c.txt"
-    raw = PackedTextDataset.from_files([text], Tokenizer.from_file(fixture_path("llama_tokenizer.model")), BLOCK)
+    raw = PackedTextDataset.from_files([text], Tokenizer.from_file(llama_tokenizer().path), BLOCK)
     shards = PackedDataset(out, block_size=BLOCK)
     assert len(raw) == len(shards) > 10
     assert all(torch.equal(raw[i]["input_ids"], shards[i]["input_ids"]) for i in range(len(raw)))

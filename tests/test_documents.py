@@ -11,7 +11,7 @@ import sentencepiece as spm
 import zstandard
 
 from corpus_helpers import cli
-from fixture_paths import fixture_path
+from fixture_paths import llama_tokenizer
 from zhllama import _native
 from zhllama.cli import main
 from zhllama.corpus.inputs import read_documents
@@ -37,7 +37,7 @@ def inputs(tmp_path):
 
 @pytest.fixture(scope="module")
 def llama():
-    return fixture_path("llama_tokenizer.model")
+    return llama_tokenizer().path
 
 
 def test_reader_documents_and_counters(inputs):

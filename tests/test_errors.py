@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixture_paths import fixture_path
+from fixture_paths import llama_tokenizer
 from zhllama import _native
 from zhllama.cli import EXIT_ERROR, EXIT_INTERNAL, main
 
@@ -32,7 +32,7 @@ def test_native_errors_are_also_builtin_errors():
 @pytest.fixture
 def broken_model(tmp_path):
     p = tmp_path / "broken.model"
-    p.write_bytes(fixture_path("llama_tokenizer.model").read_bytes()[:999])
+    p.write_bytes(llama_tokenizer().path.read_bytes()[:999])
     return p
 
 
@@ -54,7 +54,7 @@ def test_broken_model_is_one_line_and_exit_2(verb, broken_model, tmp_path, capsy
     args = {
         "tokenize-corpus": ["--tokenizer", str(broken_model), "--input", str(corpus), "--out", out],
         "stats": ["--tokenizer", str(broken_model), "--input", str(corpus), "--out", out],
-        "merge-vocab": ["--base", str(fixture_path("llama_tokenizer.model")), "--add", str(broken_model), "--out", out],
+        "merge-vocab": ["--base", str(llama_tokenizer().path), "--add", str(broken_model), "--out", out],
         "resize": ["--model", str(tmp_path), "--tokenizer", str(broken_model), "--out", out],
     }[verb]
     (tmp_path / "config.json").write_text("{}")  # resize checks --model first
@@ -77,7 +77,7 @@ def test_os_errors_are_one_line_and_exit_2(tmp_path, capsys):
     # FileExistsError were caught).
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    llama = str(fixture_path("llama_tokenizer.model"))
+    llama = str(llama_tokenizer().path)
     code = main(["merge-vocab", "--base", llama, "--add", llama, "--out", str(blocker / "sub")])
     assert code == EXIT_ERROR
     _one_line_error(capsys, "merge-vocab", str(blocker))
@@ -143,7 +143,7 @@ def test_help_documents_exit_statuses(capsys):
 
 @pytest.fixture(scope="module")
 def tok():
-    return _native.Tokenizer.from_file(fixture_path("llama_tokenizer.model"))
+    return _native.Tokenizer.from_file(llama_tokenizer().path)
 
 
 @pytest.mark.parametrize("bad", [32000, 10**6, -1])
@@ -160,13 +160,13 @@ def test_out_of_range_ids_raise_the_same_index_error(tok, bad):
 def test_piece_types_are_named(tok):
     import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(fixture_path("llama_tokenizer.model")))
+    sp = spm.SentencePieceProcessor(model_file=str(llama_tokenizer().path))
     assert [int(t) for t in _native.PieceType] == [1, 2, 3, 4, 5, 6]
     assert tok.piece_type(0) is _native.PieceType.UNKNOWN and sp.IsUnknown(0)
     assert tok.piece_type(1) is _native.PieceType.CONTROL and sp.IsControl(1)
     assert tok.piece_type(3) is _native.PieceType.BYTE and sp.IsByte(3)
     assert tok.piece_type(500) is _native.PieceType.NORMAL
-    pieces = _native.SentencePieceModel.from_file(fixture_path("llama_tokenizer.model")).pieces()
+    pieces = _native.SentencePieceModel.from_file(llama_tokenizer().path).pieces()
     assert [t for _, _, t in pieces[:4]] == [_native.PieceType.UNKNOWN, *[_native.PieceType.CONTROL] * 2, _native.PieceType.BYTE]
     import pickle
 
@@ -228,7 +228,7 @@ CTRL_C_CHILD = textwrap.dedent("""
 def test_ctrl_c_interrupts_a_batch(method, threads):
     # encode_batch used to run the whole batch before Python saw the signal.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, str(fixture_path("llama_tokenizer.model")), method,
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, str(llama_tokenizer().path), method,
                              str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import train_helpers as h
+from fixture_paths import chinese_sp, llama_tokenizer
 
 pytest.importorskip("deepspeed")
 pytest.importorskip("peft")
@@ -18,14 +19,12 @@ pytest.importorskip("snownlp")
 
 
 def test_gpu_check_tiny_runs_and_reports(tmp_path):
-    fixtures = h.fixtures_dir()
-    if not (fixtures / "llama_tokenizer.model").is_file():
-        pytest.skip(f"fixtures not found in {fixtures} (set ZHLLAMA_FIXTURES)")
+    base, zh = llama_tokenizer(), chinese_sp()
     out = tmp_path / "gpu_check.json"
-    env = {**os.environ, "ZHLLAMA_FIXTURES": str(fixtures),
-           "PYTHONPATH": str(h.REPO / "python")}
+    env = {**os.environ, "PYTHONPATH": str(h.REPO / "python")}
     proc = subprocess.run([sys.executable, str(h.REPO / "benches" / "gpu_check.py"), "--tiny", "--steps", "2",
-                           "--lines", "200", "--json", str(out)], cwd=h.REPO, env=env, capture_output=True, text=True,
+                           "--lines", "200", "--json", str(out), "--base-tokenizer", str(base.path),
+                           "--chinese-model", str(zh.path)], cwd=h.REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert "| case | setting | tokens/s | Chinese chars/s | MFU | peak memory (GB) | plan (GB) |" in proc.stdout
@@ -34,8 +33,10 @@ def test_gpu_check_tiny_runs_and_reports(tmp_path):
                                                    "stage2, ZeRO-2, CPU", "stage1, ZeRO-2, CPU", "sft, ZeRO-2, CPU"]
     gen = report["rows"][:2]
     assert all(r["tokens_per_s"] > 0 and r["chars_per_s"] > 0 for r in gen)
-    # The merged tokenizer needs about half the tokens per Chinese character (1.544 -> 0.752 on all of it).
-    assert gen[0]["tokens_per_char"] > 1.8 * gen[1]["tokens_per_char"]
+    # The merged tokenizer needs about half the tokens per Chinese character (1.544 -> 0.752 on all of it);
+    # mistral-common's 32K stand-in already knows more Chinese characters (1.8x on the substitutes).
+    ratio = 1.8 if base.is_real and zh.is_real else 1.4
+    assert gen[0]["tokens_per_char"] > ratio * gen[1]["tokens_per_char"]
     for r in report["rows"][2:]:
         assert r["tokens_per_s"] > 0 and r["chars_per_s"] > 0 and r["peak_gb"] > 0 and r["plan_gb"] > 0
         assert r["setting"] == "batch 2 x 64, 2 steps"

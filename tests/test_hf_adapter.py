@@ -25,7 +25,7 @@ def tok_dir(reference_merge, tmp_path_factory):
 
 
 @pytest.mark.parametrize("legacy", [True, False])
-def test_ids_equal_sentencepiece_backend(tok_dir, reference_merge, peoples_daily, stdlib_docs, legacy):
+def test_ids_equal_sentencepiece_backend(tok_dir, reference_merge, reference_size, peoples_daily, stdlib_docs, legacy):
     ours = ZhllamaLlamaTokenizer.from_pretrained(tok_dir, legacy=legacy)
     ref = SentencePieceBackend.from_pretrained(tok_dir, legacy=legacy, special_tokens_pattern=special_tokens_pattern(True, False))
     texts = (
@@ -38,7 +38,7 @@ def test_ids_equal_sentencepiece_backend(tok_dir, reference_merge, peoples_daily
     assert not bad, f"{len(bad)} of {len(texts)} differ, e.g. {bad[0][:80]!r}"
     batch = ours(texts[:200], padding=True)["input_ids"]
     assert batch == ref(texts[:200], padding=True)["input_ids"]
-    assert ours.pad_token_id == ref.pad_token_id == 49953 and len(ours) == len(ref) == 49954
+    assert ours.pad_token_id == ref.pad_token_id == reference_size and len(ours) == len(ref) == reference_size + 1
     for t in texts[:300]:
         ids = ours(t)["input_ids"]
         assert ours.decode(ids) == ref.decode(ids)

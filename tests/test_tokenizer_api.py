@@ -183,20 +183,20 @@ def test_corrupt_model_is_an_error(llama_model):
         Tokenizer.from_file("/nonexistent/tokenizer.model")
 
 
-def test_from_pretrained_with_pad(reference_merge, tmp_path):
+def test_from_pretrained_with_pad(reference_merge, reference_size, tmp_path):
     from zhllama.tokenizer.directory import write_tokenizer_dir
 
     model = reference_merge.read_bytes()
     pieces = _native.SentencePieceModel.from_bytes(model).pieces()
     d = write_tokenizer_dir(tmp_path / "tok", model, pieces, pad_token="[PAD]")
     t = Tokenizer.from_pretrained(d)
-    assert t.vocab_size == 49953 and len(t) == t.num_tokens == 49954
-    assert t.pad_id == 49953 and t.id_to_piece(49953) == "[PAD]" and t.piece_to_id("[PAD]") == 49953
+    assert t.vocab_size == reference_size and len(t) == t.num_tokens == reference_size + 1
+    assert t.pad_id == reference_size and t.id_to_piece(reference_size) == "[PAD]" and t.piece_to_id("[PAD]") == reference_size
     sp = spm.SentencePieceProcessor(model_file=str(reference_merge))
     assert t.encode("你好 [PAD] world") == sp.encode("你好 [PAD] world")
     ids = t.encode("你好世界")
-    assert t.decode([*ids, 49953]) == sp.decode(ids) + "[PAD]"
-    assert pickle.loads(pickle.dumps(t)).pad_id == 49953
+    assert t.decode([*ids, reference_size]) == sp.decode(ids) + "[PAD]"
+    assert pickle.loads(pickle.dumps(t)).pad_id == reference_size
 
 
 def test_missing_bos_matches_sentencepiece(trained_without_bos):

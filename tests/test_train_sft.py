@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import sentencepiece as spm
 
 import train_helpers as h
+from fixture_paths import llama_tokenizer
 
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
@@ -42,11 +42,7 @@ def test_labels_mask_prompt_and_end_with_eos():
 
 
 def test_tokenization_equals_sentencepiece_on_chinese_with_llama_fixture():
-    model = h.fixtures_dir() / "llama_tokenizer.model"
-    if not model.is_file():
-        if os.environ.get("ZHLLAMA_REQUIRE_FIXTURES") == "1":
-            pytest.fail(f"fixture missing: {model}")
-        pytest.skip(f"LLaMA tokenizer fixture not found at {model} (set ZHLLAMA_FIXTURES)")
+    model = llama_tokenizer().path
     tok = Tokenizer.from_pretrained(model)
     sp = spm.SentencePieceProcessor(model_file=str(model))
     texts = ["人民日报评论员文章：坚定不移推进改革开放，２０２４年经济增长５％。", "今天天气很好，我们去北京的公园散步吧！",

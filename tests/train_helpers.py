@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import functools
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -130,10 +129,6 @@ def cli(*argv: str) -> int:
     from zhllama.cli import main
 
     return main([str(a) for a in argv])
-
-
-def fixtures_dir() -> Path:
-    return Path(os.environ.get("ZHLLAMA_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
 def safetensors_of(path: Path) -> dict:
