@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from os import PathLike
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -249,7 +249,7 @@ def stats_collect(
     sample: Optional[int] = None,
     threads: int = 1,
     table_reader: Optional[object] = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Raw counts of each tokenizer over the first ``sample`` documents (read by the document
     reader, with its ``on_bad_line`` policy): corpus totals and
     ``"tokenizers"``, a list of dicts with ``tokens``, ``byte_tokens``, ``unk_tokens``,

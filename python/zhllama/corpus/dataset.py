@@ -147,7 +147,7 @@ class TokenizedCorpus:
         return np.concatenate(parts) if parts else np.zeros(0, self.dtype)
 
 
-class PackedDataset(_TorchDataset):  # type: ignore[misc]
+class PackedDataset(_TorchDataset):
     """Map-style torch Dataset of ``{"input_ids", "labels"}`` LongTensor blocks.
 
     Block ``k`` is tokens ``[k*block_size, (k+1)*block_size)`` of the corpus stream (documents

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _names(paths: list[str]) -> list[str]:
-    names = []
+    names: list[str] = []
     for p in paths:
         q = Path(p)
         name = q.name if q.is_dir() else q.stem
@@ -113,7 +113,7 @@ def plot_lengths(path: Path, names: list[str], lengths: list[np.ndarray], bins: 
     edges = np.linspace(0, max(top, 1.0), bins + 1)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for name, x in zip(names, lengths):
-        ax.hist(np.minimum(x, edges[-1]), bins=edges, alpha=0.5, label=f"{name} (median {int(np.median(x)) if len(x) else 0})")
+        ax.hist(np.minimum(x, edges[-1]), bins=edges.tolist(), alpha=0.5, label=f"{name} (median {int(np.median(x)) if len(x) else 0})")
     ax.set_xlabel("tokens per document (clipped at p99.5)")
     ax.set_ylabel("documents")
     ax.set_title("Document length by tokenizer")

@@ -19,7 +19,10 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
+
+# A command-line argument before str(): flag names, paths, numbers.
+CliArg = Union[str, "os.PathLike[str]", int, float]
 
 STEPS = ("corpus", "train-spm", "merge-vocab", "tokenize-corpus", "stats", "base-model", "resize",
          "stage1", "stage2", "merge-stage2", "sft", "merge-sft", "generate", "eval")
@@ -80,7 +83,8 @@ class Demo:
         marker.write_text(json.dumps(facts, ensure_ascii=False))
         print(f"[{i:2}/{len(STEPS)}] {name}: {time.perf_counter() - t:.1f}s", flush=True)
 
-    def cli(self, *argv: str) -> None:
+    def cli(self, *argv: CliArg) -> None:
+        """Run ``zhllama ARGV...`` in this process; paths and numbers are passed as their text."""
         from zhllama.cli import main
 
         rc = main([str(a) for a in argv])

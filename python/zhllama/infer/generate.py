@@ -73,7 +73,9 @@ class IncrementalDecoder:
     """Turns a growing id list into text deltas; holds back an incomplete UTF-8 character."""
 
     def __init__(self, tokenizer) -> None:
-        self.tokenizer, self.ids, self.emitted = tokenizer, [], ""
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.emitted = ""
 
     def push(self, ids) -> str:
         self.ids.extend(int(i) for i in ids)

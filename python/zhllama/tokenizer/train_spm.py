@@ -13,6 +13,7 @@ import argparse
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from zhllama.corpus.inputs import ON_BAD_LINE, read_documents
 
@@ -76,7 +77,7 @@ def train_spm(
     documents = read_documents(inputs, text_field, on_bad_line)
     failed: list[Exception] = []
     Path(model_prefix).parent.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         sentence_iterator=_remember_failure(documents, failed),
         model_prefix=model_prefix,
         vocab_size=vocab_size,

@@ -54,6 +54,11 @@ class ModelArguments:
         if self.tokenizer is None:
             self.tokenizer = self.model
 
+    @property
+    def tokenizer_path(self) -> str:
+        """``--tokenizer``, or the model directory when it was not given."""
+        return self.tokenizer or self.model
+
 
 @dataclass
 class LoraArguments:
@@ -225,7 +230,7 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Sequence[Group],
 
 def read_config(path: str, flags: Mapping[str, _Flag]) -> dict[str, Any]:
     """The values of a ``--config`` YAML file, each converted and checked as its flag would be."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--config {path}: no such file")

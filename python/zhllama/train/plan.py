@@ -102,10 +102,10 @@ def trainable_states(trainable: int, largest: int, zero: int, gpus: int, precisi
     """(trainable weights, gradients, optimizer states, gathered layer) bytes per GPU."""
     t, g = trainable, gpus
     if zero in (2, 3) and precision != "fp32":
-        from deepspeed.runtime.zero.stage3 import (  # type: ignore[import-untyped]
+        from deepspeed.runtime.zero.stage3 import (
             estimate_zero3_model_states_mem_needs,
         )
-        from deepspeed.runtime.zero.stage_1_and_2 import (  # type: ignore[import-untyped]
+        from deepspeed.runtime.zero.stage_1_and_2 import (
             estimate_zero2_model_states_mem_needs,
         )
 
@@ -119,7 +119,7 @@ def trainable_states(trainable: int, largest: int, zero: int, gpus: int, precisi
                 t, largest, num_gpus_per_node=g, cpu_offload=False, cpu_offload_params=False)
             split = (int(6 * t / g), int(4 * t / g), int(8 * t / g), int(gathered))
         # int() of each share may round a byte or two away from DeepSpeed's single int(); keep its total.
-        return (split[0] + total - sum(split), *split[1:])  # type: ignore[return-value]
+        return (split[0] + total - sum(split), *split[1:])
     shard = g if zero in (2, 3) else 1
     weights = 4 * t // (g if zero == 3 else 1)
     gathered = 4 * largest if zero == 3 else 0

@@ -17,7 +17,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 from zhllama.train.args import (
     Group,
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse(args: argparse.Namespace) -> tuple[PretrainArguments, ModelArguments, LoraArguments, RunArguments]:
     """The arguments of a run: command line, then ``--config``, then defaults."""
-    return parse_arguments(args, GROUPS)  # type: ignore[return-value]
+    return parse_arguments(args, GROUPS)
 
 
 def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_implementation: str = "sdpa"):
@@ -79,6 +79,7 @@ def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_im
     frozen, and a 7B model then holds ~13 GB instead of ~26 GB. Call
     :func:`zhllama.train.trainable.upcast_trainable` once the trainable tensors are chosen.
     """
+    from torch import nn
     from transformers import AutoModelForCausalLM
 
     from zhllama.train.trainer import TORCH_DTYPES
@@ -88,7 +89,8 @@ def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_im
                          f"--precision bf16 (or fp16), or use --attn-implementation sdpa")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=TORCH_DTYPES[precision],
                                                  attn_implementation=attn_implementation)
-    rows = model.get_input_embeddings().weight.shape[0]
+    # transformers types get_input_embeddings() as any nn.Module; a causal LM's is an nn.Embedding.
+    rows = cast("nn.Embedding", model.get_input_embeddings()).weight.shape[0]
     if rows < vocab_size:
         raise ValueError(f"the tokenizer has {vocab_size:,} tokens but the model {model_dir} has {rows:,} embedding "
                          f"rows; run `zhllama resize --model {model_dir} --tokenizer TOKENIZER --out DIR` first")
@@ -123,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
                          f"the original rows")
     setup_logging()
-    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer)
+    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
     if data.dataset_dir is not None:
         if (Path(data.dataset_dir) / "manifest.json").is_file():
-            check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer)
+            check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer_path)
         dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
     else:
         dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         model = apply_lora(model, lora)
     upcast_trainable(model)
     share = log_trainable(model)
-    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer,
+    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer_path,
         model_args.gradient_checkpointing, {"trainable_percent": share, "stage": data.stage},
         seq_len=data.block_size, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
     return 0
