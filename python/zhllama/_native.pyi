@@ -70,7 +70,9 @@ class SentencePieceModel:
 
 # ---- merge (merge.rs) --------------------------------------------------------------------
 
-def merge_vocab(base: SentencePieceModel, add: SentencePieceModel, mode: str = "default") -> tuple[SentencePieceModel, str]:
+def merge_vocab(
+    base: SentencePieceModel, add: SentencePieceModel, mode: str = "default"
+) -> tuple[SentencePieceModel, str]:
     """Merge ``add`` into the BPE model ``base``; returns ``(merged_model, report_json)``."""
 
 def unreachable_pieces(model: SentencePieceModel) -> list[int]:

@@ -53,7 +53,8 @@ class Tokenizer(_native.Tokenizer):
         n = super().vocab_size
         for i, content in self._added.items():
             if i < n:
-                raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
+                raise ValueError(f"added token {content!r} has id {i}, "
+                                 f"inside the SentencePiece vocabulary (0..{n - 1})")
         self._added_ids = {c: i for i, c in self._added.items()}
         self._pad_added: Optional[int] = None
         self.source = source or "<bytes>"  # where it was loaded from, for error messages

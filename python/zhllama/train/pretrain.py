@@ -35,12 +35,18 @@ STAGE_LR = {1: 2e-4, 2: 1e-4}
 @dataclass
 class PretrainArguments:
     stage: int = field(metadata=_help("1: embeddings only; 2: LoRA(q,k,v,o) + embed_tokens + lm_head.", choices=(1, 2)))
-    train_file: Optional[str] = field(default=None, metadata=_help("Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.", metavar="FILES"))
-    dataset_dir: Optional[str] = field(default=None, metadata=_help("Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
+    train_file: Optional[str] = field(default=None, metadata=_help(
+        "Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.",
+        metavar="FILES"))
+    dataset_dir: Optional[str] = field(default=None, metadata=_help(
+        "Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
     block_size: int = field(default=512, metadata=_help("Tokens per training sequence (documents are packed)."))
-    validation_split_percentage: float = field(default=1.0, metadata=_help("Percent of the blocks held out for the eval loss (0: none)."))
-    new_rows_only: bool = field(default=False, metadata=_help("Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
-    base_vocab_size: Optional[int] = field(default=None, metadata=_help("Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
+    validation_split_percentage: float = field(default=1.0, metadata=_help(
+        "Percent of the blocks held out for the eval loss (0: none)."))
+    new_rows_only: bool = field(default=False, metadata=_help(
+        "Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
+    base_vocab_size: Optional[int] = field(default=None, metadata=_help(
+        "Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
@@ -50,7 +56,8 @@ class PretrainArguments:
         if self.block_size < 2:
             raise ValueError(f"--block-size must be >= 2, got {self.block_size}")
         if not 0 <= self.validation_split_percentage < 100:
-            raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
+            raise ValueError(f"--validation-split-percentage must be in [0, 100), "
+                             f"got {self.validation_split_percentage}")
         if self.new_rows_only and self.stage != 1:
             raise ValueError("--new-rows-only applies to --stage 1 only")
 

@@ -35,16 +35,22 @@ LORA_DEFAULTS = {"lora_target": LORA_SFT_TARGETS}
 
 @dataclass
 class SftArguments:
-    train_file: str = field(metadata=_help("Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several.", metavar="FILES"))
-    validation_file: Optional[str] = field(default=None, metadata=_help("Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data).", metavar="FILES"))
-    validation_split_percentage: float = field(default=0.0, metadata=_help("Percent of the training records held out when no --validation-file is given."))
+    train_file: str = field(metadata=_help(
+        "Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several.",
+        metavar="FILES"))
+    validation_file: Optional[str] = field(default=None, metadata=_help(
+        "Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data).",
+        metavar="FILES"))
+    validation_split_percentage: float = field(default=0.0, metadata=_help(
+        "Percent of the training records held out when no --validation-file is given."))
     max_seq_length: int = field(default=512, metadata=_help("Truncate prompt + response to this many tokens."))
 
     def __post_init__(self) -> None:
         if self.max_seq_length < 2:
             raise ValueError(f"--max-seq-length must be >= 2, got {self.max_seq_length}")
         if not 0 <= self.validation_split_percentage < 100:
-            raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
+            raise ValueError(f"--validation-split-percentage must be in [0, 100), "
+                             f"got {self.validation_split_percentage}")
 
 
 GROUPS: tuple[Group, ...] = ((SftArguments, "data"), (ModelArguments, "model"), (LoraArguments, "LoRA"),
