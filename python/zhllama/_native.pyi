@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from os import PathLike
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +70,9 @@ class SentencePieceModel:
 
 # ---- merge (merge.rs) --------------------------------------------------------------------
 
-def merge_vocab(base: SentencePieceModel, add: SentencePieceModel, mode: str = "default") -> tuple[SentencePieceModel, str]:
+def merge_vocab(
+    base: SentencePieceModel, add: SentencePieceModel, mode: str = "default"
+) -> tuple[SentencePieceModel, str]:
     """Merge ``add`` into the BPE model ``base``; returns ``(merged_model, report_json)``."""
 
 def unreachable_pieces(model: SentencePieceModel) -> list[int]:
@@ -249,7 +251,7 @@ def stats_collect(
     sample: Optional[int] = None,
     threads: int = 1,
     table_reader: Optional[object] = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Raw counts of each tokenizer over the first ``sample`` documents (read by the document
     reader, with its ``on_bad_line`` policy): corpus totals and
     ``"tokenizers"``, a list of dicts with ``tokens``, ``byte_tokens``, ``unk_tokens``,

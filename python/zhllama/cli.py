@@ -26,11 +26,13 @@ please report it); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."""
 # verb -> (module, one-line help). Order is pipeline order, as `zhllama --help` shows it.
 VERBS: dict[str, tuple[str, str]] = {
     "train-spm": ("zhllama.tokenizer.train_spm", "Train a SentencePiece model (20K Chinese pieces by default)."),
-    "merge-vocab": ("zhllama.tokenizer.merge_vocab", "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
+    "merge-vocab": ("zhllama.tokenizer.merge_vocab",
+                    "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
     "tokenize-corpus": ("zhllama.corpus.tokenize", "Tokenize a corpus into Megatron-format token shards, in parallel."),
     "stats": ("zhllama.corpus.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
     "resize": ("zhllama.model.resize", "Grow a model's embeddings and LM head to a merged vocabulary."),
-    "plan": ("zhllama.train.plan", "Estimate the GPU memory of a training run from config.json (weights, optimizer, activations)."),
+    "plan": ("zhllama.train.plan",
+             "Estimate the GPU memory of a training run from config.json (weights, optimizer, activations)."),
     "pretrain": ("zhllama.train.pretrain", "Pretrain stage 1 (embeddings) or stage 2 (LoRA + embeddings + head)."),
     "sft": ("zhllama.train.sft", "Instruction-tune with LoRA on Alpaca-format data (prompt masked)."),
     "merge-lora": ("zhllama.model.merge_lora", "Merge LoRA adapters into full weights (plain HF model)."),

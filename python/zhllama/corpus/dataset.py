@@ -65,7 +65,8 @@ class TokenizedCorpus:
         self.directory = Path(directory)
         path = self.directory / "manifest.json"
         if not path.exists():
-            hint = " (an interrupted run: rerun tokenize-corpus to finish it)" if (self.directory / "progress.json").exists() else ""
+            interrupted = (self.directory / "progress.json").exists()
+            hint = " (an interrupted run: rerun tokenize-corpus to finish it)" if interrupted else ""
             raise FileNotFoundError(f"{path}: not a finished tokenized corpus{hint}")
         with open(path, encoding="utf-8") as f:
             self.manifest: dict[str, Any] = json.load(f)
@@ -91,8 +92,10 @@ class TokenizedCorpus:
         if head[:9] != b"MMIDIDX\x00\x00" or int.from_bytes(head[9:17], "little") != 1:
             raise ValueError(f"{idx_path}: not a Megatron MMIDIDX version-1 index")
         n = int.from_bytes(head[18:26], "little")
-        lengths = np.memmap(idx_path, dtype=np.int32, mode="r", offset=_HEADER, shape=(n,)) if n else np.zeros(0, np.int32)
-        pointers = np.memmap(idx_path, dtype=np.int64, mode="r", offset=_HEADER + 4 * n, shape=(n,)) if n else np.zeros(0, np.int64)
+        lengths = (np.memmap(idx_path, dtype=np.int32, mode="r", offset=_HEADER, shape=(n,)) if n
+                   else np.zeros(0, np.int32))
+        pointers = (np.memmap(idx_path, dtype=np.int64, mode="r", offset=_HEADER + 4 * n, shape=(n,)) if n
+                    else np.zeros(0, np.int64))
         bin_path = self.directory / f"{name}.bin"
         size = os.path.getsize(bin_path) // self.dtype.itemsize
         tokens = np.memmap(bin_path, dtype=self.dtype, mode="r") if size else np.zeros(0, self.dtype)
@@ -147,7 +150,7 @@ class TokenizedCorpus:
         return np.concatenate(parts) if parts else np.zeros(0, self.dtype)
 
 
-class PackedDataset(_TorchDataset):  # type: ignore[misc]
+class PackedDataset(_TorchDataset):
     """Map-style torch Dataset of ``{"input_ids", "labels"}`` LongTensor blocks.
 
     Block ``k`` is tokens ``[k*block_size, (k+1)*block_size)`` of the corpus stream (documents
@@ -172,7 +175,8 @@ class PackedDataset(_TorchDataset):  # type: ignore[misc]
         self.seed = seed
         self.num_blocks = self.corpus.num_tokens // block_size
         if not 0 <= start_index <= self.num_blocks:
-            raise ValueError(f"start_index {start_index} outside [0, {self.num_blocks}] (blocks of {block_size} tokens)")
+            raise ValueError(f"start_index {start_index} outside [0, {self.num_blocks}] "
+                             f"(blocks of {block_size} tokens)")
         self.start_index = start_index
         self.order: Optional[np.ndarray] = None
         if seed is not None:
@@ -208,9 +212,8 @@ class PackedDataset(_TorchDataset):  # type: ignore[misc]
                 ids = self.block(i).astype(np.int64).tolist()
                 yield {"input_ids": ids, "labels": ids}
 
-        features = datasets.Features(
-            {"input_ids": datasets.Sequence(datasets.Value("int64")), "labels": datasets.Sequence(datasets.Value("int64"))}
-        )
+        features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int64")),
+                                      "labels": datasets.Sequence(datasets.Value("int64"))})
         return datasets.Dataset.from_generator(gen, features=features)
 
 

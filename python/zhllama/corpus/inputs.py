@@ -77,7 +77,8 @@ def parquet_batches(path: str, column: str, skip: int) -> Iterator[list[Optional
         yield col.to_pylist()
 
 
-def read_documents(patterns: Sequence[str | os.PathLike[str]], text_field: str = "text", on_bad_line: str = "fail") -> DocumentReader:
+def read_documents(patterns: Sequence[str | os.PathLike[str]], text_field: str = "text",
+                   on_bad_line: str = "fail") -> DocumentReader:
     """The documents of ``patterns`` (files, directories, globs), in order, as ``str``.
 
     Returns the native iterator: read in Rust in chunks with the GIL released; its counters

@@ -26,19 +26,24 @@ _TOP_FALLBACK = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tokenizer", action="append", required=True, help="Tokenizer directory or .model file; repeat to compare several.")
-    p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="Input files, directories or globs (as for tokenize-corpus).")
+    p.add_argument("--tokenizer", action="append", required=True,
+                   help="Tokenizer directory or .model file; repeat to compare several.")
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help="Input files, directories or globs (as for tokenize-corpus).")
     p.add_argument("--out", required=True, help="Directory for stats.json, stats.md and lengths.png.")
     p.add_argument("--sample", type=int, default=None, help="Use only the first N documents (default: all).")
-    p.add_argument("--base", default=None, help="Tokenizer whose vocabulary counts as base; ids at or above its size are 'added' (default: the first --tokenizer).")
+    p.add_argument("--base", default=None,
+                   help="Tokenizer whose vocabulary counts as base; ids at or above its size are 'added' "
+                        "(default: the first --tokenizer).")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the document text.")
-    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
+    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail",
+                   help="Malformed JSON or a missing field: fail (default) or skip and count.")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Encoder threads.")
     p.add_argument("--bins", type=int, default=60, help="Histogram bins in lengths.png.")
 
 
 def _names(paths: list[str]) -> list[str]:
-    names = []
+    names: list[str] = []
     for p in paths:
         q = Path(p)
         name = q.name if q.is_dir() else q.stem
@@ -69,7 +74,8 @@ def summarize(name: str, path: Path, raw: dict[str, Any], corpus: dict[str, Any]
         "tokens": tokens,
         "tokens_per_char": tokens / corpus["chars"] if corpus["chars"] else 0.0,
         "chars_per_token": corpus["chars"] / tokens if tokens else 0.0,
-        "doc_length": {"mean": float(lengths.mean()) if len(lengths) else 0.0, "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": int(lengths.max()) if len(lengths) else 0},
+        "doc_length": {"mean": float(lengths.mean()) if len(lengths) else 0.0, "p50": pct(50), "p90": pct(90),
+                       "p99": pct(99), "max": int(lengths.max()) if len(lengths) else 0},
         "byte_fallback_tokens": int(raw["byte_tokens"]),
         "byte_fallback_share": share(raw["byte_tokens"]),
         "top_fallback_chars": [[c, n] for c, n in raw["fallback_chars"][:_TOP_FALLBACK]],
@@ -87,14 +93,17 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
     lines = [
         f"# Tokenizer statistics: {c['docs']:,} documents, {c['chars']:,} characters, {c['bytes']:,} bytes",
         "",
-        "| tokenizer | vocab | tokens | tokens/char | p50 | p90 | p99 | max | byte fallback | unk | unused pieces | added-piece tokens |",
+        "| tokenizer | vocab | tokens | tokens/char | p50 | p90 | p99 | max "
+        "| byte fallback | unk | unused pieces | added-piece tokens |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in report["tokenizers"]:
         d = t["doc_length"]
         lines.append(
-            f"| {t['name']} | {t['vocab_size']:,} | {t['tokens']:,} | {t['tokens_per_char']:.3f} | {d['p50']} | {d['p90']} | {d['p99']} "
-            f"| {d['max']} | {100 * t['byte_fallback_share']:.2f}% | {100 * t['unk_rate']:.3f}% | {t['unused_pieces']:,} | {100 * t['added_token_share']:.1f}% |"
+            f"| {t['name']} | {t['vocab_size']:,} | {t['tokens']:,} | {t['tokens_per_char']:.3f} "
+            f"| {d['p50']} | {d['p90']} | {d['p99']} | {d['max']} "
+            f"| {100 * t['byte_fallback_share']:.2f}% | {100 * t['unk_rate']:.3f}% | {t['unused_pieces']:,} "
+            f"| {100 * t['added_token_share']:.1f}% |"
         )
     lines += ["", "Characters spelled with byte-fallback pieces most often:", ""]
     for t in report["tokenizers"]:
@@ -113,7 +122,8 @@ def plot_lengths(path: Path, names: list[str], lengths: list[np.ndarray], bins: 
     edges = np.linspace(0, max(top, 1.0), bins + 1)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for name, x in zip(names, lengths):
-        ax.hist(np.minimum(x, edges[-1]), bins=edges, alpha=0.5, label=f"{name} (median {int(np.median(x)) if len(x) else 0})")
+        median = int(np.median(x)) if len(x) else 0
+        ax.hist(np.minimum(x, edges[-1]), bins=edges.tolist(), alpha=0.5, label=f"{name} (median {median})")
     ax.set_xlabel("tokens per document (clipped at p99.5)")
     ax.set_ylabel("documents")
     ax.set_title("Document length by tokenizer")
@@ -156,5 +166,6 @@ def run(args: argparse.Namespace) -> int:
     report = compute_stats(args)
     parts: list[Optional[str]] = [f"{t['name']} {t['tokens_per_char']:.3f} tok/char" for t in report["tokenizers"]]
     c = report["corpus"]
-    print(f"{args.out}: {c['docs']:,} docs (bad lines skipped {c['bad_lines']}, empty {c['empty_docs']}); " + ", ".join(p for p in parts if p))
+    print(f"{args.out}: {c['docs']:,} docs (bad lines skipped {c['bad_lines']}, empty {c['empty_docs']}); "
+          + ", ".join(p for p in parts if p))
     return 0

@@ -39,7 +39,8 @@ from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.corpus.merge_parts import merge_manifests
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+          "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
 
 
 def parse_size(text: str) -> int:
@@ -60,19 +61,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = __doc__[__doc__.index("Many machines"):]
     p.add_argument("--tokenizer", help="Tokenizer directory (with tokenizer.model) or a .model file.")
-    p.add_argument("--input", nargs="+", metavar="PATH", help="Input files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet).")
-    p.add_argument("--out", required=True, help="Output corpus directory (created; an interrupted run in it is resumed).")
+    p.add_argument("--input", nargs="+", metavar="PATH",
+                   help="Input files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet).")
+    p.add_argument("--out", required=True,
+                   help="Output corpus directory (created; an interrupted run in it is resumed).")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the document text.")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Encoder threads (the output does not depend on it).")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="Encoder threads (the output does not depend on it).")
     p.add_argument("--append-eos", action=argparse.BooleanOptionalAction, default=Packing.append_eos,
                    help="Append EOS to every document (default on; see zhllama.corpus.dataset.Packing).")
-    p.add_argument("--add-bos", action=argparse.BooleanOptionalAction, default=Packing.add_bos, help="Prepend BOS to every document (default off).")
-    p.add_argument("--shard-size", default="1GB", help="Close a shard once its .bin reaches this size (e.g. 1GB, 256MB).")
-    p.add_argument("--num-shards", type=int, default=1, help="Split the input files among this many independent workers.")
+    p.add_argument("--add-bos", action=argparse.BooleanOptionalAction, default=Packing.add_bos,
+                   help="Prepend BOS to every document (default off).")
+    p.add_argument("--shard-size", default="1GB",
+                   help="Close a shard once its .bin reaches this size (e.g. 1GB, 256MB).")
+    p.add_argument("--num-shards", type=int, default=1,
+                   help="Split the input files among this many independent workers.")
     p.add_argument("--shard-index", type=int, default=0, help="Which worker this is (0-based, < --num-shards).")
-    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
+    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail",
+                   help="Malformed JSON or a missing field: fail (default) or skip and count.")
     p.add_argument("--quiet", action="store_true", help="No progress bar, only the final summary line.")
-    p.add_argument("--merge-manifests", nargs="+", metavar="DIR", help="Join finished worker outputs (in the order given) into --out instead of tokenizing.")
+    p.add_argument("--merge-manifests", nargs="+", metavar="DIR",
+                   help="Join finished worker outputs (in the order given) into --out instead of tokenizing.")
 
 
 def assign_files(files: list[str], num_shards: int, shard_index: int) -> list[str]:
@@ -100,7 +109,8 @@ def _progress_bar(job: Any, quiet: bool) -> None:
     if not quiet and sys.stdout.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=job.progress()[1], unit="B", unit_scale=True, unit_divisor=1000, file=sys.stdout, dynamic_ncols=True)
+        bar = tqdm(total=job.progress()[1], unit="B", unit_scale=True, unit_divisor=1000, file=sys.stdout,
+                   dynamic_ncols=True)
     try:
         while not job.wait(0.2):
             if bar is not None:
@@ -144,9 +154,13 @@ def tokenize_corpus(args: argparse.Namespace) -> dict[str, Any]:
     dt = time.perf_counter() - t0
     mb = sum(s["bytes"] for s in manifest["sources"]) / 1e6
     t = manifest["totals"]
-    how = "already complete, nothing redone" if already_done else (f"resumed after {resumed} shards" if resumed else f"{mb / max(dt, 1e-9):.1f} MB/s")
+    if already_done:
+        how = "already complete, nothing redone"
+    else:
+        how = f"resumed after {resumed} shards" if resumed else f"{mb / max(dt, 1e-9):.1f} MB/s"
     print(
-        f"{args.out}: {manifest['num_docs']:,} docs, {manifest['num_tokens']:,} tokens in {len(manifest['shards'])} shards "
+        f"{args.out}: {manifest['num_docs']:,} docs, {manifest['num_tokens']:,} tokens "
+        f"in {len(manifest['shards'])} shards "
         f"from {len(files)} files ({mb:,.1f} MB, {dt:.1f} s, {how}); bad lines skipped {t['bad_lines']}, "
         f"empty {t['empty_docs']}, invalid UTF-8 docs {t['invalid_utf8_docs']}"
     )
@@ -156,7 +170,8 @@ def tokenize_corpus(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.merge_manifests:
         m = merge_manifests([Path(d) for d in args.merge_manifests], Path(args.out))
-        print(f"{args.out}: merged {len(args.merge_manifests)} parts: {m['num_docs']:,} docs, {m['num_tokens']:,} tokens in {len(m['shards'])} shards")
+        print(f"{args.out}: merged {len(args.merge_manifests)} parts: {m['num_docs']:,} docs, "
+              f"{m['num_tokens']:,} tokens in {len(m['shards'])} shards")
         return 0
     tokenize_corpus(args)
     return 0

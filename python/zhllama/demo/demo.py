@@ -19,17 +19,24 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
+
+# A command-line argument before str(): flag names, paths, numbers.
+CliArg = Union[str, "os.PathLike[str]", int, float]
 
 STEPS = ("corpus", "train-spm", "merge-vocab", "tokenize-corpus", "stats", "base-model", "resize",
          "stage1", "stage2", "merge-stage2", "sft", "merge-sft", "generate", "eval")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="zhllama-demo", help="Working directory for every step's output (default ./zhllama-demo).")
-    p.add_argument("--quick", action="store_true", help="Smaller corpus and fewer steps (about 2 minutes; what CI runs).")
-    p.add_argument("--steps", type=int, default=None, help="Training steps per stage (default 40, or 20 with --quick; the base model gets twice as many).")
-    p.add_argument("--vocab-size", type=int, default=None, help="Chinese pieces to train (default 20000, or 6000 with --quick).")
+    p.add_argument("--out", default="zhllama-demo",
+                   help="Working directory for every step's output (default ./zhllama-demo).")
+    p.add_argument("--quick", action="store_true",
+                   help="Smaller corpus and fewer steps (about 2 minutes; what CI runs).")
+    p.add_argument("--steps", type=int, default=None,
+                   help="Training steps per stage (default 40, or 20 with --quick; the base model gets twice as many).")
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help="Chinese pieces to train (default 20000, or 6000 with --quick).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for tokenization and torch.")
     p.add_argument("--force", action="store_true", help="Redo every step even if its output is complete.")
 
@@ -80,7 +87,8 @@ class Demo:
         marker.write_text(json.dumps(facts, ensure_ascii=False))
         print(f"[{i:2}/{len(STEPS)}] {name}: {time.perf_counter() - t:.1f}s", flush=True)
 
-    def cli(self, *argv: str) -> None:
+    def cli(self, *argv: CliArg) -> None:
+        """Run ``zhllama ARGV...`` in this process; paths and numbers are passed as their text."""
         from zhllama.cli import main
 
         rc = main([str(a) for a in argv])
@@ -119,10 +127,12 @@ class Demo:
         return {"merged_pieces": report["final_pieces"], "merged_with_pad": report["hf_vocab_size"]}
 
     def tokenize_corpus(self) -> dict:
-        self.cli("tokenize-corpus", "--tokenizer", self.path("tokenizer"), "--input", self.path("corpus", "train.jsonl"),
-                 "--out", self.path("tokens"), "--threads", self.threads, "--quiet")
+        self.cli("tokenize-corpus", "--tokenizer", self.path("tokenizer"),
+                 "--input", self.path("corpus", "train.jsonl"), "--out", self.path("tokens"),
+                 "--threads", self.threads, "--quiet")
         manifest = json.loads(self.path("tokens", "manifest.json").read_text())
-        return {"corpus_tokens": manifest.get("num_tokens") or sum(s.get("num_tokens", 0) for s in manifest.get("shards", []))}
+        shards = manifest.get("shards", [])
+        return {"corpus_tokens": manifest.get("num_tokens") or sum(s.get("num_tokens", 0) for s in shards)}
 
     def stats(self) -> dict:
         base_dir = self.path("base_tokenizer")
@@ -149,9 +159,9 @@ class Demo:
         return {}
 
     def _train_flags(self, out: str, lr: Optional[float] = None) -> list[Any]:
-        flags: list[Any] = ["--output-dir", self.path(out), "--max-steps", self.steps, "--per-device-train-batch-size", 4,
-                            "--logging-steps", max(1, self.steps // 5), "--save-steps", 10_000, "--report-to", "none",
-                            "--overwrite-output-dir"]
+        flags: list[Any] = ["--output-dir", self.path(out), "--max-steps", self.steps,
+                            "--per-device-train-batch-size", 4, "--logging-steps", max(1, self.steps // 5),
+                            "--save-steps", 10_000, "--report-to", "none", "--overwrite-output-dir"]
         if lr:
             flags += ["--learning-rate", lr]
         return flags
@@ -171,7 +181,8 @@ class Demo:
         return self._loss("stage2")
 
     def merge_stage2(self) -> dict:
-        self.cli("merge-lora", "--base", self.path("stage1"), "--lora", self.path("stage2"), "--out", self.path("pretrained"))
+        self.cli("merge-lora", "--base", self.path("stage1"), "--lora", self.path("stage2"),
+                 "--out", self.path("pretrained"))
         return {}
 
     def sft(self) -> dict:
@@ -182,18 +193,21 @@ class Demo:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         self.cli("sft", "--model", self.path("pretrained"), "--tokenizer", self.path("tokenizer"),
-                 "--train-file", self.path("corpus", "sft.jsonl"), "--max-seq-length", 192, *self._train_flags("sft", 1e-3))
+                 "--train-file", self.path("corpus", "sft.jsonl"), "--max-seq-length", 192,
+                 *self._train_flags("sft", 1e-3))
         return {"sft_records": len(records), **self._loss("sft")}
 
     def merge_sft(self) -> dict:
-        self.cli("merge-lora", "--base", self.path("pretrained"), "--lora", self.path("sft"), "--out", self.path("final"))
+        self.cli("merge-lora", "--base", self.path("pretrained"), "--lora", self.path("sft"),
+                 "--out", self.path("final"))
         return {}
 
     def generate(self) -> dict:
         prompts = self.path("corpus", "prompts.jsonl")
         with open(prompts, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"instruction": "续写这段新闻。", "input": "新华社北京一月一日电"}, ensure_ascii=False) + "\n")
-            f.write(json.dumps({"instruction": "介绍一下中国的经济发展。", "input": ""}, ensure_ascii=False) + "\n")
+            for record in ({"instruction": "续写这段新闻。", "input": "新华社北京一月一日电"},
+                           {"instruction": "介绍一下中国的经济发展。", "input": ""}):
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.cli("generate", "--model", self.path("final"), "--input-file", prompts, "--max-new-tokens", 40,
                  "--output", self.path("samples.jsonl"), "--device", "cpu", "--seed", 0, "--no-stream")
         samples = [json.loads(x) for x in self.path("samples.jsonl").read_text(encoding="utf-8").splitlines() if x]

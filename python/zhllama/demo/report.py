@@ -25,7 +25,8 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
         f"{facts.get('heldout_docs', 0):,} held-out paragraphs, {facts.get('train_chars', 0):,} training characters.",
         f"- Base tokenizer: {facts.get('base_tokenizer_label', '?')}.",
         f"- Chinese SentencePiece model: {facts.get('zh_vocab', 0):,} pieces (BPE, identity normalizer); merged "
-        f"tokenizer (default mode): {facts.get('merged_pieces', 0):,} pieces, {facts.get('merged_with_pad', 0):,} with [PAD].",
+        f"tokenizer (default mode): {facts.get('merged_pieces', 0):,} pieces, "
+        f"{facts.get('merged_with_pad', 0):,} with [PAD].",
         "",
         "## Tokenizers on held-out text",
         "",
@@ -36,7 +37,8 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
     lines += [
         "| model | tokenizer | tokens/char | loss/token | bits per char |",
         "|---|---|---|---|---|",
-        f"| tiny base | base | {_fmt(base.get('tokens_per_char'))} | {_fmt(base.get('loss'))} | {_fmt(base.get('bits_per_char'))} |",
+        f"| tiny base | base | {_fmt(base.get('tokens_per_char'))} | {_fmt(base.get('loss'))} | "
+        f"{_fmt(base.get('bits_per_char'))} |",
         f"| adapted (resize + stage 1 + stage 2) | merged | {_fmt(adapted.get('tokens_per_char'))} | "
         f"{_fmt(adapted.get('loss'))} | {_fmt(adapted.get('bits_per_char'))} |",
         "",

@@ -27,7 +27,9 @@ log = logging.getLogger("zhllama.eval")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--text-file", required=True, help="Held-out text: .txt (a document a line) or .jsonl[.gz|.zst] ('text' field), as tokenize-corpus reads it.")
+    parser.add_argument("--text-file", required=True,
+                        help="Held-out text: .txt (a document a line) or .jsonl[.gz|.zst] ('text' field), "
+                             "as tokenize-corpus reads it.")
     parser.add_argument("--block-size", type=int, default=512, help="Tokens scored per forward pass.")
     parser.add_argument("--max-documents", type=int, default=None, help="Score only the first N documents.")
     parser.add_argument("--output", default=None, help="Also write the JSON result to this file.")
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
     docs = list(islice(read_documents([args.text_file]), args.max_documents))
     model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device)
-    result = {"model": args.model, "lora": args.lora, "text_file": args.text_file, **evaluate(model, tokenizer, docs, args.block_size)}
+    result = {"model": args.model, "lora": args.lora, "text_file": args.text_file,
+              **evaluate(model, tokenizer, docs, args.block_size)}
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
     if args.output:

@@ -31,8 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="One prompt (an instruction with the Alpaca template).")
     src.add_argument("--input-file", help="Prompts: one a line, or JSONL with 'instruction' (+ 'input') or 'prompt'.")
-    src.add_argument("--interactive", action="store_true", help="Read prompts from the terminal until EOF or an empty line.")
-    parser.add_argument("--template", choices=TEMPLATES, default="alpaca", help="Prompt template: alpaca (default) or none (raw text).")
+    src.add_argument("--interactive", action="store_true",
+                     help="Read prompts from the terminal until EOF or an empty line.")
+    parser.add_argument("--template", choices=TEMPLATES, default="alpaca",
+                        help="Prompt template: alpaca (default) or none (raw text).")
     parser.add_argument("--temperature", type=float, default=0.2, help="Sampling temperature (0: greedy).")
     parser.add_argument("--top-k", type=int, default=40, help="Sample among the k most likely tokens.")
     parser.add_argument("--top-p", type=float, default=0.9, help="Nucleus sampling probability mass.")
@@ -40,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=512, help="Most tokens to generate per prompt.")
     parser.add_argument("--seed", type=int, default=None, help="Random seed for reproducible sampling.")
     parser.add_argument("--output", default=None, help="Write {prompt, response} JSONL here (with --input-file).")
-    parser.add_argument("--no-stream", action="store_true", help="Print each response when complete instead of streaming.")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="Print each response when complete instead of streaming.")
 
 
 def format_prompt(record: dict, template: str) -> str:
@@ -73,7 +76,9 @@ class IncrementalDecoder:
     """Turns a growing id list into text deltas; holds back an incomplete UTF-8 character."""
 
     def __init__(self, tokenizer) -> None:
-        self.tokenizer, self.ids, self.emitted = tokenizer, [], ""
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.emitted = ""
 
     def push(self, ids) -> str:
         self.ids.extend(int(i) for i in ids)
@@ -108,7 +113,8 @@ def make_streamer(tokenizer, write: Callable[[str], None]):
     return Streamer()
 
 
-def generate(model, tokenizer, prompt: str, args: argparse.Namespace, write: Optional[Callable[[str], None]] = None) -> str:
+def generate(model, tokenizer, prompt: str, args: argparse.Namespace,
+             write: Optional[Callable[[str], None]] = None) -> str:
     import torch
 
     ids = torch.tensor([tokenizer.encode(prompt, add_bos=True)], device=model.device)

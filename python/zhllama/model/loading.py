@@ -15,7 +15,8 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--lora", default=None, help="LoRA adapter directory to apply on top of --model (unmerged).")
     parser.add_argument("--tokenizer", default=None,
                         help="Tokenizer directory or tokenizer.model (default: --lora's, else --model's).")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="Weight dtype (auto: float32 on CPU, as saved on GPU).")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto",
+                        help="Weight dtype (auto: float32 on CPU, as saved on GPU).")
     parser.add_argument("--device", default=None, help="Device to run on (default: cuda if available, else cpu).")
 
 

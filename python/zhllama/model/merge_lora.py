@@ -26,9 +26,11 @@ log = logging.getLogger("zhllama.merge_lora")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", required=True, help="Base model directory (e.g. the original LLaMA in HF layout).")
     parser.add_argument("--lora", required=True, action="append",
-                        help="LoRA adapter directory (pretrain --stage 2 or sft output); repeat to apply several in order.")
+                        help="LoRA adapter directory (pretrain --stage 2 or sft output); "
+                             "repeat to apply several in order.")
     parser.add_argument("--out", required=True, help="Output directory for the merged model.")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="Weight dtype of the merged model (auto: the base's).")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto",
+                        help="Weight dtype of the merged model (auto: the base's).")
     parser.add_argument("--tokenizer", default=None,
                         help="Tokenizer to copy into the output (default: the last adapter's, else the base's).")
 
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         copy_tokenizer_files(tokenizer, out)
     else:
         log.warning("no tokenizer found to copy into %s; pass --tokenizer", out)
-    (out / "merge_lora.json").write_text(json.dumps({"base": str(base), "loras": [str(p) for p in args.lora]}, indent=2) + "\n")
+    record = {"base": str(base), "loras": [str(p) for p in args.lora]}
+    (out / "merge_lora.json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("wrote %s", out)
     return 0

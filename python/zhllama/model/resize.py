@@ -28,12 +28,14 @@ log = logging.getLogger("zhllama.resize")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="Base model directory (Hugging Face layout).")
-    parser.add_argument("--tokenizer", required=True, help="Merged tokenizer directory (or tokenizer.model) to resize to.")
+    parser.add_argument("--tokenizer", required=True,
+                        help="Merged tokenizer directory (or tokenizer.model) to resize to.")
     parser.add_argument("--out", required=True, help="Output directory for the resized model and the tokenizer files.")
     parser.add_argument("--init", choices=INITS, default="subword-mean",
                         help="How to initialise the new rows: subword-mean (default), mean or hf.")
     parser.add_argument("--base-tokenizer", default=None,
-                        help="The model's original tokenizer (directory or tokenizer.model); defaults to the model directory.")
+                        help="The model's original tokenizer (directory or tokenizer.model); "
+                             "defaults to the model directory.")
     parser.add_argument("--pad-to-multiple-of", type=int, default=None,
                         help="Round the new vocabulary size up to a multiple of N (e.g. 64 for tensor cores).")
 

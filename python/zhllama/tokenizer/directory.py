@@ -74,12 +74,14 @@ def resolve_model_file(path: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         p = p / MODEL_FILE
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such SentencePiece model (give a .model file or a directory with {MODEL_FILE})")
+        raise FileNotFoundError(f"{p}: no such SentencePiece model "
+                                f"(give a .model file or a directory with {MODEL_FILE})")
     return p
 
 
 def _added(content: str) -> dict[str, Any]:
-    return {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+    return {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+            "special": True}
 
 
 def write_tokenizer_dir(
@@ -134,7 +136,8 @@ def write_tokenizer_dir(
         config["pad_token"] = pad_token
         special_map["pad_token"] = pad_token
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out / SPECIAL_TOKENS_FILE).write_text(json.dumps(special_map, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / SPECIAL_TOKENS_FILE).write_text(json.dumps(special_map, indent=2, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
     if report is not None:
         (out / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out

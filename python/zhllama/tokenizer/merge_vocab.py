@@ -19,8 +19,10 @@ from zhllama.tokenizer.directory import resolve_model_file, sha256_file, write_t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", required=True, help="Base BPE SentencePiece model (LLaMA's tokenizer.model) or its directory.")
-    p.add_argument("--add", required=True, help="SentencePiece model whose pieces are added (the Chinese model from train-spm).")
+    p.add_argument("--base", required=True,
+                   help="Base BPE SentencePiece model (LLaMA's tokenizer.model) or its directory.")
+    p.add_argument("--add", required=True,
+                   help="SentencePiece model whose pieces are added (the Chinese model from train-spm).")
     p.add_argument("--out", required=True, help="Output tokenizer directory (created if missing).")
     p.add_argument(
         "--mode",
@@ -57,7 +59,8 @@ def merge_vocab(base: str, add: str, out: str, mode: str = "default", pad_token:
     report["hf_vocab_size"] = len(pieces) + (1 if pad_token else 0)
     out_dir = write_tokenizer_dir(out, model_bytes, pieces, pad_token=pad_token, report=report)
     report["output"] = {"path": str(out_dir / "tokenizer.model"), "sha256": sha256_file(out_dir / "tokenizer.model")}
-    (out_dir / "merge_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "merge_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
     return report
 
 
@@ -66,16 +69,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         n = report["normalizer"]
         print(
-            f"merged ({report['mode']}): {report['base_pieces']:,} base + {report['final_pieces'] - report['base_pieces']:,} "
+            f"merged ({report['mode']}): {report['base_pieces']:,} base "
+            f"+ {report['final_pieces'] - report['base_pieces']:,} "
             f"added = {report['final_pieces']:,} pieces"
             + (f" (+{report['pad_token']} = {report['hf_vocab_size']:,})" if report["pad_token"] else "")
         )
         print(
-            f"  duplicates skipped {report['duplicates_skipped']:,}, non-Chinese filtered {report['filtered_non_chinese']:,}, "
-            f"fullwidth variants {report['fullwidth_variants_added']:,}, intermediates {report['intermediates_added']:,}, "
-            f"unreachable {report['unreachable']:,} ({'kept: dead rows' if report['mode'] == 'reference' else 'left out'})"
+            f"  duplicates skipped {report['duplicates_skipped']:,}, "
+            f"non-Chinese filtered {report['filtered_non_chinese']:,}, "
+            f"fullwidth variants {report['fullwidth_variants_added']:,}, "
+            f"intermediates {report['intermediates_added']:,}, "
+            f"unreachable {report['unreachable']:,} "
+            f"({'kept: dead rows' if report['mode'] == 'reference' else 'left out'})"
         )
         if n["differs"]:
-            print(f"  normalizer mismatch: base {n['base']!r} vs added {n['added']!r}; {n['affected_pieces']:,} added pieces affected")
+            print(f"  normalizer mismatch: base {n['base']!r} vs added {n['added']!r}; "
+                  f"{n['affected_pieces']:,} added pieces affected")
         print(f"  wrote {args.out}/tokenizer.model (sha256 {report['output']['sha256'][:16]}…)", file=sys.stdout)
     return 0

@@ -53,20 +53,21 @@ class Tokenizer(_native.Tokenizer):
         n = super().vocab_size
         for i, content in self._added.items():
             if i < n:
-                raise ValueError(f"added token {content!r} has id {i}, inside the SentencePiece vocabulary (0..{n - 1})")
+                raise ValueError(f"added token {content!r} has id {i}, "
+                                 f"inside the SentencePiece vocabulary (0..{n - 1})")
         self._added_ids = {c: i for i, c in self._added.items()}
         self._pad_added: Optional[int] = None
         self.source = source or "<bytes>"  # where it was loaded from, for error messages
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:  # type: ignore[override]
+    def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such SentencePiece model file")
         return cls(p.read_bytes(), source=str(p))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Tokenizer:  # type: ignore[override]
+    def from_bytes(cls, data: bytes) -> Tokenizer:
         return cls(data)
 
     @classmethod
@@ -143,7 +144,7 @@ class Tokenizer(_native.Tokenizer):
             return self._added[i]
         return super().id_to_piece(i)
 
-    def piece_to_id(self, s: str) -> int:  # type: ignore[override]
+    def piece_to_id(self, s: str) -> int:
         """The piece's id; the unknown id for a string that is no piece (as sentencepiece)."""
         i = super().piece_to_id(s)
         if i is not None:
@@ -152,7 +153,7 @@ class Tokenizer(_native.Tokenizer):
         return self._added_ids.get(s, -1 if unk is None else unk)  # -1: no UNKNOWN piece, as sentencepiece
 
     @property
-    def pad_id(self) -> Optional[int]:  # type: ignore[override]
+    def pad_id(self) -> Optional[int]:
         v = super().pad_id
         return v if v is not None else self._pad_added
 

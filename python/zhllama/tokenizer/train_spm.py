@@ -13,6 +13,7 @@ import argparse
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from zhllama.corpus.inputs import ON_BAD_LINE, read_documents
 
@@ -21,18 +22,23 @@ NORMALIZATIONS = ("identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                   help="Training text: files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet), read as tokenize-corpus reads them.")
+                   help="Training text: files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet), "
+                        "read as tokenize-corpus reads them.")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the text (default: text).")
-    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail", help="Malformed JSON or a missing field: fail (default) or skip and count.")
+    p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail",
+                   help="Malformed JSON or a missing field: fail (default) or skip and count.")
     p.add_argument("--model-prefix", required=True, help="Output prefix: writes PREFIX.model and PREFIX.vocab.")
     p.add_argument("--vocab-size", type=int, default=20000, help="Number of pieces (default 20000, as the report).")
-    p.add_argument("--model-type", choices=["bpe", "unigram"], default="bpe", help="Model type (default bpe: merges cleanly into LLaMA's BPE).")
+    p.add_argument("--model-type", choices=["bpe", "unigram"], default="bpe",
+                   help="Model type (default bpe: merges cleanly into LLaMA's BPE).")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="identity",
                    help="Normalizer (default identity: the merged model keeps LLaMA's identity normalizer).")
-    p.add_argument("--character-coverage", type=float, default=0.9995, help="Share of characters covered by pieces (default 0.9995).")
+    p.add_argument("--character-coverage", type=float, default=0.9995,
+                   help="Share of characters covered by pieces (default 0.9995).")
     p.add_argument("--input-sentence-size", type=int, default=2_000_000,
                    help="Sample at most this many lines (0 = all); big corpora need sampling to fit in memory.")
-    p.add_argument("--max-sentence-length", type=int, default=16384, help="Lines longer than this many bytes are skipped by the trainer.")
+    p.add_argument("--max-sentence-length", type=int, default=16384,
+                   help="Lines longer than this many bytes are skipped by the trainer.")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Trainer threads (default: all cores).")
     p.add_argument("--user-defined-symbols", default="", help="Comma-separated pieces kept atomic (optional).")
     p.add_argument("--seed", type=int, default=0, help="Seed of the sentence sampling (sentencepiece's random seed).")
@@ -76,7 +82,7 @@ def train_spm(
     documents = read_documents(inputs, text_field, on_bad_line)
     failed: list[Exception] = []
     Path(model_prefix).parent.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         sentence_iterator=_remember_failure(documents, failed),
         model_prefix=model_prefix,
         vocab_size=vocab_size,

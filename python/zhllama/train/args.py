@@ -33,10 +33,15 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
 
 @dataclass
 class ModelArguments:
-    model: str = field(metadata=_help("Model directory in Hugging Face layout (e.g. the output of `zhllama resize` or of stage 1).", metavar="DIR"))
-    tokenizer: Optional[str] = field(default=None, metadata=_help("Tokenizer directory or tokenizer.model; defaults to the model directory.", metavar="PATH"))
-    gradient_checkpointing: bool = field(default=False, metadata=_help("Recompute activations in the backward pass to save memory."))
-    attn_implementation: str = field(default="sdpa", metadata=_help("Attention kernel: sdpa (PyTorch scaled_dot_product_attention), flash_attention_2 (needs the flash-attn package, a GPU and bf16/fp16) or eager.", choices=ATTN_IMPLEMENTATIONS))
+    model: str = field(metadata=_help(
+        "Model directory in Hugging Face layout (e.g. the output of `zhllama resize` or of stage 1).", metavar="DIR"))
+    tokenizer: Optional[str] = field(default=None, metadata=_help(
+        "Tokenizer directory or tokenizer.model; defaults to the model directory.", metavar="PATH"))
+    gradient_checkpointing: bool = field(default=False, metadata=_help(
+        "Recompute activations in the backward pass to save memory."))
+    attn_implementation: str = field(default="sdpa", metadata=_help(
+        "Attention kernel: sdpa (PyTorch scaled_dot_product_attention), flash_attention_2 (needs the flash-attn "
+        "package, a GPU and bf16/fp16) or eager.", choices=ATTN_IMPLEMENTATIONS))
 
     def __post_init__(self) -> None:
         if not Path(self.model).is_dir():
@@ -54,14 +59,21 @@ class ModelArguments:
         if self.tokenizer is None:
             self.tokenizer = self.model
 
+    @property
+    def tokenizer_path(self) -> str:
+        """``--tokenizer``, or the model directory when it was not given."""
+        return self.tokenizer or self.model
+
 
 @dataclass
 class LoraArguments:
     lora_rank: int = field(default=8, metadata=_help("LoRA rank r."))
     lora_alpha: float = field(default=32.0, metadata=_help("LoRA scaling alpha (the update is scaled by alpha / r)."))
     lora_dropout: float = field(default=0.05, metadata=_help("Dropout on the LoRA input."))
-    lora_target: str = field(default=LORA_PRETRAIN_TARGETS, metadata=_help("Comma-separated module names that get LoRA adapters.", metavar="MODULES"))
-    modules_to_save: str = field(default="embed_tokens,lm_head", metadata=_help("Comma-separated modules trained in full and saved with the adapter.", metavar="MODULES"))
+    lora_target: str = field(default=LORA_PRETRAIN_TARGETS, metadata=_help(
+        "Comma-separated module names that get LoRA adapters.", metavar="MODULES"))
+    modules_to_save: str = field(default="embed_tokens,lm_head", metadata=_help(
+        "Comma-separated modules trained in full and saved with the adapter.", metavar="MODULES"))
 
     def __post_init__(self) -> None:
         if self.lora_rank < 1:
@@ -82,29 +94,45 @@ class LoraArguments:
 
 @dataclass
 class RunArguments:
-    output_dir: str = field(metadata=_help("Directory for checkpoints, TensorBoard logs and the final model/adapter.", metavar="DIR"))
-    learning_rate: Optional[float] = field(default=None, metadata=_help("Peak learning rate (default: 2e-4 for stage 1, 1e-4 for stage 2 and SFT)."))
-    num_train_epochs: float = field(default=1.0, metadata=_help("Number of passes over the training data (ignored when --max-steps > 0)."))
-    max_steps: int = field(default=-1, metadata=_help("Stop after this many optimizer steps (-1: use --num-train-epochs)."))
+    output_dir: str = field(metadata=_help(
+        "Directory for checkpoints, TensorBoard logs and the final model/adapter.", metavar="DIR"))
+    learning_rate: Optional[float] = field(default=None, metadata=_help(
+        "Peak learning rate (default: 2e-4 for stage 1, 1e-4 for stage 2 and SFT)."))
+    num_train_epochs: float = field(default=1.0, metadata=_help(
+        "Number of passes over the training data (ignored when --max-steps > 0)."))
+    max_steps: int = field(default=-1, metadata=_help(
+        "Stop after this many optimizer steps (-1: use --num-train-epochs)."))
     per_device_train_batch_size: int = field(default=1, metadata=_help("Micro-batch size per process."))
     per_device_eval_batch_size: int = field(default=1, metadata=_help("Evaluation batch size per process."))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step."))
-    lr_scheduler_type: str = field(default="cosine", metadata=_help("Learning-rate schedule (a transformers scheduler name).", metavar="NAME"))
+    lr_scheduler_type: str = field(default="cosine", metadata=_help(
+        "Learning-rate schedule (a transformers scheduler name).", metavar="NAME"))
     warmup_ratio: float = field(default=0.05, metadata=_help("Fraction of the steps spent in linear warmup."))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay."))
     max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm."))
     seed: int = field(default=42, metadata=_help("Seed for initialization, shuffling and dropout."))
-    logging_steps: int = field(default=10, metadata=_help("Log loss and learning rate every N steps (TensorBoard and console)."))
+    logging_steps: int = field(default=10, metadata=_help(
+        "Log loss and learning rate every N steps (TensorBoard and console)."))
     save_steps: int = field(default=500, metadata=_help("Save a checkpoint every N steps."))
     save_total_limit: Optional[int] = field(default=3, metadata=_help("Keep at most this many checkpoints."))
-    eval_steps: Optional[int] = field(default=None, metadata=_help("Evaluate on the held-out split every N steps (default: --save-steps)."))
-    precision: str = field(default="auto", metadata=_help("auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), bf16 (also on CPU), fp16 (GPU) or fp32. Frozen weights are held in this dtype, trainable ones as fp32 masters.", metavar="|".join(PRECISIONS)))
-    peak_tflops: Optional[float] = field(default=None, metadata=_help("Peak dense TFLOPS of one device in the training precision, for the MFU in the logs (default: known for A100/H100/H200/L40S/... GPUs; none on CPU, so no MFU).", metavar="TFLOPS"))
-    deepspeed: Optional[str] = field(default=None, metadata=_help("DeepSpeed config JSON (e.g. configs/ds_zero2.json).", metavar="FILE.json"))
-    resume: Optional[str] = field(default=None, metadata=_help("Resume from a checkpoint directory, or 'last' for the newest checkpoint in --output-dir.", nargs="?", const="last", metavar="CHECKPOINT"))
-    report_to: str = field(default="tensorboard", metadata=_help("Where to log metrics: tensorboard or none.", metavar="tensorboard|none"))
+    eval_steps: Optional[int] = field(default=None, metadata=_help(
+        "Evaluate on the held-out split every N steps (default: --save-steps)."))
+    precision: str = field(default="auto", metadata=_help(
+        "auto (bf16 if the GPU supports it, else fp16; fp32 on CPU), bf16 (also on CPU), fp16 (GPU) or fp32. "
+        "Frozen weights are held in this dtype, trainable ones as fp32 masters.", metavar="|".join(PRECISIONS)))
+    peak_tflops: Optional[float] = field(default=None, metadata=_help(
+        "Peak dense TFLOPS of one device in the training precision, for the MFU in the logs "
+        "(default: known for A100/H100/H200/L40S/... GPUs; none on CPU, so no MFU).", metavar="TFLOPS"))
+    deepspeed: Optional[str] = field(default=None, metadata=_help(
+        "DeepSpeed config JSON (e.g. configs/ds_zero2.json).", metavar="FILE.json"))
+    resume: Optional[str] = field(default=None, metadata=_help(
+        "Resume from a checkpoint directory, or 'last' for the newest checkpoint in --output-dir.",
+        nargs="?", const="last", metavar="CHECKPOINT"))
+    report_to: str = field(default="tensorboard", metadata=_help(
+        "Where to log metrics: tensorboard or none.", metavar="tensorboard|none"))
     dataloader_num_workers: int = field(default=0, metadata=_help("DataLoader worker processes."))
-    overwrite_output_dir: bool = field(default=False, metadata=_help("Allow an --output-dir that already holds checkpoints without --resume."))
+    overwrite_output_dir: bool = field(default=False, metadata=_help(
+        "Allow an --output-dir that already holds checkpoints without --resume."))
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -225,7 +253,7 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Sequence[Group],
 
 def read_config(path: str, flags: Mapping[str, _Flag]) -> dict[str, Any]:
     """The values of a ``--config`` YAML file, each converted and checked as its flag would be."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--config {path}: no such file")

@@ -51,7 +51,8 @@ class Plan:
 
     @property
     def model_states(self) -> int:
-        return self.frozen_weights + self.trainable_weights + self.gradients + self.optimizer_states + self.gathered_layer
+        return (self.frozen_weights + self.trainable_weights + self.gradients + self.optimizer_states
+                + self.gathered_layer)
 
     def total(self, checkpointing: bool) -> int:
         return self.model_states + (self.activations_checkpointing if checkpointing else self.activations_full)
@@ -75,7 +76,8 @@ def read_config(model_dir: str | Path):
 
 
 def lora_for(stage: str, rank: int = 8, target: Optional[str] = None) -> LoraArguments:
-    return LoraArguments(lora_rank=rank, lora_target=target or (LORA_SFT_TARGETS if stage == "sft" else LORA_PRETRAIN_TARGETS))
+    default = LORA_SFT_TARGETS if stage == "sft" else LORA_PRETRAIN_TARGETS
+    return LoraArguments(lora_rank=rank, lora_target=target or default)
 
 
 def meta_model(config, stage: str, lora: Optional[LoraArguments] = None):
@@ -102,10 +104,10 @@ def trainable_states(trainable: int, largest: int, zero: int, gpus: int, precisi
     """(trainable weights, gradients, optimizer states, gathered layer) bytes per GPU."""
     t, g = trainable, gpus
     if zero in (2, 3) and precision != "fp32":
-        from deepspeed.runtime.zero.stage3 import (  # type: ignore[import-untyped]
+        from deepspeed.runtime.zero.stage3 import (
             estimate_zero3_model_states_mem_needs,
         )
-        from deepspeed.runtime.zero.stage_1_and_2 import (  # type: ignore[import-untyped]
+        from deepspeed.runtime.zero.stage_1_and_2 import (
             estimate_zero2_model_states_mem_needs,
         )
 
@@ -119,7 +121,7 @@ def trainable_states(trainable: int, largest: int, zero: int, gpus: int, precisi
                 t, largest, num_gpus_per_node=g, cpu_offload=False, cpu_offload_params=False)
             split = (int(6 * t / g), int(4 * t / g), int(8 * t / g), int(gathered))
         # int() of each share may round a byte or two away from DeepSpeed's single int(); keep its total.
-        return (split[0] + total - sum(split), *split[1:])  # type: ignore[return-value]
+        return (split[0] + total - sum(split), *split[1:])
     shard = g if zero in (2, 3) else 1
     weights = 4 * t // (g if zero == 3 else 1)
     gathered = 4 * largest if zero == 3 else 0
@@ -215,11 +217,15 @@ def format_table(plan: Plan, gpu_memory: float, title: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="Model directory; only DIR/config.json is read.")
-    parser.add_argument("--stage", required=True, choices=STAGES, help="1 (embeddings), 2 (LoRA q,k,v,o + embeddings + head) or sft.")
-    parser.add_argument("--zero", type=int, choices=ZERO_STAGES, default=2, help="DeepSpeed ZeRO stage (0: no DeepSpeed). Default: 2.")
+    parser.add_argument("--stage", required=True, choices=STAGES,
+                        help="1 (embeddings), 2 (LoRA q,k,v,o + embeddings + head) or sft.")
+    parser.add_argument("--zero", type=int, choices=ZERO_STAGES, default=2,
+                        help="DeepSpeed ZeRO stage (0: no DeepSpeed). Default: 2.")
     parser.add_argument("--gpus", type=int, default=1, help="Number of GPUs (data parallel). Default: 1.")
-    parser.add_argument("--precision", choices=tuple(PRECISION_BYTES), default="bf16", help="Training precision. Default: bf16.")
-    parser.add_argument("--batch", type=int, default=1, help="Micro-batch per GPU (--per-device-train-batch-size). Default: 1.")
+    parser.add_argument("--precision", choices=tuple(PRECISION_BYTES), default="bf16",
+                        help="Training precision. Default: bf16.")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="Micro-batch per GPU (--per-device-train-batch-size). Default: 1.")
     parser.add_argument("--block-size", type=int, default=512, help="Tokens per sequence. Default: 512.")
     parser.add_argument("--gpu-memory", default=None, metavar="SIZE",
                         help="Memory of one GPU, e.g. 80GB or 141GiB (default: this machine's GPU, else 80GB).")
@@ -252,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     zero = "no DeepSpeed" if args.zero == 0 else f"ZeRO-{args.zero}"
-    print(format_table(plan, gpu_memory, f"{args.model}: stage {args.stage}, {args.precision}, {zero}, {args.gpus} GPU(s), "
-                                         f"batch {args.batch} x {args.block_size} tokens per GPU; bytes per GPU"))
+    title = (f"{args.model}: stage {args.stage}, {args.precision}, {zero}, {args.gpus} GPU(s), "
+             f"batch {args.batch} x {args.block_size} tokens per GPU; bytes per GPU")
+    print(format_table(plan, gpu_memory, title))
     return 0

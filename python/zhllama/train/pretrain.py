@@ -17,7 +17,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 from zhllama.train.args import (
     Group,
@@ -35,12 +35,18 @@ STAGE_LR = {1: 2e-4, 2: 1e-4}
 @dataclass
 class PretrainArguments:
     stage: int = field(metadata=_help("1: embeddings only; 2: LoRA(q,k,v,o) + embed_tokens + lm_head.", choices=(1, 2)))
-    train_file: Optional[str] = field(default=None, metadata=_help("Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.", metavar="FILES"))
-    dataset_dir: Optional[str] = field(default=None, metadata=_help("Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
+    train_file: Optional[str] = field(default=None, metadata=_help(
+        "Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.",
+        metavar="FILES"))
+    dataset_dir: Optional[str] = field(default=None, metadata=_help(
+        "Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
     block_size: int = field(default=512, metadata=_help("Tokens per training sequence (documents are packed)."))
-    validation_split_percentage: float = field(default=1.0, metadata=_help("Percent of the blocks held out for the eval loss (0: none)."))
-    new_rows_only: bool = field(default=False, metadata=_help("Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
-    base_vocab_size: Optional[int] = field(default=None, metadata=_help("Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
+    validation_split_percentage: float = field(default=1.0, metadata=_help(
+        "Percent of the blocks held out for the eval loss (0: none)."))
+    new_rows_only: bool = field(default=False, metadata=_help(
+        "Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
+    base_vocab_size: Optional[int] = field(default=None, metadata=_help(
+        "Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
@@ -50,7 +56,8 @@ class PretrainArguments:
         if self.block_size < 2:
             raise ValueError(f"--block-size must be >= 2, got {self.block_size}")
         if not 0 <= self.validation_split_percentage < 100:
-            raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
+            raise ValueError(f"--validation-split-percentage must be in [0, 100), "
+                             f"got {self.validation_split_percentage}")
         if self.new_rows_only and self.stage != 1:
             raise ValueError("--new-rows-only applies to --stage 1 only")
 
@@ -69,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse(args: argparse.Namespace) -> tuple[PretrainArguments, ModelArguments, LoraArguments, RunArguments]:
     """The arguments of a run: command line, then ``--config``, then defaults."""
-    return parse_arguments(args, GROUPS)  # type: ignore[return-value]
+    return parse_arguments(args, GROUPS)
 
 
 def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_implementation: str = "sdpa"):
@@ -79,6 +86,7 @@ def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_im
     frozen, and a 7B model then holds ~13 GB instead of ~26 GB. Call
     :func:`zhllama.train.trainable.upcast_trainable` once the trainable tensors are chosen.
     """
+    from torch import nn
     from transformers import AutoModelForCausalLM
 
     from zhllama.train.trainer import TORCH_DTYPES
@@ -88,7 +96,8 @@ def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_im
                          f"--precision bf16 (or fp16), or use --attn-implementation sdpa")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=TORCH_DTYPES[precision],
                                                  attn_implementation=attn_implementation)
-    rows = model.get_input_embeddings().weight.shape[0]
+    # transformers types get_input_embeddings() as any nn.Module; a causal LM's is an nn.Embedding.
+    rows = cast("nn.Embedding", model.get_input_embeddings()).weight.shape[0]
     if rows < vocab_size:
         raise ValueError(f"the tokenizer has {vocab_size:,} tokens but the model {model_dir} has {rows:,} embedding "
                          f"rows; run `zhllama resize --model {model_dir} --tokenizer TOKENIZER --out DIR` first")
@@ -123,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
                          f"the original rows")
     setup_logging()
-    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer)
+    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
     if data.dataset_dir is not None:
         if (Path(data.dataset_dir) / "manifest.json").is_file():
-            check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer)
+            check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer_path)
         dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
     else:
         dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         model = apply_lora(model, lora)
     upcast_trainable(model)
     share = log_trainable(model)
-    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer,
+    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer_path,
         model_args.gradient_checkpointing, {"trainable_percent": share, "stage": data.stage},
         seq_len=data.block_size, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from zhllama.train.args import (
     LORA_SFT_TARGETS,
@@ -26,22 +26,31 @@ from zhllama.train.args import (
 )
 from zhllama.train.args import add_arguments as add_group_arguments
 
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
 SFT_LR = 1e-4
 LORA_DEFAULTS = {"lora_target": LORA_SFT_TARGETS}
 
 
 @dataclass
 class SftArguments:
-    train_file: str = field(metadata=_help("Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several.", metavar="FILES"))
-    validation_file: Optional[str] = field(default=None, metadata=_help("Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data).", metavar="FILES"))
-    validation_split_percentage: float = field(default=0.0, metadata=_help("Percent of the training records held out when no --validation-file is given."))
+    train_file: str = field(metadata=_help(
+        "Alpaca data (.json list or .jsonl) of instruction/input/output records; comma-separated for several.",
+        metavar="FILES"))
+    validation_file: Optional[str] = field(default=None, metadata=_help(
+        "Held-out Alpaca data for the eval loss (default: --validation-split-percentage of the training data).",
+        metavar="FILES"))
+    validation_split_percentage: float = field(default=0.0, metadata=_help(
+        "Percent of the training records held out when no --validation-file is given."))
     max_seq_length: int = field(default=512, metadata=_help("Truncate prompt + response to this many tokens."))
 
     def __post_init__(self) -> None:
         if self.max_seq_length < 2:
             raise ValueError(f"--max-seq-length must be >= 2, got {self.max_seq_length}")
         if not 0 <= self.validation_split_percentage < 100:
-            raise ValueError(f"--validation-split-percentage must be in [0, 100), got {self.validation_split_percentage}")
+            raise ValueError(f"--validation-split-percentage must be in [0, 100), "
+                             f"got {self.validation_split_percentage}")
 
 
 GROUPS: tuple[Group, ...] = ((SftArguments, "data"), (ModelArguments, "model"), (LoraArguments, "LoRA"),
@@ -54,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse(args: argparse.Namespace) -> tuple[SftArguments, ModelArguments, LoraArguments, RunArguments]:
     """The arguments of a run: command line, then ``--config``, then defaults (LoRA on all seven projections)."""
-    return parse_arguments(args, GROUPS, LORA_DEFAULTS)  # type: ignore[return-value]
+    return parse_arguments(args, GROUPS, LORA_DEFAULTS)
 
 
 def require_pad(tokenizer) -> int:
@@ -74,14 +83,16 @@ def run(args: argparse.Namespace) -> int:
 
     data, model_args, lora, run_args = parse(args)
     setup_logging()
-    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer)
+    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
     pad_id = require_pad(tokenizer)
-    train_ds = InstructionDataset(data.train_file.split(","), tokenizer, data.max_seq_length)
-    dropped = train_ds.dropped
+    records = InstructionDataset(data.train_file.split(","), tokenizer, data.max_seq_length)
+    dropped = records.dropped
+    train_ds: Dataset = records
+    eval_ds: Optional[Dataset]
     if data.validation_file:
         eval_ds = InstructionDataset(data.validation_file.split(","), tokenizer, data.max_seq_length)
     else:
-        train_ds, eval_ds = split_validation(train_ds, data.validation_split_percentage, run_args.seed)
+        train_ds, eval_ds = split_validation(records, data.validation_split_percentage, run_args.seed)
     model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
                        model_args.attn_implementation)
     model.config.pad_token_id = pad_id
@@ -89,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     upcast_trainable(model)
     share = log_trainable(model)
     # Attention FLOPs are counted at --max-seq-length, an upper bound for records that are shorter.
-    fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args.tokenizer,
+    fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args.tokenizer_path,
         model_args.gradient_checkpointing, {"trainable_percent": share, "dropped_truncated_records": dropped},
         seq_len=data.max_seq_length, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
     return 0

@@ -53,7 +53,8 @@ def read_records(path: str | Path) -> list[dict[str, str]]:
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); JSONL files need a .jsonl suffix") from None
+            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
+                             "JSONL files need a .jsonl suffix") from None
         if not isinstance(records, list):
             raise ValueError(f"{path}: expected a JSON list of {{instruction, input, output}} records")
     for i, r in enumerate(records):

@@ -43,7 +43,9 @@ def apply_lora(model, lora: LoraArguments):
     missing = [m for m in lora.target_modules + lora.saved_modules if m not in present]
     if missing:
         raise ValueError(f"the model has no module named {', '.join(missing)} (--lora-target / --modules-to-save)")
-    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.lora_rank, lora_alpha=lora.lora_alpha,
+    # peft annotates lora_alpha as int but only ever scales by lora_alpha / r: a float alpha works.
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.lora_rank,
+                        lora_alpha=lora.lora_alpha,  # type: ignore[arg-type]
                         lora_dropout=lora.lora_dropout, target_modules=lora.target_modules,
                         modules_to_save=lora.saved_modules or None, inference_mode=False)
     return get_peft_model(model, config)

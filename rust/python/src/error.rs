@@ -169,12 +169,6 @@ where
     }
 }
 
-/// Same as [`detach`] for infallible work.
-#[allow(dead_code)]
-pub fn detach_ok<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, f: F) -> PyResult<T> {
-    detach(py, || Ok::<T, PyErr>(f()))
-}
-
 /// The `InternalError` of a caught panic.
 pub fn internal_error(panic: Box<dyn std::any::Any + Send>) -> PyErr {
     InternalError::new_err(panic_message(panic))
