@@ -50,6 +50,18 @@ def test_backend_is_registered():
     assert get_model("zhllama") is ZhllamaLM
 
 
+def test_installed_wheel_declares_the_plugin_and_the_command():
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("zhllama")
+    except metadata.PackageNotFoundError:
+        pytest.skip("zhllama is not installed (source tree run); CI checks the installed wheel")
+    points = {(e.group, e.name): e for e in dist.entry_points}
+    assert points[("lm_eval.models", "zhllama")].load() is ZhllamaLM
+    assert points[("console_scripts", "zhllama-lm-eval")].value == "zhllama.infer.harness:main"
+
+
 def test_requests_are_sentencepiece_ids_and_accuracy_is_theirs(monkeypatch):
     from lm_eval import evaluator
     from lm_eval.tasks import TaskManager
