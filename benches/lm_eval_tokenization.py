@@ -54,7 +54,7 @@ def tiny_model(tok_dir: Path, out: Path, seed: int, steps: int) -> Path:
     model = LlamaForCausalLM(config)
     if steps:
         ids = [i for doc in tok.encode_batch(peoples_daily(limit=4000), add_bos=True) for i in doc]
-        block, batch = 128, 16
+        block, batch = 128, 8
         data = torch.tensor(ids[: len(ids) // block * block]).view(-1, block)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
         gen = torch.Generator().manual_seed(seed)
@@ -64,7 +64,7 @@ def tiny_model(tok_dir: Path, out: Path, seed: int, steps: int) -> Path:
             loss.backward()
             opt.step()
             opt.zero_grad()
-            if step % 50 == 0 or step == steps - 1:
+            if step % 25 == 0 or step == steps - 1:
                 print(f"  train step {step}: loss {loss.item():.3f}", file=sys.stderr)
     model.save_pretrained(out)
     copy_tokenizer_files(tok_dir, out)
@@ -106,7 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-fewshot", type=int, default=5, help="Few-shot examples (C-Eval's reported setting: 5).")
     ap.add_argument("--seed", type=int, default=0, help="Seed of the tiny model and its training batches.")
-    ap.add_argument("--train-steps", type=int, default=300,
+    ap.add_argument("--train-steps", type=int, default=150,
                     help="Training steps on People's Daily before the evaluation (0: a random model).")
     args = ap.parse_args()
 
