@@ -105,6 +105,44 @@ def test_requests_are_sentencepiece_ids_and_accuracy_is_theirs(monkeypatch):
     assert results["n-shot"]["ceval-local"] == 0
 
 
+@pytest.mark.fixtures
+def test_reference_merge_requests_are_sentencepiece_ids_where_hf_backend_differs(reference_merge, tmp_path,
+                                                                                  monkeypatch):
+    # The tiny test tokenizer's conversion agrees with sentencepiece on these prompts; the real
+    # 49,953 merge does not, so only here can a backend that tokenizes as `hf` does be caught.
+    from lm_eval.models.huggingface import HFLM
+
+    from zhllama.tokenizer import Tokenizer
+    from zhllama.tokenizer.directory import copy_tokenizer_files, write_tokenizer_dir_from_model
+
+    tok_dir = write_tokenizer_dir_from_model(tmp_path / "tok", reference_merge, pad_token="[PAD]")
+    model_dir = tmp_path / "model"
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(h.tiny_config(len(Tokenizer.from_pretrained(tok_dir)), hidden=16)).save_pretrained(model_dir)
+    copy_tokenizer_files(tok_dir, model_dir)
+
+    seen: list = []
+    original = HFLM._loglikelihood_tokens
+
+    def spy(self, requests, *args, **kwargs):
+        seen.extend((ctx + cont, context + continuation) for (context, continuation), ctx, cont in requests)
+        return original(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
+    description = "以下是中国关于常识的单项选择题，请选出其中的正确答案。\n\n"
+    requests = [Instance(request_type="loglikelihood", doc={}, arguments=(description + ceval_prompt(doc), f" {c}"),
+                         idx=i) for doc in VAL for i, c in enumerate("ABCD")]
+    sp = spm.SentencePieceProcessor(model_file=str(reference_merge))
+    differ = {}
+    for backend in (ZhllamaLM, HFLM):
+        seen.clear()
+        backend(pretrained=str(model_dir), device="cpu").loglikelihood(requests, disable_tqdm=True)
+        assert len(seen) == len(requests)
+        differ[backend] = sum(ids != sp.encode(text, add_bos=True) for ids, text in seen)
+    assert differ[ZhllamaLM] == 0
+    assert differ[HFLM] > 0  # the conversion's ids: what the zhllama backend exists to avoid
+
+
 def test_backend_loads_base_plus_lora_adapter(tmp_path):
     # The adapter was trained on the resized (merged-pad, 410-row) model; the base given is the
     # original 400-row one: the loader resizes it, merges the adapter and takes its tokenizer.
