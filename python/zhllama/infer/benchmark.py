@@ -69,10 +69,10 @@ def prompt_formats(results: dict[str, Any]) -> list[tuple[str, str]]:
     formats: dict[str, list[str]] = {}
     for task, cfg in sorted(results.get("configs", {}).items()):
         fewshot = cfg.get("fewshot_config") or {}
-        shape = {k: cfg.get(k) for k in ("doc_to_text", "doc_to_choice", "target_delimiter", "fewshot_delimiter",
-                                         "output_type")}
-        shape["fewshot_sampler"] = fewshot.get("sampler")
-        formats.setdefault(json.dumps(shape, ensure_ascii=False, default=str), []).append(task)
+        fields = {k: cfg.get(k) for k in ("doc_to_text", "doc_to_choice", "target_delimiter", "fewshot_delimiter",
+                                          "output_type")}
+        fields["fewshot_sampler"] = fewshot.get("sampler")
+        formats.setdefault(json.dumps(fields, ensure_ascii=False, default=str), []).append(task)
     rows = []
     for shape, tasks in formats.items():
         label = tasks[0] if len(tasks) == 1 else f"{tasks[0]} … {tasks[-1]} ({len(tasks)} tasks)"
