@@ -10,6 +10,9 @@ token of the previous one as context, so every token after BOS is predicted exac
 Bits per character — total negative log-likelihood in bits over the number of characters — does
 not depend on the tokenizer, so a 32,000-token LLaMA and a 49,953-token Chinese LLaMA compare
 fairly on it (perplexity per token does not).
+
+With ``--tasks`` (or ``--preset``) it runs lm-evaluation-harness benchmarks such as C-Eval and
+CMMLU instead; see ``zhllama.infer.benchmark``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import math
 import sys
 
+from zhllama.infer.benchmark import add_task_arguments, run_tasks
 from zhllama.model.loading import add_model_arguments, load_for_inference
 
 log = logging.getLogger("zhllama.eval")
@@ -27,12 +31,15 @@ log = logging.getLogger("zhllama.eval")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--text-file", required=True,
+    parser.add_argument("--text-file", default=None,
                         help="Held-out text: .txt (a document a line) or .jsonl[.gz|.zst] ('text' field), "
-                             "as tokenize-corpus reads it.")
+                             "as tokenize-corpus reads it. Or --tasks.")
     parser.add_argument("--block-size", type=int, default=512, help="Tokens scored per forward pass.")
     parser.add_argument("--max-documents", type=int, default=None, help="Score only the first N documents.")
-    parser.add_argument("--output", default=None, help="Also write the JSON result to this file.")
+    parser.add_argument("--output", default=None,
+                        help="Also write the JSON result to this file (with --tasks: lm-eval's results JSON, default "
+                        "lm_eval_results.json, and the markdown table beside it as .md).")
+    add_task_arguments(parser)
 
 
 def document_nll(model, ids: list[int], block_size: int) -> float:
@@ -73,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.corpus.inputs import read_documents
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.tasks is not None or args.preset is not None:
+        if args.text_file is not None:
+            raise ValueError(f"--text-file {args.text_file} and --tasks/--preset are two evaluations; "
+                             "run them separately")
+        return run_tasks(args)
+    if args.text_file is None:
+        raise ValueError("give --text-file (bits per character) or --tasks/--preset (lm-eval benchmarks)")
     if args.block_size < 1:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
     docs = list(islice(read_documents([args.text_file]), args.max_documents))
