@@ -37,7 +37,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "sft": ("zhllama.train.sft", "Instruction-tune with LoRA on Alpaca-format data (prompt masked)."),
     "merge-lora": ("zhllama.model.merge_lora", "Merge LoRA adapters into full weights (plain HF model)."),
     "generate": ("zhllama.infer.generate", "Generate text (Alpaca template; 0.2/40/0.9/1.3 sampling)."),
-    "eval": ("zhllama.infer.evaluate", "Evaluate bits per character on held-out text, or lm-eval benchmarks (C-Eval, CMMLU) with --tasks."),
+    "eval": ("zhllama.infer.evaluate",
+             "Evaluate bits per character on held-out text, or C-Eval/CMMLU (lm-eval) with --tasks."),
     "demo": ("zhllama.demo.demo", "Run the whole pipeline on embedded defaults (People's Daily, tiny model)."),
 }
 
