@@ -47,6 +47,34 @@ def test_train_spm_and_merge(tmp_path):
     assert m.normalizer_spec.name == "identity"
 
 
+def test_sample_documents_is_a_seeded_sample_in_input_order():
+    from zhllama.tokenizer.train_spm import sample_documents
+
+    docs = [f"doc {i}" for i in range(1000)]
+    assert sample_documents(iter(docs[:10]), 50, seed=0) == docs[:10]
+    a = sample_documents(iter(docs), 100, seed=0)
+    assert len(a) == 100 and len(set(a)) == 100
+    assert a == sorted(a, key=docs.index)  # input order
+    assert a == sample_documents(iter(docs), 100, seed=0)
+    assert a != sample_documents(iter(docs), 100, seed=1)
+    assert max(docs.index(d) for d in a) > 500  # drawn from the whole input, not its head
+
+
+def test_train_spm_sampling_repeats_across_processes(tmp_path):
+    """The same inputs, seed and threads give the same model in another process (sentencepiece's own
+    sampling did not: its seed does not carry across processes)."""
+    corpus = tmp_path / "zh.txt"
+    corpus.write_text("\n".join(peoples_daily(4000)) + "\n", encoding="utf-8")
+    prefix = tmp_path / "out" / "zh"
+    args = ["--input", str(corpus), "--model-prefix", str(prefix), "--vocab-size", "4000",
+            "--input-sentence-size", "2000", "--threads", "1", "--seed", "7", "--quiet"]
+    models = []
+    for _ in range(2):
+        subprocess.run([sys.executable, "-m", "zhllama.cli", "train-spm", *args], check=True, capture_output=True)
+        models.append((tmp_path / "out" / "zh.model").read_bytes())
+    assert models[0] == models[1]
+
+
 def test_train_spm_bad_json_names_line(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "好"}\n{"text": \n', encoding="utf-8")

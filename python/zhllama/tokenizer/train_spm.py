@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--character-coverage", type=float, default=0.9995,
                    help="Share of characters covered by pieces (default 0.9995).")
     p.add_argument("--input-sentence-size", type=int, default=2_000_000,
-                   help="Sample at most this many lines (0 = all); big corpora need sampling to fit in memory.")
+                   help="Sample at most this many documents (0 = all); big corpora need sampling to fit in memory.")
     p.add_argument("--max-sentence-length", type=int, default=16384,
                    help="Lines longer than this many bytes are skipped by the trainer.")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Trainer threads (default: all cores).")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="Trainer threads (default: all cores). sentencepiece's BPE result depends on the thread "
+                        "count: give the same number to reproduce a model.")
     p.add_argument("--user-defined-symbols", default="", help="Comma-separated pieces kept atomic (optional).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the sentence sampling (sentencepiece's random seed).")
+    p.add_argument("--seed", type=int, default=0,
+                   help="Seed of the document sampling (--input-sentence-size); the same inputs, seed and --threads "
+                        "give the same model, in any process.")
     p.add_argument("--quiet", action="store_true", help="Hide the trainer's log.")
 
 
@@ -53,6 +58,27 @@ def _remember_failure(documents: Iterable[str], failed: list[Exception]) -> Iter
     except Exception as e:
         failed.append(e)
         raise
+
+
+def sample_documents(documents: Iterable[str], size: int, seed: int) -> list[str]:
+    """At most ``size`` documents, a uniform sample (reservoir) drawn with ``random.Random(seed)``,
+    kept in input order; all of them, in order, when there are no more than ``size``.
+
+    sentencepiece samples with its own generator, which ``set_random_generator_seed`` does not make
+    repeatable across processes (sentencepiece 0.2.3: the same seed gave other models in two runs),
+    so zhllama samples and hands the trainer exactly the sample.
+    """
+    rng = random.Random(seed)
+    sample: list[tuple[int, str]] = []
+    for i, doc in enumerate(documents):
+        if i < size:
+            sample.append((i, doc))
+        else:
+            j = rng.randrange(i + 1)
+            if j < size:
+                sample[j] = (i, doc)
+    sample.sort(key=lambda item: item[0])
+    return [doc for _, doc in sample]
 
 
 def train_spm(
@@ -79,7 +105,9 @@ def train_spm(
         raise ValueError(f"--vocab-size {vocab_size} is too small")
     if not 0 < character_coverage <= 1:
         raise ValueError(f"--character-coverage {character_coverage} must be in (0, 1]")
-    documents = read_documents(inputs, text_field, on_bad_line)
+    documents: Iterable[str] = read_documents(inputs, text_field, on_bad_line)
+    if input_sentence_size > 0:
+        documents = sample_documents(documents, input_sentence_size, seed)
     failed: list[Exception] = []
     Path(model_prefix).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = dict(
@@ -89,8 +117,7 @@ def train_spm(
         model_type=model_type,
         normalization_rule_name=normalization,
         character_coverage=character_coverage,
-        input_sentence_size=input_sentence_size,
-        shuffle_input_sentence=True,
+        input_sentence_size=0,  # the sample above
         max_sentence_length=max_sentence_length,
         num_threads=threads,
         split_digits=True,
