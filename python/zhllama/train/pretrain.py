@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, cast
@@ -124,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
         load_tokenized_corpus,
         split_validation,
     )
-    from zhllama.train.trainable import apply_lora, log_trainable, train_embeddings_only, upcast_trainable
-    from zhllama.train.trainer import fit, measure_tokens_per_char, resolve_precision, setup_logging
+    from zhllama.train.trainable import apply_lora, train_embeddings_only
+    from zhllama.train.trainer import fit, resolve_precision, setup_logging
 
     data, model_args, lora, run_args = parse(args)
     if data.new_rows_only and run_args.weight_decay != 0:
@@ -147,19 +146,7 @@ def run(args: argparse.Namespace) -> int:
         train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
     else:
         model = apply_lora(model, lora)
-    upcast_trainable(model)
-    share = log_trainable(model)
-    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args.tokenizer_path,
-        model_args.gradient_checkpointing, {"trainable_percent": share, "stage": data.stage},
-        seq_len=data.block_size, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
+    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args, tokenizer,
+        seq_len=data.block_size, extra_metrics={"stage": data.stage})
     return 0
 
-
-def main(argv: Optional[list[str]] = None) -> int:
-    from zhllama.cli import main as cli_main
-
-    return cli_main(["pretrain", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,6 @@ with its ``[PAD]``.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
@@ -78,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.train.pretrain import load_model
     from zhllama.train.sft_data import InstructionDataset, PaddingCollator
     from zhllama.train.text_data import split_validation
-    from zhllama.train.trainable import apply_lora, log_trainable, upcast_trainable
-    from zhllama.train.trainer import fit, measure_tokens_per_char, resolve_precision, setup_logging
+    from zhllama.train.trainable import apply_lora
+    from zhllama.train.trainer import fit, resolve_precision, setup_logging
 
     data, model_args, lora, run_args = parse(args)
     setup_logging()
@@ -97,20 +96,8 @@ def run(args: argparse.Namespace) -> int:
                        model_args.attn_implementation)
     model.config.pad_token_id = pad_id
     model = apply_lora(model, lora)
-    upcast_trainable(model)
-    share = log_trainable(model)
     # Attention FLOPs are counted at --max-seq-length, an upper bound for records that are shorter.
-    fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args.tokenizer_path,
-        model_args.gradient_checkpointing, {"trainable_percent": share, "dropped_truncated_records": dropped},
-        seq_len=data.max_seq_length, tokens_per_char=measure_tokens_per_char(train_ds, tokenizer))
+    fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args, tokenizer,
+        seq_len=data.max_seq_length, extra_metrics={"dropped_truncated_records": dropped})
     return 0
 
-
-def main(argv: Optional[list[str]] = None) -> int:
-    from zhllama.cli import main as cli_main
-
-    return cli_main(["sft", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

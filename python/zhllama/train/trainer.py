@@ -17,8 +17,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
-from zhllama.train.args import RunArguments
+from zhllama.train.args import ModelArguments, RunArguments
 
 log = logging.getLogger("zhllama.train")
 
@@ -147,22 +148,30 @@ def measure_tokens_per_char(dataset, tokenizer, sample: int = 64) -> Optional[fl
 
 
 def fit(model, train_dataset, eval_dataset, collator: Callable, run: RunArguments, default_lr: float,
-        tokenizer_source: str, gradient_checkpointing: bool = False, extra_metrics: Optional[dict[str, Any]] = None,
-        seq_len: Optional[int] = None, tokens_per_char: Optional[float] = None) -> dict:
-    """Train, evaluate, save the final model/adapter and tokenizer to ``run.output_dir``.
+        model_args: ModelArguments, tokenizer: Tokenizer, seq_len: int,
+        extra_metrics: Optional[dict[str, Any]] = None) -> dict:
+    """Train ``model`` (its trainable tensors chosen), evaluate, save the final model/adapter and
+    the tokenizer files to ``run.output_dir``; the one training loop of pretrain and sft.
 
-    ``seq_len`` (the block or maximum sequence length) and ``tokens_per_char`` feed the throughput
-    figures: tokens/s, characters/s, MFU and peak memory in every log and in the final metrics.
+    The trainable tensors become fp32 masters here, and their share is logged and saved.
+    ``seq_len`` (the block or maximum sequence length) and the tokens per character measured on
+    ``train_dataset`` feed the throughput figures: tokens/s, characters/s, MFU and peak memory in
+    every log and in the final metrics.
     """
     from transformers import Trainer
 
     from zhllama.train.throughput import ThroughputCallback, device_peak_tflops, model_flops_per_token
+    from zhllama.train.trainable import log_trainable, upcast_trainable
 
+    upcast_trainable(model)
+    extra_metrics = {"trainable_percent": log_trainable(model), **(extra_metrics or {})}
+    tokens_per_char = measure_tokens_per_char(train_dataset, tokenizer)
+    gradient_checkpointing = model_args.gradient_checkpointing
     resume = resume_checkpoint(run)
     args = training_arguments(run, default_lr, eval_dataset is not None, gradient_checkpointing)
     if gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
-    flops = model_flops_per_token(model, seq_len or model.config.max_position_embeddings)
+    flops = model_flops_per_token(model, seq_len)
     throughput = ThroughputCallback(flops, run.peak_tflops or device_peak_tflops(resolve_precision(run.precision)),
                                     tokens_per_char)
     trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
@@ -183,12 +192,12 @@ def fit(model, train_dataset, eval_dataset, collator: Callable, run: RunArgument
         metrics.update(ev)
         if "eval_loss" in ev:
             metrics["eval_perplexity"] = math.exp(min(ev["eval_loss"], 700.0))
-    metrics.update(extra_metrics or {})
+    metrics.update(extra_metrics)
     trainer.save_model(run.output_dir)
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("all", metrics)
     trainer.save_state()
     if trainer.is_world_process_zero():
-        copy_tokenizer_files(tokenizer_source, run.output_dir)
+        copy_tokenizer_files(model_args.tokenizer_path, run.output_dir)
         (Path(run.output_dir) / "zhllama_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
