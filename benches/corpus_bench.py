@@ -58,14 +58,16 @@ def run_zhllama(tok: Path, jsonl: Path, out: Path, threads: int) -> dict[str, fl
 
 
 def run_reference(tok: Path, txt: Path, num_proc: int) -> dict[str, float]:
-    cmd = [sys.executable, str(reference_script()), "--tokenizer", str(tok), "--input", str(txt), "--num-proc", str(num_proc)]
+    cmd = [sys.executable, str(reference_script()), "--tokenizer", str(tok), "--input", str(txt),
+           "--num-proc", str(num_proc)]
     t0, c0 = time.perf_counter(), child_cpu()
     res = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env())
     dt, cpu = time.perf_counter() - t0, child_cpu() - c0
     line = json.loads(res.stdout.strip().splitlines()[-1])
     mb = txt.stat().st_size / 1e6
     # Same input bytes as ours: measure on the .jsonl size too so MB/s compare like for like.
-    return {"seconds": dt, "cpu_seconds": cpu, "mb_per_s": mb / dt, "input_mb": mb, "own_mb_per_s": line["mb_per_s"], "blocks": line["blocks"]}
+    return {"seconds": dt, "cpu_seconds": cpu, "mb_per_s": mb / dt, "input_mb": mb,
+            "own_mb_per_s": line["mb_per_s"], "blocks": line["blocks"]}
 
 
 def main() -> None:
@@ -80,7 +82,8 @@ def main() -> None:
     txt, jsonl = replicated_corpus(work, args.mb)
     # Ours is short, so one run is at the mercy of other load on a shared machine: take the
     # median of --repeat runs. The reference runs once (it is long enough to average out).
-    runs = sorted((run_zhllama(tok, jsonl, work / "tokens", args.threads) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+    runs = sorted((run_zhllama(tok, jsonl, work / "tokens", args.threads) for _ in range(args.repeat)),
+                  key=lambda r: r["seconds"])
     ours = runs[len(runs) // 2]
     ref = run_reference(tok, txt, args.threads)
     # Ratio of wall times: both pipelines process the same documents (the JSONL is larger
@@ -88,11 +91,16 @@ def main() -> None:
     # (children's user + sys) is printed too: on a shared machine it moves less with load.
     ratio = ref["seconds"] / ours["seconds"]
     cpu_ratio = ref["cpu_seconds"] / ours["cpu_seconds"]
-    print(f"input: {txt.name} {ref['input_mb']:.1f} MB text / {jsonl.name} {ours['input_mb']:.1f} MB JSONL, {args.threads} threads/procs, {os.cpu_count()} cores")
-    print(f"zhllama tokenize-corpus : {ours['seconds']:7.2f} s  {ours['mb_per_s']:7.1f} MB/s (JSONL)   {ref['input_mb'] / ours['seconds']:7.1f} MB/s of text")
-    print(f"reference datasets.map  : {ref['seconds']:7.2f} s  {ref['mb_per_s']:7.1f} MB/s (text)    (its own timer: {ref['own_mb_per_s']:.1f} MB/s)")
-    print(f"speedup: {ratio:.1f}x wall  (bar 10x, goal 20x);  CPU time {ref['cpu_seconds']:.1f} s vs {ours['cpu_seconds']:.1f} s = {cpu_ratio:.1f}x")
-    print(json.dumps({"bench": "corpus", "zhllama": ours, "reference": ref, "ratio": round(ratio, 2), "cpu_ratio": round(cpu_ratio, 2)}))
+    print(f"input: {txt.name} {ref['input_mb']:.1f} MB text / {jsonl.name} {ours['input_mb']:.1f} MB JSONL, "
+          f"{args.threads} threads/procs, {os.cpu_count()} cores")
+    print(f"zhllama tokenize-corpus : {ours['seconds']:7.2f} s  {ours['mb_per_s']:7.1f} MB/s (JSONL)   "
+          f"{ref['input_mb'] / ours['seconds']:7.1f} MB/s of text")
+    print(f"reference datasets.map  : {ref['seconds']:7.2f} s  {ref['mb_per_s']:7.1f} MB/s (text)    "
+          f"(its own timer: {ref['own_mb_per_s']:.1f} MB/s)")
+    print(f"speedup: {ratio:.1f}x wall  (bar 10x, goal 20x);  "
+          f"CPU time {ref['cpu_seconds']:.1f} s vs {ours['cpu_seconds']:.1f} s = {cpu_ratio:.1f}x")
+    print(json.dumps({"bench": "corpus", "zhllama": ours, "reference": ref,
+                      "ratio": round(ratio, 2), "cpu_ratio": round(cpu_ratio, 2)}))
 
 
 if __name__ == "__main__":

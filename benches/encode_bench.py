@@ -128,7 +128,8 @@ def main() -> None:
     t = dict(rows)
     sp1, sp2 = t["sentencepiece encode, 1 thread (loop)"], t["sentencepiece encode(list, num_threads=2)"]
     print(
-        "\nratios: loops against sentencepiece's loop, batches against sentencepiece's list call with the same num_threads"
+        "\nratios: loops against sentencepiece's loop, "
+        "batches against sentencepiece's list call with the same num_threads"
     )
     print(f"\n| {'measurement':<44} | MB/s   | vs sentencepiece (same threads) |")
     print(f"|{'-' * 46}|--------|---------------------------------|")
@@ -142,7 +143,8 @@ def main() -> None:
         print(f"| {name:<44} | {mb / secs:6.1f} | {base / secs:5.2f}x |")
     if hf is not None:
         print(
-            f"\nzhllama vs HF tokenizers: 1 thread {t['HF tokenizers encode, 1 thread (loop)'] / t['zhllama encode, 1 thread (loop)']:.2f}x, "
+            "\nzhllama vs HF tokenizers: "
+            f"1 thread {t['HF tokenizers encode, 1 thread (loop)'] / t['zhllama encode, 1 thread (loop)']:.2f}x, "
             f"2 threads {t['HF tokenizers encode_batch, 2 threads'] / t['zhllama encode_batch, num_threads=2']:.2f}x"
         )
 

@@ -54,7 +54,8 @@ def zhllama(*argv, env=None, timeout=None) -> None:
 def child_env(tiny: bool) -> dict[str, str]:
     import zhllama
 
-    env = dict(os.environ, PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent), TOKENIZERS_PARALLELISM="false")
+    env = dict(os.environ, PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent),
+               TOKENIZERS_PARALLELISM="false")
     if tiny:
         env.update(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")
     return env
@@ -171,10 +172,13 @@ def fmt(x, spec: str = ",.0f") -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="Tiny shape on CPU: the same code path, for CI.")
-    ap.add_argument("--steps", type=int, default=None, help="Optimizer steps per run (default: 20 on GPU, 3 with --tiny).")
-    ap.add_argument("--max-batch", type=int, default=None, help="Cap on the plan's largest batch (default: 32; 2 with --tiny).")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="Optimizer steps per run (default: 20 on GPU, 3 with --tiny).")
+    ap.add_argument("--max-batch", type=int, default=None,
+                    help="Cap on the plan's largest batch (default: 32; 2 with --tiny).")
     ap.add_argument("--block-size", type=int, default=None, help="Tokens per sequence (default: 512; 64 with --tiny).")
-    ap.add_argument("--lines", type=int, default=None, help="People's Daily paragraphs used (default: all; 400 with --tiny).")
+    ap.add_argument("--lines", type=int, default=None,
+                    help="People's Daily paragraphs used (default: all; 400 with --tiny).")
     ap.add_argument("--base-tokenizer", default=None,
                     help="LLaMA's tokenizer.model (default: llama_tokenizer.model in $ZHLLAMA_FIXTURES).")
     ap.add_argument("--chinese-model", default=None,

@@ -22,14 +22,16 @@ from zhllama.tokenizer.merge_vocab import merge_vocab
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fixtures", default=os.environ.get("ZHLLAMA_FIXTURES", "../shared/fixtures"), help="Fixture directory.")
+    ap.add_argument("--fixtures", default=os.environ.get("ZHLLAMA_FIXTURES", "../shared/fixtures"),
+                    help="Fixture directory.")
     args = ap.parse_args()
     base = os.path.join(args.fixtures, "llama_tokenizer.model")
     add = os.path.join(args.fixtures, "chinese_sp.model")
     zh = peoples_daily()
     en = stdlib_docstrings()
     code = stdlib_sources(200)
-    numbers = [f"In {1900 + i % 120} the price rose {i * 37 % 1000}.{i % 100:02d}% to ${i * 7919 % 100000:,}" for i in range(2000)]
+    numbers = [f"In {1900 + i % 120} the price rose {i * 37 % 1000}.{i % 100:02d}% to ${i * 7919 % 100000:,}"
+               for i in range(2000)]
     work = tempfile.mkdtemp(prefix="merge-table-")
     models = {"LLaMA": base}
     for mode in ("reference", "default"):
@@ -38,8 +40,10 @@ def main() -> None:
     llama = spm.SentencePieceProcessor(model_file=base)
     ref_ids = {name: llama.encode(docs) for name, docs in (("en", en), ("code", code), ("num", numbers))}
     chars = sum(len(t) for t in zh)
-    print(f"People's Daily: {len(zh):,} docs, {chars:,} chars; English: {len(en):,} docstrings; code: {len(code)} files")
-    print("| tokenizer | pieces | tokens/char (People's Daily) | vs reference | changed English docs | changed code files | changed number lines | unreachable pieces |")
+    print(f"People's Daily: {len(zh):,} docs, {chars:,} chars; English: {len(en):,} docstrings; "
+          f"code: {len(code)} files")
+    print("| tokenizer | pieces | tokens/char (People's Daily) | vs reference | changed English docs "
+          "| changed code files | changed number lines | unreachable pieces |")
     print("|---|---|---|---|---|---|---|---|")
     ref_tpc = None
     for name, path in models.items():
@@ -47,7 +51,8 @@ def main() -> None:
         tpc = sum(len(x) for x in sp.encode(zh)) / chars
         if name == "reference":
             ref_tpc = tpc
-        changed = {k: sum(a != b for a, b in zip(sp.encode(docs), ref_ids[k])) for k, docs in (("en", en), ("code", code), ("num", numbers))}
+        changed = {k: sum(a != b for a, b in zip(sp.encode(docs), ref_ids[k]))
+                   for k, docs in (("en", en), ("code", code), ("num", numbers))}
         dead = len(_native.unreachable_pieces(_native.SentencePieceModel.from_file(path)))
         rel = f"{tpc / ref_tpc - 1:+.2%}" if ref_tpc else "—"
         print(

@@ -73,8 +73,8 @@ def main() -> None:
     import zhllama
 
     env = dict(os.environ, PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent))
-    cmd = [sys.executable, "-m", "zhllama.cli", "tokenize-corpus", "--tokenizer", str(tok), "--input", *map(str, inputs),
-           "--out", str(out), "--threads", str(args.threads), "--quiet"]
+    cmd = [sys.executable, "-m", "zhllama.cli", "tokenize-corpus", "--tokenizer", str(tok),
+           "--input", *map(str, inputs), "--out", str(out), "--threads", str(args.threads), "--quiet"]
     # GNU time's %M is the peak RSS of exactly that process; ru_maxrss of children can be
     # inflated by this (larger) process's pages right after fork, so it is only the fallback.
     rss_file = work / "peak_rss_kb"
@@ -95,7 +95,8 @@ def main() -> None:
         "peak_rss_mb": round(peak_mb), "docs": m["num_docs"], "tokens": m["num_tokens"], "shards": len(m["shards"]),
         "extrapolated_20gb_minutes": round(20e9 / rate / 60, 1),
     }
-    print(f"{result['input_gb']} GB in {dt:.1f} s = {result['mb_per_s']} MB/s on {args.threads} threads ({os.cpu_count()} cores); "
+    print(f"{result['input_gb']} GB in {dt:.1f} s = {result['mb_per_s']} MB/s "
+          f"on {args.threads} threads ({os.cpu_count()} cores); "
           f"peak RSS {result['peak_rss_mb']} MB; 20 GB ≈ {result['extrapolated_20gb_minutes']} min here")
     print(json.dumps(result))
     if not args.keep:

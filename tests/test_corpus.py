@@ -34,7 +34,8 @@ def test_every_document_matches_sentencepiece(tmp_path, model):
     sp = spm.SentencePieceProcessor(model_file=str(path))
     lines = [d.encode() for d in pd_docs(2000) + generated_docs()] + invalid_utf8_lines()
     (tmp_path / "c.txt").write_bytes(b"\n".join(lines) + b"\n")
-    assert cli("--tokenizer", str(path), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--quiet") == 0
+    assert cli("--tokenizer", str(path), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"),
+               "--quiet") == 0
     # sentencepiece on the raw line bytes: its own rule for invalid UTF-8 is the reference.
     expected = [sp.encode(line) + [sp.eos_id()] for line in lines]
     assert all_docs(tmp_path / "o") == expected
@@ -53,7 +54,9 @@ def test_formats_dirs_globs_and_bos(tmp_path, llama):
     parts = [docs[:100], docs[100:200], docs[200:300], docs[300:]]
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
-    jl = lambda ds: "".join(json.dumps({"id": i, "text": d}, ensure_ascii=False) + "\n" for i, d in enumerate(ds)).encode()  # noqa: E731
+    jl = lambda ds: "".join(  # noqa: E731
+        json.dumps({"id": i, "text": d}, ensure_ascii=False) + "\n" for i, d in enumerate(ds)
+    ).encode()
     (src / "a.txt").write_text("\n".join(parts[0]) + "\n", encoding="utf-8")
     (src / "b.jsonl.gz").write_bytes(gzip.compress(jl(parts[1])))
     (src / "sub" / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jl(parts[2])))
@@ -68,7 +71,8 @@ def test_formats_dirs_globs_and_bos(tmp_path, llama):
         assert all_docs(out) == expected
     m = json.loads((tmp_path / "o1" / "manifest.json").read_text())
     assert [s["format"] for s in m["sources"]] == ["txt", "jsonl", "jsonl", "parquet"]
-    assert [s["docs"] + s["empty_docs"] for s in m["sources"]] == [100] * 4 and m["totals"]["empty_docs"] == len(docs) - len(expected)
+    assert ([s["docs"] + s["empty_docs"] for s in m["sources"]] == [100] * 4
+            and m["totals"]["empty_docs"] == len(docs) - len(expected))
     # Resuming inside a Parquet file skips rows across row groups.
     rows = [r for batch in parquet_batches(str(src / "sub" / "d.parquet"), "text", 45) for r in batch]
     assert rows == [d.encode() for d in parts[3][45:]]
@@ -93,7 +97,8 @@ def test_output_is_identical_for_any_thread_count(tmp_path, llama):
     outs = []
     for t in (1, 2):
         out = tmp_path / f"t{t}"
-        assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(out), "--threads", str(t), "--shard-size", "16KB", "--quiet") == 0
+        assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(out),
+                   "--threads", str(t), "--shard-size", "16KB", "--quiet") == 0
         outs.append(dir_bytes(out))
     assert len(outs[0]) > 10 and outs[0] == outs[1]
 
@@ -148,7 +153,8 @@ def test_bad_lines_fail_with_file_line_or_skip_and_count(tmp_path, llama, capsys
     assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "f"), "--quiet") == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: malformed JSON" in err and "--on-bad-line skip" in err
-    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "s"), "--on-bad-line", "skip", "--quiet") == 0
+    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "s"),
+               "--on-bad-line", "skip", "--quiet") == 0
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert (m["num_docs"], m["totals"]["bad_lines"]) == (2, 2)
     assert m["bad_line_examples"][1].startswith(f"{bad}:3: no field \"text\"")
@@ -157,7 +163,8 @@ def test_bad_lines_fail_with_file_line_or_skip_and_count(tmp_path, llama, capsys
 def test_no_eos_and_empty_lines_counted(tmp_path, llama):
     sp = spm.SentencePieceProcessor(model_file=str(llama))
     (tmp_path / "c.txt").write_text("一\n\n二\r\n\n", encoding="utf-8")
-    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--no-append-eos", "--quiet") == 0
+    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"),
+               "--no-append-eos", "--quiet") == 0
     assert all_docs(tmp_path / "o") == [sp.encode("一"), sp.encode("二")]
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert (m["totals"]["lines"], m["totals"]["empty_docs"], m["options"]["append_eos"]) == (4, 2, False)
@@ -182,15 +189,18 @@ def test_worker_split_and_merge_equal_a_single_run(tmp_path, llama):
         assert cli(*common, "--out", str(tmp_path / f"part-{i}"), "--num-shards", "3", "--shard-index", str(i)) == 0
     parts = [json.loads((tmp_path / f"part-{i}" / "manifest.json").read_text()) for i in range(3)]
     assert sum(len(p["sources"]) for p in parts) == 5
-    assert cli("--merge-manifests", *[str(tmp_path / f"part-{i}") for i in range(3)], "--out", str(tmp_path / "merged")) == 0
+    assert cli("--merge-manifests", *[str(tmp_path / f"part-{i}") for i in range(3)],
+               "--out", str(tmp_path / "merged")) == 0
     assert all_docs(tmp_path / "merged") == all_docs(tmp_path / "single")
     assert TokenizedCorpus(tmp_path / "merged").num_tokens == TokenizedCorpus(tmp_path / "single").num_tokens
 
 
 def test_megatron_reads_the_shards(tmp_path, llama):
-    indexed = pytest.importorskip("megatron.core.datasets.indexed_dataset", reason="pip install --no-deps megatron-core==0.16.1")
+    indexed = pytest.importorskip("megatron.core.datasets.indexed_dataset",
+                                  reason="pip install --no-deps megatron-core==0.16.1")
     (tmp_path / "c.txt").write_text("\n".join(pd_docs(300)) + "\n", encoding="utf-8")
-    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--shard-size", "8KB", "--quiet") == 0
+    assert cli("--tokenizer", str(llama), "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"),
+               "--shard-size", "8KB", "--quiet") == 0
     ours = TokenizedCorpus(tmp_path / "o")
     theirs = []
     for s in ours.manifest["shards"]:

@@ -22,7 +22,8 @@ def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     docs = pd_docs(400)
     (d / "c.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")
-    assert cli("--tokenizer", str(model), "--input", str(d / "c.txt"), "--out", str(d / "o"), "--shard-size", "8KB", "--quiet") == 0
+    assert cli("--tokenizer", str(model), "--input", str(d / "c.txt"), "--out", str(d / "o"),
+               "--shard-size", "8KB", "--quiet") == 0
     sp = spm.SentencePieceProcessor(model_file=str(model))
     return d / "o", [ids + [sp.eos_id()] for ids in sp.encode(docs)]
 

@@ -16,7 +16,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "bits per char" in report and ("LLaMA tokenizer" if llama.is_real else "mistral-common tokenizer.model.v1") in report
+    assert "bits per char" in report and (
+        "LLaMA tokenizer" if llama.is_real else "mistral-common tokenizer.model.v1"
+    ) in report
     facts = json.loads((out / "report.json").read_text(encoding="utf-8"))
     base, adapted = facts["eval_base"], facts["eval_adapted"]
     # The merged tokenizer needs about half the tokens of the base one on Chinese text (LLaMA);

@@ -131,7 +131,8 @@ def test_a_bad_line_stops_every_reader_at_file_line(tmp_path, llama):
 def test_train_spm_reports_the_readers_error_not_the_trainers(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(BAD, encoding="utf-8")
-    assert main(["train-spm", "--input", str(bad), "--model-prefix", str(tmp_path / "m"), "--vocab-size", "50", "--quiet"]) == 2
+    assert main(["train-spm", "--input", str(bad), "--model-prefix", str(tmp_path / "m"), "--vocab-size", "50",
+                 "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: malformed JSON" in err and "sentencepiece trainer" not in err
 

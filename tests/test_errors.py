@@ -102,7 +102,8 @@ def probe_verb(monkeypatch):
 
 
 def test_panic_is_an_internal_error():
-    with pytest.raises(_native.InternalError, match=r"internal error in zhllama's native code: boom at .*\.rs:\d+.*report"):
+    with pytest.raises(_native.InternalError,
+                       match=r"internal error in zhllama's native code: boom at .*\.rs:\d+.*report"):
         _native._panic("boom")
 
 
@@ -167,7 +168,9 @@ def test_piece_types_are_named(tok):
     assert tok.piece_type(3) is _native.PieceType.BYTE and sp.IsByte(3)
     assert tok.piece_type(500) is _native.PieceType.NORMAL
     pieces = _native.SentencePieceModel.from_file(llama_tokenizer().path).pieces()
-    assert [t for _, _, t in pieces[:4]] == [_native.PieceType.UNKNOWN, *[_native.PieceType.CONTROL] * 2, _native.PieceType.BYTE]
+    assert [t for _, _, t in pieces[:4]] == [
+        _native.PieceType.UNKNOWN, *[_native.PieceType.CONTROL] * 2, _native.PieceType.BYTE
+    ]
     import pickle
 
     assert pickle.loads(pickle.dumps(_native.PieceType.BYTE)) is _native.PieceType.BYTE

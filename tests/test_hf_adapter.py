@@ -27,7 +27,9 @@ def tok_dir(reference_merge, tmp_path_factory):
 @pytest.mark.parametrize("legacy", [True, False])
 def test_ids_equal_sentencepiece_backend(tok_dir, reference_merge, reference_size, peoples_daily, stdlib_docs, legacy):
     ours = ZhllamaLlamaTokenizer.from_pretrained(tok_dir, legacy=legacy)
-    ref = SentencePieceBackend.from_pretrained(tok_dir, legacy=legacy, special_tokens_pattern=special_tokens_pattern(True, False))
+    ref = SentencePieceBackend.from_pretrained(
+        tok_dir, legacy=legacy, special_tokens_pattern=special_tokens_pattern(True, False)
+    )
     texts = (
         TRICKY
         + peoples_daily[:1500]

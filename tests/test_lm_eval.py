@@ -118,7 +118,9 @@ def test_reference_merge_requests_are_sentencepiece_ids_where_hf_backend_differs
     tok_dir = write_tokenizer_dir_from_model(tmp_path / "tok", reference_merge, pad_token="[PAD]")
     model_dir = tmp_path / "model"
     torch.manual_seed(0)
-    transformers.LlamaForCausalLM(h.tiny_config(len(Tokenizer.from_pretrained(tok_dir)), hidden=16)).save_pretrained(model_dir)
+    transformers.LlamaForCausalLM(
+        h.tiny_config(len(Tokenizer.from_pretrained(tok_dir)), hidden=16)
+    ).save_pretrained(model_dir)
     copy_tokenizer_files(tok_dir, model_dir)
 
     seen: list = []

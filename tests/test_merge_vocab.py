@@ -112,7 +112,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     junk.write_bytes(b"\x0a\xff\xff\xff\x0f not a model")
     assert cli(["merge-vocab", "--base", str(junk), "--add", str(base), "--out", str(tmp_path / "o")]) == 2
     assert f"{junk}: not a SentencePiece model" in capsys.readouterr().err
-    assert cli(["merge-vocab", "--base", str(tmp_path / "missing.model"), "--add", str(base), "--out", str(tmp_path / "o")]) == 2
+    assert cli(["merge-vocab", "--base", str(tmp_path / "missing.model"), "--add", str(base),
+                "--out", str(tmp_path / "o")]) == 2
     assert "missing.model" in capsys.readouterr().err
     # A Unigram base is refused with the reason.
     zh = chinese_sp().path

@@ -22,7 +22,8 @@ def _stub_names() -> dict[str, set[str]]:
     for node in TREE.body:
         if isinstance(node, ast.ClassDef):
             members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
-            members |= {t.id for n in node.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+            members |= {t.id for n in node.body if isinstance(n, ast.Assign)
+                        for t in n.targets if isinstance(t, ast.Name)}
             out[node.name] = members
         elif isinstance(node, ast.FunctionDef):
             out[node.name] = set()

@@ -17,7 +17,8 @@ def test_stats_files_and_counts(tmp_path):
     docs = pd_docs(500) + generated_docs(100)
     (tmp_path / "c.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")
     out = tmp_path / "s"
-    args = ["stats", "--tokenizer", str(llama), "--tokenizer", str(chinese), "--input", str(tmp_path / "c.txt"), "--out", str(out)]
+    args = ["stats", "--tokenizer", str(llama), "--tokenizer", str(chinese), "--input", str(tmp_path / "c.txt"),
+            "--out", str(out)]
     assert main(args) == 0
     report = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert report["corpus"]["docs"] == len(docs) and report["corpus"]["chars"] == sum(map(len, docs))
@@ -29,7 +30,8 @@ def test_stats_files_and_counts(tmp_path):
         assert t["byte_fallback_tokens"] == sum(sp.is_byte(i) for i in ids)
         assert t["unk_tokens"] == sum(sp.is_unknown(i) for i in ids)
         used = set(ids)
-        text = [i for i in range(sp.get_piece_size()) if not (sp.is_byte(i) or sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i))]
+        text = [i for i in range(sp.get_piece_size())
+                if not (sp.is_byte(i) or sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i))]
         assert t["unused_pieces"] == sum(i not in used for i in text)
     # LLaMA spells fullwidth digits and rarer hanzi with bytes; the Chinese model does not.
     assert a["byte_fallback_share"] > 0.2 and a["top_fallback_chars"] and b["byte_fallback_share"] == 0
@@ -51,7 +53,8 @@ def test_stats_sample_and_added_share(tmp_path):
     out = tmp_path / "s"
     # A smaller "base" makes LLaMA's ids >= 1000 count as added pieces.
     base = chinese_sp().path
-    assert main(["stats", "--tokenizer", str(llama), "--input", str(tmp_path / "c.jsonl"), "--out", str(out), "--sample", "50", "--base", str(base)]) == 0
+    assert main(["stats", "--tokenizer", str(llama), "--input", str(tmp_path / "c.jsonl"), "--out", str(out),
+                 "--sample", "50", "--base", str(base)]) == 0
     report = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert report["corpus"]["docs"] == 50
     t = report["tokenizers"][0]

@@ -191,7 +191,8 @@ def test_from_pretrained_with_pad(reference_merge, reference_size, tmp_path):
     d = write_tokenizer_dir(tmp_path / "tok", model, pieces, pad_token="[PAD]")
     t = Tokenizer.from_pretrained(d)
     assert t.vocab_size == reference_size and len(t) == t.num_tokens == reference_size + 1
-    assert t.pad_id == reference_size and t.id_to_piece(reference_size) == "[PAD]" and t.piece_to_id("[PAD]") == reference_size
+    assert (t.pad_id == reference_size and t.id_to_piece(reference_size) == "[PAD]"
+            and t.piece_to_id("[PAD]") == reference_size)
     sp = spm.SentencePieceProcessor(model_file=str(reference_merge))
     assert t.encode("你好 [PAD] world") == sp.encode("你好 [PAD] world")
     ids = t.encode("你好世界")

@@ -48,7 +48,8 @@ def test_exponent_without_a_dot_is_a_float(config):
 
 
 def test_file_values_apply_when_no_flag_is_given(config):
-    data, model, lora, run = parsed("pretrain", "--config", config("lora_rank: 4\nseed: 7\ngradient_checkpointing: true\n"))
+    data, model, lora, run = parsed("pretrain", "--config",
+                                    config("lora_rank: 4\nseed: 7\ngradient_checkpointing: true\n"))
     assert (data.stage, data.train_file, run.output_dir) == (2, "t.txt", "out")
     assert (lora.lora_rank, run.seed, model.gradient_checkpointing) == (4, 7, True)
 
@@ -67,7 +68,8 @@ def test_file_true_is_switched_off_on_the_command_line(config, tmp_path):
     cfg = config("gradient_checkpointing: true\noverwrite_output_dir: yes\n")
     _, model, _, run = parsed("pretrain", "--config", cfg)
     assert model.gradient_checkpointing is True and run.overwrite_output_dir is True
-    _, model, _, run = parsed("pretrain", "--config", cfg, "--no-gradient-checkpointing", "--overwrite-output-dir", "false")
+    _, model, _, run = parsed("pretrain", "--config", cfg, "--no-gradient-checkpointing",
+                              "--overwrite-output-dir", "false")
     assert model.gradient_checkpointing is False and run.overwrite_output_dir is False
     (tmp_path / "stage1.yaml").write_text(f"stage: 1\nmodel: {tmp_path / 'model'}\ntrain_file: t\noutput_dir: o\n"
                                           f"new_rows_only: true\n")
@@ -114,8 +116,8 @@ def test_validation_still_names_the_bad_value(config):
 
 
 def test_required_flags_may_come_from_either_place(tmp_path, config):
-    with pytest.raises(ValueError, match=r"--stage, --model, --output-dir required: pass them on the command line or in "
-                                         r"--config"):
+    with pytest.raises(ValueError,
+                       match=r"--stage, --model, --output-dir required: pass them on the command line or in --config"):
         parsed("pretrain", "--train-file", "t.txt")
     (tmp_path / "m.yaml").write_text(f"model: {tmp_path / 'model'}\n")
     _, model, _, _ = parsed("pretrain", "--config", tmp_path / "m.yaml", "--stage", 1, "--train-file", "t",
@@ -166,9 +168,13 @@ def test_shipped_configs_parse_to_their_values(tmp_path, monkeypatch):
         assert first == f"# Run: zhllama {verb} --config configs/{name}.yaml", first
 
     data, model, lora, run = parsed("pretrain", "--config", h.REPO / "configs" / "stage1.yaml")
-    assert (data.stage, model.model, data.dataset_dir, run.output_dir) == (1, "llama-7b-zh-init", "corpus_tok", "stage1")
+    assert (data.stage, model.model, data.dataset_dir, run.output_dir) == (
+        1, "llama-7b-zh-init", "corpus_tok", "stage1"
+    )
     assert (data.block_size, data.validation_split_percentage, data.new_rows_only) == (512, 0.1, False)
-    assert (run.learning_rate, run.per_device_train_batch_size, run.num_train_epochs, run.precision) == (2e-4, 32, 1.0, "auto")
+    assert (run.learning_rate, run.per_device_train_batch_size, run.num_train_epochs, run.precision) == (
+        2e-4, 32, 1.0, "auto"
+    )
 
     data, model, lora, run = parsed("pretrain", "--config", h.REPO / "configs" / "stage2.yaml")
     assert (data.stage, model.model, model.gradient_checkpointing, run.output_dir) == (2, "stage1", True, "stage2")

@@ -29,8 +29,8 @@ def _free_port() -> int:
 
 
 def _torchrun(*argv, timeout=300):
-    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent), OMP_NUM_THREADS="1",
-               TOKENIZERS_PARALLELISM="false")
+    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent),
+               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "zhllama.cli", *map(str, argv)]
     proc = subprocess.run(cmd, env=env, cwd=h.REPO, capture_output=True, text=True, timeout=timeout)
@@ -47,7 +47,8 @@ def _check(out, lora_targets):
         tensors = h.safetensors_of(d / "adapter_model.safetensors")
         for proj in lora_targets:
             assert any(f"{proj}.lora_A" in n for n in tensors) and any(f"{proj}.lora_B" in n for n in tensors)
-        embed = [t for n, t in tensors.items() if "embed_tokens" in n] + [t for n, t in tensors.items() if "lm_head" in n]
+        embed = ([t for n, t in tensors.items() if "embed_tokens" in n]
+                 + [t for n, t in tensors.items() if "lm_head" in n])
         assert len(embed) == 2 and all(t.shape == (410, 32) for t in embed)  # real tensors, not ZeRO-3 stubs
 
 

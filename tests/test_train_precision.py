@@ -65,7 +65,8 @@ def test_frozen_in_training_dtype_trainable_fp32(resized, stage, precision):
     if stage == "1":
         assert trainable == {"model.embed_tokens.weight"}
     else:
-        assert any("lora_A" in n for n in trainable) and any("modules_to_save" in n and "lm_head" in n for n in trainable)
+        assert (any("lora_A" in n for n in trainable)
+                and any("modules_to_save" in n and "lm_head" in n for n in trainable))
         assert any("gate_proj.lora_A" in n for n in trainable) == (stage == "sft")
     for name, p in model.named_parameters():
         want = torch.float32 if p.requires_grad else TORCH_DTYPES[precision]
@@ -101,7 +102,8 @@ def test_stage2_bf16_loss_close_to_fp32_and_adapter_saved_fp32(resized, text_fil
 
 def test_stage1_bf16_keeps_frozen_weights_bf16(resized, text_file, tmp_path):
     _train(resized, text_file, tmp_path / "s1", "bf16", "--stage", "1", "--learning-rate", "1e-2")
-    before, after = h.safetensors_of(resized / "model.safetensors"), h.safetensors_of(tmp_path / "s1" / "model.safetensors")
+    before, after = (h.safetensors_of(resized / "model.safetensors"),
+                     h.safetensors_of(tmp_path / "s1" / "model.safetensors"))
     emb = "model.embed_tokens.weight"
     assert after[emb].dtype == torch.float32 and not torch.equal(after[emb], before[emb])
     for name, t in after.items():

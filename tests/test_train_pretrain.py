@@ -126,7 +126,8 @@ def test_config_file_and_validation_errors(resized, text_file, tmp_path, capsys)
     assert history[0]["learning_rate"] == 2e-4
     # Explicit flags win, even one equal to its default (--lora-rank 8), and a file's true is switched off.
     out = tmp_path / "cfg-flags"
-    assert h.cli("pretrain", "--config", cfg, "--output-dir", out, "--lora-rank", "8", "--no-gradient-checkpointing") == 0
+    assert h.cli("pretrain", "--config", cfg, "--output-dir", out, "--lora-rank", "8",
+                 "--no-gradient-checkpointing") == 0
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 8
     assert h.cli("pretrain", "--config", cfg, "--output-dir", tmp_path / "e", "--lora-dropout", "1.5") == 2
     assert "--lora-dropout must be in [0, 1), got 1.5" in capsys.readouterr().err

@@ -45,11 +45,14 @@ def test_tokenization_equals_sentencepiece_on_chinese_with_llama_fixture():
     model = llama_tokenizer().path
     tok = Tokenizer.from_pretrained(model)
     sp = spm.SentencePieceProcessor(model_file=str(model))
-    texts = ["人民日报评论员文章：坚定不移推进改革开放，２０２４年经济增长５％。", "今天天气很好，我们去北京的公园散步吧！",
+    texts = ["人民日报评论员文章：坚定不移推进改革开放，２０２４年经济增长５％。",
+             "今天天气很好，我们去北京的公园散步吧！",
              "The model learns 中文 quickly — 越来越好, 意大利面。"]
     for text in texts:
         ex = encode_record(tok, {"instruction": text, "input": text[:5], "output": text}, 4096)
-        assert ex["input_ids"] == sp.encode(build_prompt(text, text[:5]), add_bos=True) + sp.encode(text) + [sp.eos_id()]
+        assert ex["input_ids"] == (
+            sp.encode(build_prompt(text, text[:5]), add_bos=True) + sp.encode(text) + [sp.eos_id()]
+        )
     # eval and raw-text pretraining encode documents with BOS (and EOS) through the same loader.
     assert tok.encode_batch(texts, add_bos=True, add_eos=True) == sp.encode(texts, add_bos=True, add_eos=True)
 

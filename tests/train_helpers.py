@@ -21,7 +21,8 @@ ZH_WORDS = ["中国", "人民", "经济", "发展", "我们", "今天", "天气"
 EN_WORDS = ["the", "model", "learns", "chinese", "text", "quickly", "and", "well", "with", "data", "tokens",
             "training", "is", "fast", "on", "cpu", "small", "example"]
 # Pieces appended by the "merged" tokenizer: multi-character words the base model splits.
-NEW_PIECES = ["▁中国人民", "经济发展", "▁今天天气", "学习语言", "北京上海", "科学技术", "世界和平", "问题国家", "▁生活文化"]
+NEW_PIECES = ["▁中国人民", "经济发展", "▁今天天气", "学习语言", "北京上海", "科学技术", "世界和平",
+              "问题国家", "▁生活文化"]
 
 _TMP = Path(tempfile.mkdtemp(prefix="zhllama-train-tests-"))
 atexit.register(shutil.rmtree, _TMP, True)
