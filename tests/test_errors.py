@@ -184,6 +184,18 @@ def test_thread_count_is_validated(tok, method, bad):
         getattr(tok, method)(["a"], num_threads=bad)
 
 
+@pytest.mark.parametrize("verb", ["tokenize-corpus", "stats"])
+@pytest.mark.parametrize("bad", ["0", "-2", "1025"])
+def test_corpus_thread_count_is_validated(verb, bad, tmp_path, capsys):
+    # tokenize-corpus refused only < 1 and stats clamped to 1; both sized pools from any count.
+    text = tmp_path / "a.txt"
+    text.write_text("一行\n", encoding="utf-8")
+    args = ["--tokenizer", str(llama_tokenizer().path), "--input", str(text), "--threads", bad]
+    args += ["--out", str(tmp_path / "out")] if verb == "tokenize-corpus" else ["--out", str(tmp_path / "stats")]
+    assert main([verb, *args]) == EXIT_ERROR
+    assert f"--threads must be between 1 and 1024; got {bad}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("method", ["encode_batch", "encode_batch_flat"])
 def test_thread_counts_give_the_same_ids(tok, method):
     texts = [f"第{i}行 line {i}" for i in range(300)]

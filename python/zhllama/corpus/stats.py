@@ -145,7 +145,7 @@ def compute_stats(args: argparse.Namespace) -> dict[str, Any]:
     files = expand_inputs(args.input)
     raw = _native.stats_collect(
         [str(m) for m in models], files, text_field=args.text_field, on_bad_line=args.on_bad_line, sample=args.sample,
-        threads=max(1, args.threads), table_reader=parquet_batches,
+        threads=args.threads, table_reader=parquet_batches,
     )
     corpus = {k: raw[k] for k in ("docs", "chars", "bytes", "bad_lines", "empty_docs")}
     corpus.update(inputs=files, sample=args.sample, base=str(base_model), base_vocab_size=base_size)

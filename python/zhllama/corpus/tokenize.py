@@ -132,8 +132,6 @@ def tokenize_corpus(args: argparse.Namespace) -> dict[str, Any]:
 
     if not args.tokenizer or not args.input:
         raise ValueError("--tokenizer and --input are required (unless --merge-manifests)")
-    if args.threads < 1:
-        raise ValueError(f"--threads {args.threads} must be at least 1")
     model = resolve_model_file(args.tokenizer)
     shard_size = parse_size(args.shard_size)
     files = assign_files(expand_inputs(args.input), args.num_shards, args.shard_index)

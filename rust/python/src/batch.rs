@@ -79,10 +79,19 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, String> {
 pub fn resolve_threads(num_threads: Option<i64>) -> PyResult<usize> {
     match num_threads {
         None => Ok(default_threads().min(MAX_THREADS as usize)),
-        Some(n) if (1..=MAX_THREADS).contains(&n) => Ok(n as usize),
-        Some(n) => Err(PyValueError::new_err(format!(
-            "num_threads must be between 1 and {MAX_THREADS}, or None for all cores; got {n}"
-        ))),
+        Some(n) => check_threads("num_threads", n, ", or None for all cores"),
+    }
+}
+
+/// A thread count named `name` in the error: 1..=1024 (the corpus and stats runs size their
+/// pools from it).
+pub fn check_threads(name: &str, n: i64, otherwise: &str) -> PyResult<usize> {
+    if (1..=MAX_THREADS).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be between 1 and {MAX_THREADS}{otherwise}; got {n}"
+        )))
     }
 }
 

@@ -219,7 +219,7 @@ fn tokenize_corpus_start(
     tokenizer_path: PathBuf,
     inputs: Vec<PathBuf>,
     out_dir: PathBuf,
-    threads: usize,
+    threads: i64,
     text_field: String,
     append_eos: bool,
     add_bos: bool,
@@ -229,6 +229,7 @@ fn tokenize_corpus_start(
     extra_json: String,
     table_reader: Option<Py<PyAny>>,
 ) -> PyResult<PyCorpusJob> {
+    let threads = crate::batch::check_threads("--threads", threads, "")?;
     let on_bad_line = parse_on_bad_line(on_bad_line)?;
     let tokenizer = detach(py, || Tokenizer::from_file(&tokenizer_path))?;
     let inputs = input_files(py, inputs)?;

@@ -35,9 +35,10 @@ fn stats_collect<'py>(
     text_field: String,
     on_bad_line: &str,
     sample: Option<u64>,
-    threads: usize,
+    threads: i64,
     table_reader: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let threads = crate::batch::check_threads("--threads", threads, "")?;
     let on_bad_line = parse_on_bad_line(on_bad_line)?;
     let tokenizers = detach(py, || {
         tokenizer_paths
