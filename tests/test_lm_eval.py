@@ -15,6 +15,7 @@ import sentencepiece as spm
 import torch
 
 import train_helpers as h
+from fixture_paths import real_fixture
 
 lm_eval = pytest.importorskip("lm_eval")
 transformers = pytest.importorskip("transformers")
@@ -110,6 +111,10 @@ def test_reference_merge_requests_are_sentencepiece_ids_where_hf_backend_differs
                                                                                   monkeypatch):
     # The tiny test tokenizer's conversion agrees with sentencepiece on these prompts; the real
     # 49,953 merge does not, so only here can a backend that tokenizes as `hf` does be caught.
+    # mistral-common's stand-in and the trained Chinese stand-in merge into a vocabulary whose
+    # conversion happens to agree too: this needs the real pair.
+    real_fixture("llama_tokenizer.model")
+    real_fixture("chinese_sp.model")
     from lm_eval.models.huggingface import HFLM
 
     from zhllama.tokenizer import Tokenizer
@@ -203,5 +208,5 @@ def test_lm_eval_command_line_runs_the_zhllama_backend(tmp_path):
     (["--tasks", "no-such-task", "--include-path", str(TASKS)], "unknown lm-eval task(s) no-such-task"),
 ])
 def test_eval_tasks_argument_errors(argv, message, capsys):
-    assert h.cli("eval", "--model", h.tiny_model_dir("merged-pad"), *argv) == 1
+    assert h.cli("eval", "--model", h.tiny_model_dir("merged-pad"), *argv) == 2
     assert message in capsys.readouterr().err
