@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
 from pathlib import Path
 
-import zhllama
+from fixture_paths import package_env
 from zhllama.cli import main as cli_main
 
 
@@ -40,7 +39,7 @@ def cli(*args: str) -> int:
 
 
 def cli_subprocess(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent))
+    env = package_env()
     return subprocess.Popen(
         [sys.executable, "-m", "zhllama.cli", "tokenize-corpus", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -188,3 +188,12 @@ def _chinese_substitute() -> ModelFile:
 
 
 SUBSTITUTES: dict[str, Callable[[], ModelFile]] = {LLAMA: _llama_substitute, CHINESE: _chinese_substitute}
+
+
+def package_env(**extra: str) -> dict[str, str]:
+    """The environment of a child Python process that must import the zhllama under test: the
+    installed wheel in CI (the source tree has no compiled extension there), the source tree
+    in development."""
+    import zhllama
+
+    return {**os.environ, "PYTHONPATH": str(Path(zhllama.__file__).resolve().parent.parent), **extra}

@@ -3,20 +3,16 @@ out-of-range ids, thread counts and Ctrl-C in batches."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from fixture_paths import llama_tokenizer
+from fixture_paths import llama_tokenizer, package_env
 from zhllama import _native
 from zhllama.cli import EXIT_ERROR, EXIT_INTERNAL, main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_native_errors_are_also_builtin_errors():
@@ -242,7 +238,7 @@ CTRL_C_CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("threads", [1, 2])
 def test_ctrl_c_interrupts_a_batch(method, threads):
     # encode_batch used to run the whole batch before Python saw the signal.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
+    env = package_env()
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, str(llama_tokenizer().path), method,
                              str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline() == "ready\n"

@@ -4,14 +4,13 @@ under torchrun, decoding cost) on a tiny shape on CPU."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 import train_helpers as h
-from fixture_paths import chinese_sp, llama_tokenizer
+from fixture_paths import chinese_sp, llama_tokenizer, package_env
 
 pytest.importorskip("deepspeed")
 pytest.importorskip("peft")
@@ -21,7 +20,7 @@ pytest.importorskip("snownlp")
 def test_gpu_check_tiny_runs_and_reports(tmp_path):
     base, zh = llama_tokenizer(), chinese_sp()
     out = tmp_path / "gpu_check.json"
-    env = {**os.environ, "PYTHONPATH": str(h.REPO / "python")}
+    env = package_env()
     proc = subprocess.run([sys.executable, str(h.REPO / "benches" / "gpu_check.py"), "--tiny", "--steps", "2",
                            "--lines", "200", "--json", str(out), "--base-tokenizer", str(base.path),
                            "--chinese-model", str(zh.path)], cwd=h.REPO, env=env, capture_output=True, text=True,

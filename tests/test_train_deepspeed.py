@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import train_helpers as h
-import zhllama
+from fixture_paths import package_env
 
 pytest.importorskip("deepspeed")
 pytest.importorskip("peft")
@@ -29,8 +27,7 @@ def _free_port() -> int:
 
 
 def _torchrun(*argv, timeout=300):
-    env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(Path(zhllama.__file__).resolve().parent.parent),
-               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env = package_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "zhllama.cli", *map(str, argv)]
     proc = subprocess.run(cmd, env=env, cwd=h.REPO, capture_output=True, text=True, timeout=timeout)
