@@ -82,17 +82,18 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(layers=2, hidden=32, heads=2, base_steps=30, base_batch=8, base_lr=3e-3, base_en_docs=1500,
                     base_zh_share=0.02, steps=8, batch=4, block=64, lr=2e-3, stage1_share=0.25, curve_points=2,
                     seeds=1, test_docs=12, curve_docs=6, gen_prompts=1, gen_tokens=8, zh_vocab=3000),
-    "cpu": Preset(layers=4, hidden=64, heads=4, base_steps=400, base_batch=16, base_lr=3e-3, base_en_docs=12000,
-                  base_zh_share=0.01, steps=80, batch=8, block=128, lr=2e-3, stage1_share=0.25, curve_points=4,
-                  seeds=3, test_docs=100, curve_docs=40, gen_prompts=3, gen_tokens=32, zh_vocab=20000),
+    "cpu": Preset(layers=4, hidden=64, heads=4, base_steps=240, base_batch=16, base_lr=3e-3, base_en_docs=12000,
+                  base_zh_share=0.01, steps=72, batch=8, block=128, lr=2e-3, stage1_share=0.25, curve_points=4,
+                  seeds=3, test_docs=80, curve_docs=30, gen_prompts=3, gen_tokens=32, zh_vocab=20000),
     "gpu": Preset(layers=12, hidden=768, heads=12, base_steps=2000, base_batch=32, base_lr=6e-4, base_en_docs=10**9,
                   base_zh_share=0.01, steps=600, batch=32, block=512, lr=5e-4, stage1_share=0.25, curve_points=10,
                   seeds=3, test_docs=1000, curve_docs=200, gen_prompts=10, gen_tokens=128, zh_vocab=20000),
 }
 PRESET_NOTES = {
     "quick": "checks the machinery only (every recipe runs, numbers are finite); its numbers mean nothing",
-    "cpu": "the default: a 4-layer, hidden-64 base (400 steps of 16 x 128 tokens); 80 adaptation steps of "
-           "8 x 128 tokens per recipe; 3 seeds; about 45 minutes on 2 idle cores",
+    "cpu": "the default: a 4-layer, hidden-64 base (240 steps of 16 x 128 tokens); 72 adaptation steps of "
+           "8 x 128 tokens per recipe (stage 1: 18 of them); 3 seeds; about 45 minutes on 2 cores (see "
+           "benches/EFFICACY.md for the measured time)",
     "gpu": "a ~135M-parameter base (12 layers, hidden 768; 2,000 steps of 32 x 512 tokens, 33M tokens) and "
            "600 adaptation steps of 32 x 512 tokens (9.8M) per recipe; 3 seeds; one GPU. The packaged corpora "
            "bound it: the base sees its 0.9M characters of docstrings many times over, and the adaptation "
@@ -396,7 +397,7 @@ class Bench:
                 shutil.rmtree(keep, ignore_errors=True)
                 shutil.copytree(model, keep)
             shutil.rmtree(run_dir)
-            return {"seed": seed, "final": {s: v["bpc"] for s, v in final_bpc.items()},
+            return {"seed": seed, "threads": self.threads, "final": {s: v["bpc"] for s, v in final_bpc.items()},
                     "eval_tokens_per_char": {s: v["tokens_per_char"] for s, v in final_bpc.items()},
                     "train_wall_s": wall, "train_tokens": done * per_step, "train_chars": done * per_step * chars_per_token,
                     "stages": self.stage_plan(name), "curve": curve, "generation": gen}

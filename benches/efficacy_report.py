@@ -158,11 +158,13 @@ def write_report(out: Path, result: dict[str, Any]) -> Path:
     result["summary"] = {n: {k: dict(zip(("mean", "std"), mean_std(vals))) for k, vals in m.items()} for n, m in v.items()}
     (out / "efficacy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     png = plot(result, out / "efficacy.png")
+    threads = sorted({r.get("threads", result["threads"]) for rec in result["recipes"].values() for r in rec["runs"]})
     base_zh = result["texts"]["base_zh_chars"] / (result["texts"]["base_zh_chars"] + result["texts"]["base_en_chars"])
     lines = [
         f"# Efficacy: {result['preset']} preset", "",
-        f"`{result['command']}`: seeds {', '.join(map(str, result['seeds']))}; {result['threads']} threads; "
-        f"{result['bench_seconds'] / 60:.1f} min this invocation (cached steps not counted).", "",
+        f"`{result['command']}`: seeds {', '.join(map(str, result['seeds']))}; torch threads per run: "
+        f"{', '.join(map(str, threads))}; {result['bench_seconds'] / 60:.1f} min this invocation (steps cached "
+        f"by an earlier invocation not counted).", "",
         f"Base: {s['layers']} layers, hidden {s['hidden']}, trained {s['base_steps']} steps of {s['base_batch']} x "
         f"{s['block']} tokens on {result['texts']['base_docs']:,} documents ({100 * base_zh:.1f} % of the characters "
         f"Chinese), tokenizer: {result['tokenizers']['base_tokenizer']}. Added Chinese model: "
