@@ -1,6 +1,6 @@
 """The efficacy bench's report: the table (mean ± std over seeds), the conclusion per metric, the plot.
 
-"Inside the spread": two recipes' means differ by less than twice the standard error of their
+"Inside the spread": two recipes' means differ by at most twice the standard error of their
 difference, sqrt(s_a²/n_a + s_b²/n_b) (with one seed there is no spread, and no difference is
 called real). Equal wall time: each run's bpc curve is interpolated linearly at the shortest
 recipe's mean training time; equal characters likewise at the fewest characters any recipe trained.
@@ -67,7 +67,7 @@ def compare(values: dict[str, list[float]], lower_is_better: bool) -> tuple[str,
             continue
         m, s = mean_std(vals)
         se = math.sqrt(s0 ** 2 / len(values[best]) + s ** 2 / len(vals))
-        (inside if len(vals) < 2 or abs(m - m0) < 2 * se else beyond).append(name)
+        (inside if len(vals) < 2 or abs(m - m0) <= 2 * se else beyond).append(name)
     return best, inside, beyond
 
 
@@ -177,7 +177,7 @@ def write_report(out: Path, result: dict[str, Any]) -> Path:
         *table(v), "",
         "Tokenizers on the test sets (zhllama stats):", "", *tokenizer_table(result), "",
         "## Conclusions per metric", "",
-        "(\"inside the spread\": |difference of means| < 2 standard errors of the difference.)", "",
+        "(\"inside the spread\": |difference of means| <= 2 standard errors of the difference; wall-time figures depend on the load of the machine during each run.)", "",
         *conclusions(v, result), "",
     ]
     if png is not None:
