@@ -171,7 +171,8 @@ def write_report(out: Path, result: dict[str, Any]) -> Path:
         f"{result['tokenizers']['zh_spm']}.",
         f"Adaptation: {s['steps']} steps of {s['batch']} x {s['block']} tokens (the same tokens for every recipe), "
         f"lr {s['lr']}, cosine, stage 1 = {s['stage1_share']:.0%} of the steps where a recipe has it.",
-        f"Test sets: {result['texts']['test_docs']} documents (curves: the first {s['curve_docs']}).", "",
+        "Test sets: " + ", ".join(f"{k} {n} documents" for k, n in result["texts"]["test_docs"].items())
+        + f" (curves: the first {s['curve_docs']} of zh and en).", "",
         "bits per character (bpc), lower is better; zh = held-out People's Daily, zh2 = reviews no stage saw, "
         "en = held-out English docstrings. Mean ± std over seeds; step-0 is one resized model per recipe.", "",
         *table(v), "",
