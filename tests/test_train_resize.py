@@ -102,3 +102,30 @@ def test_refuses_size_mismatch(tmp_path, capsys):
                "--base-tokenizer", h.tokenizer_dir("base"))
     assert rc == 2
     assert "--base-tokenizer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_split_init_subword_mean_inputs_mean_outputs(tmp_path, tie):
+    # split: embed_tokens rows as subword-mean, lm_head rows as the plain mean of the old head rows.
+    base = _load(h.tiny_model_dir("base", tie=tie))
+    V = base.config.vocab_size
+    subword = _load(_resize(tmp_path, "subword-mean", tie=tie))
+    split = _load(_resize(tmp_path, "split", tie=tie))
+    e_sub, e_split = subword.get_input_embeddings().weight, split.get_input_embeddings().weight
+    assert torch.equal(e_split, e_sub)
+    if tie:  # one matrix: split is subword-mean
+        assert split.get_output_embeddings().weight.data_ptr() == e_split.data_ptr()
+        return
+    h0, h1 = base.get_output_embeddings().weight, split.get_output_embeddings().weight
+    assert torch.equal(h0, h1[:V])
+    assert torch.allclose(h1[V:], h0.mean(0).expand(h1.shape[0] - V, -1), atol=1e-6)
+    # ...and not the subword-mean head rows (the test would pass vacuously if they coincided)
+    assert not torch.allclose(h1[V:409], subword.get_output_embeddings().weight[V:409], atol=1e-4)
+
+
+def test_split_init_needs_base_tokenizer(tmp_path, capsys):
+    from zhllama.model.resize import resize_model
+    from zhllama.tokenizer import Tokenizer
+
+    with pytest.raises(ValueError, match="--init split needs"):
+        resize_model(_load(h.tiny_model_dir("base")), Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad")), None, "split")

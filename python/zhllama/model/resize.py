@@ -5,7 +5,11 @@
 Rows 0..V-1 stay bit-identical (they are copied, never recomputed). New rows are initialised by
 ``--init``: ``subword-mean`` (default) — the mean of the base rows of the pieces the *base*
 tokenizer splits the new piece's text into, so a new piece starts where the model already
-"reads" that text; ``mean`` — the mean of all base rows; ``hf`` — transformers' own resize.
+"reads" that text; ``mean`` — the mean of all base rows; ``split`` — subword-mean for the
+``embed_tokens`` rows and the plain mean for the ``lm_head`` rows (Hewitt's argument: an output
+row at the mean of the old rows takes little probability mass at step 0, while an input row
+that already encodes the piece's text lets the model read it); ``hf`` — transformers' own
+resize. On a model with tied embeddings there is one matrix, and ``split`` is ``subword-mean``.
 The tokenizer must extend the model's: same first V pieces, then the added ones. Anything else
 (the 49,953 vs 49,954 vs 32,000 mix-ups) is refused with the reason and the fix.
 """
@@ -21,7 +25,7 @@ from typing import Optional
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
 
-INITS = ("subword-mean", "mean", "hf")
+INITS = ("subword-mean", "mean", "split", "hf")
 RESIZE_RECORD = "resize.json"
 log = logging.getLogger("zhllama.resize")
 
@@ -32,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Merged tokenizer directory (or tokenizer.model) to resize to.")
     parser.add_argument("--out", required=True, help="Output directory for the resized model and the tokenizer files.")
     parser.add_argument("--init", choices=INITS, default="subword-mean",
-                        help="How to initialise the new rows: subword-mean (default), mean or hf.")
+                        help="How to initialise the new rows: subword-mean (default), mean, split (subword-mean for "
+                             "embed_tokens, mean for lm_head) or hf (transformers' resize).")
     parser.add_argument("--base-tokenizer", default=None,
                         help="The model's original tokenizer (directory or tokenizer.model); "
                              "defaults to the model directory.")
@@ -104,8 +109,8 @@ def resize_model(model, new: Tokenizer, base: Optional[Tokenizer], init: str = "
     old_rows = model.get_input_embeddings().weight.shape[0]
     if base is not None:
         check_extends(base, new, old_rows)
-    elif init == "subword-mean":
-        raise ValueError("--init subword-mean needs the model's original tokenizer: pass --base-tokenizer "
+    elif init in ("subword-mean", "split"):
+        raise ValueError(f"--init {init} needs the model's original tokenizer: pass --base-tokenizer "
                          "(or use --init mean)")
     elif len(new) <= old_rows:
         raise ValueError(f"the tokenizer {new.source} has {len(new):,} tokens, not more than the model's "
@@ -118,10 +123,10 @@ def resize_model(model, new: Tokenizer, base: Optional[Tokenizer], init: str = "
     if init != "hf":
         with torch.no_grad():
             emb = model.get_input_embeddings().weight
-            emb[old_rows:] = _new_rows(inp_old, base, new, old_rows, rows, init)
+            emb[old_rows:] = _new_rows(inp_old, base, new, old_rows, rows, "subword-mean" if init == "split" else init)
             if not tied:
                 head = model.get_output_embeddings().weight
-                head[old_rows:] = _new_rows(out_old, base, new, old_rows, rows, init)
+                head[old_rows:] = _new_rows(out_old, base, new, old_rows, rows, "mean" if init == "split" else init)
     with torch.no_grad():  # rows 0..V-1 are the base rows, bit for bit
         model.get_input_embeddings().weight[:old_rows].copy_(inp_old)
         if not tied:

@@ -1,0 +1,85 @@
+"""benches/efficacy.py --quick: the machinery of the efficacy bench, not its conclusions.
+
+Every recipe runs through the verbs, every number is finite, the inits differ at step 0, the
+files are written, and a rerun reuses every cached step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+
+from fixture_paths import ROOT, fixture_path
+
+sys.path.insert(0, str(ROOT / "benches"))
+import efficacy  # noqa: E402
+
+
+def _numbers(obj):
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, (int, float)):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _numbers(v)
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        efficacy.parse_args(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--out", "--preset", "--quick", "--seeds", "--recipes", "--keep-models", "--threads", "--force"):
+        assert option in text, option
+    assert "gpu" in text and "quick" in text
+
+
+def test_unknown_recipe_is_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        efficacy.parse_args(["--recipes", "zhllama,nope"])
+    assert e.value.code == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_quick_bench_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZHLLAMA_FIXTURES", str(fixture_path("llama_tokenizer.model").parent))
+    out, keep = tmp_path / "eff", tmp_path / "models"
+    argv = ["--quick", "--out", str(out), "--threads", "2", "--keep-models", str(keep)]
+    assert efficacy.main(argv) == 0
+    for name in ("efficacy.md", "efficacy.json", "efficacy.png"):
+        assert (out / name).stat().st_size > 0, name
+    result = json.loads((out / "efficacy.json").read_text(encoding="utf-8"))
+    assert list(result["recipes"]) == list(efficacy.RECIPES)
+    for name, rec in result["recipes"].items():
+        assert len(rec["runs"]) == efficacy.PRESETS["quick"].seeds, name
+        run = rec["runs"][0]
+        assert run["train_tokens"] == result["settings"]["steps"] * result["settings"]["batch"] * result["settings"]["block"]
+        assert run["curve"][-1]["step"] == result["settings"]["steps"]
+        assert (keep / f"{name}-seed0" / "config.json").is_file()
+        assert (keep / f"{name}-seed0" / "tokenizer.model").is_file()
+    numbers = list(_numbers(result["recipes"])) + list(_numbers(result["summary"]))
+    assert numbers and all(math.isfinite(x) for x in numbers)
+    # The inits differ at step 0 (each a different resized model of the same base).
+    step0 = {n: result["recipes"][n]["step0"]["zh"] for n in ("reference", "zhllama", "mean", "split")}
+    assert len(set(step0.values())) == 4, step0
+    # zhllama and zhllama-no-s1 share the resized model; none is the base itself.
+    assert result["recipes"]["zhllama"]["step0"] == result["recipes"]["zhllama-no-s1"]["step0"]
+    # Extension halves Chinese tokens: more characters per forward pass than the base tokenizer.
+    cpp = {n: result["summary"][n]["chars_per_pass"]["mean"] for n in result["summary"]}
+    assert cpp["zhllama"] > 1.5 * cpp["none"]
+    md = (out / "efficacy.md").read_text(encoding="utf-8")
+    assert "| split |" in md and "Conclusions" in md
+    capsys.readouterr()
+    # A rerun reuses every cached step: nothing is recomputed, the numbers are the same.
+    assert efficacy.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "--- run-" not in printed and "--- base-" not in printed
+    again = json.loads((out / "efficacy.json").read_text(encoding="utf-8"))
+    assert again["summary"] == result["summary"]
