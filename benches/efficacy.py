@@ -122,7 +122,8 @@ class Bench:
             else:
                 self.cli("train-spm", "--input", self.path("text", "adapt.txt"), "--model-prefix", self.path("zh_sp"),
                          "--vocab-size", self.p.zh_vocab, "--threads", self.threads, "--quiet")
-                zh, zh_label = self.path("zh_sp.model"), f"trained here on the adaptation split ({self.p.zh_vocab} pieces)"
+                zh = self.path("zh_sp.model")
+                zh_label = f"trained here on the adaptation split ({self.p.zh_vocab} pieces)"
             for mode in ("reference", "default"):
                 self.cli("merge-vocab", "--base", base_model, "--add", zh, "--out", self.path("tok", mode),
                          "--mode", mode, "--quiet")
@@ -147,7 +148,8 @@ class Bench:
             figures: dict[str, dict] = {}
             for s in TEST_SETS:
                 dest = self.path("stats", s)
-                self.cli("stats", *[a for k in ("base", "reference", "default") for a in ("--tokenizer", self.path("tok", k))],
+                tokenizers = [a for k in ("base", "reference", "default") for a in ("--tokenizer", self.path("tok", k))]
+                self.cli("stats", *tokenizers,
                          "--input", self.path("text", f"{s}_test.txt"), "--out", dest, "--threads", self.threads)
                 report = json.loads((dest / "stats.json").read_text())
                 for kind, t in zip(("base", "reference", "default"), report["tokenizers"]):
@@ -334,7 +336,8 @@ class Bench:
             shutil.rmtree(run_dir)
             return {"seed": seed, "threads": self.threads, "final": {s: v["bpc"] for s, v in final_bpc.items()},
                     "eval_tokens_per_char": {s: v["tokens_per_char"] for s, v in final_bpc.items()},
-                    "train_wall_s": wall, "train_tokens": done * per_step, "train_chars": done * per_step * chars_per_token,
+                    "train_wall_s": wall, "train_tokens": done * per_step,
+                    "train_chars": done * per_step * chars_per_token,
                     "stages": self.stage_plan(name), "curve": curve, "generation": gen}
         return self.cached(f"run-{name}-seed{seed}", make)
 
@@ -380,7 +383,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--keep-models", default=None, metavar="DIR",
                    help="Keep each recipe's final merged model (plain HF directory with its tokenizer) in "
                         "DIR/RECIPE-seedN, for outside evaluation with `zhllama eval`.")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for torch and tokenization (default: all cores).")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="CPU threads for torch and tokenization (default: all cores).")
     p.add_argument("--force", action="store_true", help="Redo every step even when its cached result exists.")
     args = p.parse_args(argv)
     unknown = [r for r in args.recipes or [] if r not in RECIPES]

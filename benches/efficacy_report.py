@@ -116,7 +116,8 @@ def tokenizer_table(result: dict) -> list[str]:
     rows = ["| tokenizer | vocab | zh tokens/char | zh byte-fallback | zh2 tokens/char | zh2 byte-fallback "
             "| en tokens/char | en byte-fallback |", "|---|---|---|---|---|---|---|---|"]
     for kind, f in result["tokenizer_stats"].items():
-        cells = [f"{f[s]['tokens_per_char']:.3f} | {100 * f[s]['byte_fallback_share']:.2f} %" for s in ("zh", "zh2", "en")]
+        cells = [f"{f[s]['tokens_per_char']:.3f} | {100 * f[s]['byte_fallback_share']:.2f} %"
+                 for s in ("zh", "zh2", "en")]
         rows.append(f"| {kind} | {f['zh']['vocab_size']:,} | " + " | ".join(cells) + " |")
     return rows
 
@@ -155,7 +156,8 @@ def plot(result: dict, path: Path) -> Optional[Path]:
 def write_report(out: Path, result: dict[str, Any]) -> Path:
     v = per_run_values(result)
     s = result["settings"]
-    result["summary"] = {n: {k: dict(zip(("mean", "std"), mean_std(vals))) for k, vals in m.items()} for n, m in v.items()}
+    result["summary"] = {n: {k: dict(zip(("mean", "std"), mean_std(vals))) for k, vals in m.items()}
+                         for n, m in v.items()}
     (out / "efficacy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     png = plot(result, out / "efficacy.png")
     threads = sorted({r.get("threads", result["threads"]) for rec in result["recipes"].values() for r in rec["runs"]})
@@ -178,7 +180,8 @@ def write_report(out: Path, result: dict[str, Any]) -> Path:
         *table(v), "",
         "Tokenizers on the test sets (zhllama stats):", "", *tokenizer_table(result), "",
         "## Conclusions per metric", "",
-        "(\"inside the spread\": |difference of means| <= 2 standard errors of the difference; wall-time figures depend on the load of the machine during each run.)", "",
+        "(\"inside the spread\": |difference of means| <= 2 standard errors of the difference; "
+        "wall-time figures depend on the load of the machine during each run.)", "",
         *conclusions(v, result), "",
     ]
     if png is not None:

@@ -30,4 +30,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
         assert (out / p).exists(), p
     capsys.readouterr()
     assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
-    assert capsys.readouterr().out.count("done already (reused)") == 14
+    from zhllama.demo.demo import STEPS
+
+    assert "stage1" not in STEPS  # stage 2 only: benches/EFFICACY.md
+    assert capsys.readouterr().out.count("done already (reused)") == len(STEPS) == 13

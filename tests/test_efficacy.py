@@ -60,7 +60,8 @@ def test_quick_bench_end_to_end(tmp_path, monkeypatch, capsys):
     for name, rec in result["recipes"].items():
         assert len(rec["runs"]) == efficacy.PRESETS["quick"].seeds, name
         run = rec["runs"][0]
-        assert run["train_tokens"] == result["settings"]["steps"] * result["settings"]["batch"] * result["settings"]["block"]
+        settings = result["settings"]
+        assert run["train_tokens"] == settings["steps"] * settings["batch"] * settings["block"]
         assert run["curve"][-1]["step"] == result["settings"]["steps"]
         assert (keep / f"{name}-seed0" / "config.json").is_file()
         assert (keep / f"{name}-seed0" / "tokenizer.model").is_file()

@@ -55,6 +55,16 @@ def test_subword_mean_keeps_base_rows_and_averages_subwords(tmp_path, tie):
     assert json.loads((out / "resize.json").read_text())["base_vocab_size"] == V
 
 
+def test_default_init_is_split(tmp_path):
+    # benches/EFFICACY.md: split keeps English at the base's level, Chinese inside subword-mean's spread.
+    out = tmp_path / "default"
+    assert h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", h.tokenizer_dir("merged-pad"),
+                 "--out", out) == 0
+    default, split = _load(out).state_dict(), _load(_resize(tmp_path, "split")).state_dict()
+    assert default.keys() == split.keys()
+    assert all(torch.equal(default[k], split[k]) for k in default)
+
+
 def test_mean_and_hf_inits(tmp_path):
     base = _load(h.tiny_model_dir("base"))
     e0 = base.get_input_embeddings().weight
@@ -128,4 +138,5 @@ def test_split_init_needs_base_tokenizer(tmp_path, capsys):
     from zhllama.tokenizer import Tokenizer
 
     with pytest.raises(ValueError, match="--init split needs"):
-        resize_model(_load(h.tiny_model_dir("base")), Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad")), None, "split")
+        new = Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad"))
+        resize_model(_load(h.tiny_model_dir("base")), new, None, "split")

@@ -39,7 +39,7 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
         "|---|---|---|---|---|",
         f"| tiny base | base | {_fmt(base.get('tokens_per_char'))} | {_fmt(base.get('loss'))} | "
         f"{_fmt(base.get('bits_per_char'))} |",
-        f"| adapted (resize + stage 1 + stage 2) | merged | {_fmt(adapted.get('tokens_per_char'))} | "
+        f"| adapted (resize + stage 2) | merged | {_fmt(adapted.get('tokens_per_char'))} | "
         f"{_fmt(adapted.get('loss'))} | {_fmt(adapted.get('bits_per_char'))} |",
         "",
         "Bits per character (total negative log-likelihood in bits over the characters) compares models whose "
@@ -49,7 +49,7 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
         "",
         f"- Base model (all weights, base tokenizer) loss every tenth of the run: {facts.get('base_model_loss')}",
     ]
-    for stage in ("stage1", "stage2", "sft"):
+    for stage in ("stage2", "sft"):
         lines.append(f"- {stage}: train loss {_fmt(facts.get(f'{stage}_train_loss'))}, "
                      f"eval loss {_fmt(facts.get(f'{stage}_eval_loss'))}")
     lines += ["", "## Samples (temperature 0.2, top-k 40, top-p 0.9, repetition penalty 1.3)", ""]
@@ -64,7 +64,7 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
         "",
         f"- merged tokenizer: `{out / 'tokenizer'}` (report: `merge_report.json`)",
         f"- token shards: `{out / 'tokens'}`; statistics and length plot: `{out / 'stats' / 'lengths.png'}`",
-        f"- models: `{out / 'base_model'}`, `{out / 'resized'}`, `{out / 'stage1'}`, `{out / 'stage2'}` (LoRA), "
+        f"- models: `{out / 'base_model'}`, `{out / 'resized'}`, `{out / 'stage2'}` (LoRA), "
         f"`{out / 'pretrained'}`, `{out / 'sft'}` (LoRA), `{out / 'final'}`",
         "",
     ]
