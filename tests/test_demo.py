@@ -25,6 +25,11 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     # mistral-common's base already knows more hanzi, so the gain is smaller (0.63x here).
     assert adapted["tokens_per_char"] < (0.6 if llama.is_real else 0.7) * base["tokens_per_char"]
     assert base["bits_per_char"] > 0 and adapted["bits_per_char"] > 0
+    # The report leads with the two headlines, base beside adapted.
+    per_pass = [f"{1 / e['tokens_per_char']:.3f}" for e in (base, adapted)]
+    assert report.index("## Headlines") < report.index("## Tokenizers on held-out text")
+    assert f"| Chinese characters per forward pass | {per_pass[0]} | {per_pass[1]} |" in report
+    assert f"| held-out bits per character (lower is better) | {base['bits_per_char']:.3f} | " in report
     assert len(facts["samples"]) == 2
     for p in ("stats/lengths.png", "stats/stats.json", "final/config.json", "tokens/manifest.json"):
         assert (out / p).exists(), p

