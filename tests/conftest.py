@@ -239,3 +239,26 @@ TRICKY = [
     " " * 500 + "x",
     "越来越 意大利 1949 ２０２４",
 ]
+
+
+# ---- training tests -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def resized(tmp_path_factory):
+    """The tiny base model resized (``--init mean``) to the merged tokenizer with ``[PAD]``: where the
+    pretraining, precision and DeepSpeed tests start. Read-only for them."""
+    import train_helpers as h
+
+    out = tmp_path_factory.mktemp("resized")
+    assert h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", h.tokenizer_dir("merged-pad"),
+                 "--out", out, "--init", "mean") == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def text_file(tmp_path_factory):
+    """120 lines of Chinese training text."""
+    import train_helpers as h
+
+    return h.write_text(tmp_path_factory.mktemp("text") / "zh.txt", h.corpus_lines(120, seed=3))

@@ -49,14 +49,6 @@ def _check(out, lora_targets):
         assert len(embed) == 2 and all(t.shape == (410, 32) for t in embed)  # real tensors, not ZeRO-3 stubs
 
 
-@pytest.fixture(scope="module")
-def resized(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resized")
-    assert h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", h.tokenizer_dir("merged-pad"),
-                 "--out", out, "--init", "mean") == 0
-    return out
-
-
 @pytest.mark.parametrize("config", ["ds_zero2", "ds_zero3"])
 def test_stage2_zero_two_processes(resized, tmp_path, config):
     text = h.write_text(tmp_path / "zh.txt", h.corpus_lines(120, seed=5))

@@ -32,19 +32,6 @@ from zhllama.train.trainer import TORCH_DTYPES, expose_interpreter_bin, resolve_
 LOSS_TOLERANCE = 0.02
 
 
-@pytest.fixture(scope="module")
-def resized(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resized")
-    assert h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", h.tokenizer_dir("merged-pad"),
-                 "--out", out, "--init", "mean") == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    return h.write_text(tmp_path_factory.mktemp("text") / "zh.txt", h.corpus_lines(120, seed=3))
-
-
 def _prepare(model_dir, stage: str, precision: str):
     """The model as `pretrain`/`sft` prepare it for training."""
     model = load_model(str(model_dir), 410, precision)

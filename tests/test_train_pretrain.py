@@ -15,19 +15,6 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 
-@pytest.fixture(scope="module")
-def resized(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resized")
-    assert h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", h.tokenizer_dir("merged-pad"),
-                 "--out", out, "--init", "mean") == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    return h.write_text(tmp_path_factory.mktemp("text") / "zh.txt", h.corpus_lines(120, seed=3))
-
-
 def pretrain(model, text, out, *extra, steps=4):
     return h.cli("pretrain", "--model", model, "--train-file", text, "--output-dir", out, "--block-size", "32",
                  "--max-steps", str(steps), "--save-steps", "2", "--logging-steps", "1", "--report-to", "none",
