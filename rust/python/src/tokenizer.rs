@@ -1,7 +1,7 @@
 //! Bindings for the tokenizer domain: `zhllama._native.Tokenizer`. Batches run on the
 //! fork-aware pools of `batch.rs`.
 
-use crate::batch::{encode_blocks, resolve_threads};
+use crate::batch::{encode_blocks, resolve_threads, Block};
 use crate::error::{detach, internal_error, IntoPyErr, ModelError};
 use crate::gc_pacer::GcPacer;
 use crate::model::piece_type;
@@ -85,6 +85,27 @@ impl PyTokenizer {
             ));
         }
         Ok(())
+    }
+
+    /// The batch methods' common part: check the arguments, borrow every text's UTF-8 and hand
+    /// `take` each encoded block in input order.
+    fn encode_batch_blocks(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+        add_bos: bool,
+        add_eos: bool,
+        num_threads: Option<i64>,
+        take: &mut dyn FnMut(Block) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let threads = resolve_threads(num_threads)?;
+        self.check_specials(add_bos, add_eos)?;
+        let items = str_items(texts)?;
+        let texts = items
+            .iter()
+            .map(borrow_str)
+            .collect::<PyResult<Vec<&str>>>()?;
+        encode_blocks(py, &self.inner, &texts, add_bos, add_eos, threads, take)
     }
 }
 
@@ -170,32 +191,20 @@ impl PyTokenizer {
         add_eos: bool,
         num_threads: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let threads = resolve_threads(num_threads)?;
-        self.check_specials(add_bos, add_eos)?;
-        let items = str_items(texts)?;
-        let texts = items
-            .iter()
-            .map(borrow_str)
-            .collect::<PyResult<Vec<&str>>>()?;
         let mut gc = GcPacer::start(py)?;
-        let mut lists = Vec::with_capacity(texts.len());
-        encode_blocks(
-            py,
-            &self.inner,
-            &texts,
-            add_bos,
-            add_eos,
-            threads,
-            &mut |(ids, lens)| {
-                let mut at = 0usize;
-                for l in lens {
-                    gc.tick()?;
-                    lists.push(self.list(py, &ids[at..at + l as usize])?);
-                    at += l as usize;
-                }
-                Ok(())
-            },
-        )?;
+        let mut lists = Vec::new();
+        self.encode_batch_blocks(py, texts, add_bos, add_eos, num_threads, &mut |(
+            ids,
+            lens,
+        )| {
+            let mut at = 0usize;
+            for l in lens {
+                gc.tick()?;
+                lists.push(self.list(py, &ids[at..at + l as usize])?);
+                at += l as usize;
+            }
+            Ok(())
+        })?;
         drop(gc);
         PyList::new(py, lists)
     }
@@ -211,31 +220,18 @@ impl PyTokenizer {
         add_eos: bool,
         num_threads: Option<i64>,
     ) -> PyResult<FlatIds<'py>> {
-        let threads = resolve_threads(num_threads)?;
-        self.check_specials(add_bos, add_eos)?;
-        let items = str_items(texts)?;
-        let texts = items
-            .iter()
-            .map(borrow_str)
-            .collect::<PyResult<Vec<&str>>>()?;
         let mut ids = Vec::new();
-        let mut offsets = Vec::with_capacity(texts.len() + 1);
-        offsets.push(0i64);
-        encode_blocks(
-            py,
-            &self.inner,
-            &texts,
-            add_bos,
-            add_eos,
-            threads,
-            &mut |(block, lens)| {
-                ids.extend_from_slice(&block);
-                for l in lens {
-                    offsets.push(offsets.last().copied().unwrap_or(0) + i64::from(l));
-                }
-                Ok(())
-            },
-        )?;
+        let mut offsets = vec![0i64];
+        self.encode_batch_blocks(py, texts, add_bos, add_eos, num_threads, &mut |(
+            block,
+            lens,
+        )| {
+            ids.extend_from_slice(&block);
+            for l in lens {
+                offsets.push(offsets.last().copied().unwrap_or(0) + i64::from(l));
+            }
+            Ok(())
+        })?;
         Ok((ids.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
