@@ -88,10 +88,6 @@ def real_fixture(name: str) -> Path:
     return p
 
 
-# Test files written before the substitutes call it by this name.
-fixture_path = real_fixture
-
-
 def fixture_or_substitute(name: str) -> ModelFile:
     """The real fixture when present, else its substitute (never under ZHLLAMA_REQUIRE_FIXTURES=1)."""
     if name not in SUBSTITUTES:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from fixture_paths import ROOT, fixture_path
+from fixture_paths import ROOT, real_fixture
 
 sys.path.insert(0, str(ROOT / "benches"))
 import efficacy  # noqa: E402
@@ -49,7 +49,7 @@ def test_unknown_recipe_is_refused(capsys):
 
 
 def test_quick_bench_end_to_end(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ZHLLAMA_FIXTURES", str(fixture_path("llama_tokenizer.model").parent))
+    monkeypatch.setenv("ZHLLAMA_FIXTURES", str(real_fixture("llama_tokenizer.model").parent))
     out, keep = tmp_path / "eff", tmp_path / "models"
     argv = ["--quick", "--out", str(out), "--threads", "2", "--keep-models", str(keep)]
     assert efficacy.main(argv) == 0
