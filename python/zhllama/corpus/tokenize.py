@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zhllama.corpus.dataset import Packing
 from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.corpus.merge_parts import merge_manifests
+from zhllama.corpus.packing import Packing
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
