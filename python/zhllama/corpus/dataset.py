@@ -57,6 +57,12 @@ class Packing:
         """Each document's ids as packed (``tokenizer``: a ``zhllama.Tokenizer``)."""
         return tokenizer.encode_batch(list(docs), add_bos=self.add_bos, add_eos=self.append_eos)
 
+    def encode_flat(self, tokenizer: Any, docs: Iterable[str]) -> np.ndarray:
+        """The documents' ids as packed, back to back: one int32 array (4 bytes a token)."""
+        ids, _ = tokenizer.encode_batch_flat(list(docs), add_bos=self.add_bos, add_eos=self.append_eos)
+        # uint32 from the encoder; every id is below the vocabulary size, far under 2**31.
+        return np.asarray(ids).view(np.int32)
+
 
 class TokenizedCorpus:
     """A tokenized-corpus directory: ``len(c)`` documents, ``c.doc(i)`` their ids."""
