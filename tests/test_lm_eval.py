@@ -8,6 +8,9 @@ sentencepiece's ids and a plain forward pass, never with the backend itself.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ import sentencepiece as spm
 import torch
 
 import train_helpers as h
-from fixture_paths import real_fixture
+from fixture_paths import package_env, real_fixture
 
 lm_eval = pytest.importorskip("lm_eval")
 transformers = pytest.importorskip("transformers")
@@ -27,6 +30,7 @@ from test_train_merge_lora import _adapter as lora_adapter  # noqa: E402
 from zhllama.infer.harness import ZhllamaLM  # noqa: E402
 
 TASKS = Path(__file__).resolve().parent / "data" / "lm_eval"
+HOOK_PTH = Path(__file__).resolve().parent.parent / "python" / "zhllama-lm-eval.pth"
 VAL = json.loads((TASKS / "ceval_local" / "val.json").read_text(encoding="utf-8"))
 
 
@@ -61,6 +65,10 @@ def test_installed_wheel_declares_the_plugin_and_the_command():
     points = {(e.group, e.name): e for e in dist.entry_points}
     assert points[("lm_eval.models", "zhllama")].load() is ZhllamaLM
     assert points[("console_scripts", "zhllama-lm-eval")].value == "zhllama.infer.harness:main"
+    # the hook that makes plain `lm_eval run --model zhllama` work, at site-packages' top level
+    files = {str(f): f for f in dist.files or ()}
+    assert files["zhllama-lm-eval.pth"].read_text() == HOOK_PTH.read_text() == "import zhllama_lm_eval_hook\n"
+    assert "zhllama_lm_eval_hook.py" in files
 
 
 def test_requests_are_sentencepiece_ids_and_accuracy_is_theirs(monkeypatch):
@@ -210,3 +218,59 @@ def test_lm_eval_command_line_runs_the_zhllama_backend(tmp_path):
 def test_eval_tasks_argument_errors(argv, message, capsys):
     assert h.cli("eval", "--model", h.tiny_model_dir("merged-pad"), *argv) == 2
     assert message in capsys.readouterr().err
+
+
+# Runs `python -m lm_eval ARGS` after processing a site directory that holds only the wheel's
+# .pth, as an installed wheel's site-packages would at start-up; then reports the registry.
+_LM_EVAL_WITH_PTH = """
+import runpy, site, sys
+site.addsitedir(sys.argv.pop(1))
+sys.argv[0] = "lm_eval"
+runpy.run_module("lm_eval", run_name="__main__", alter_sys=True)
+from lm_eval.api.registry import model_registry
+cls = model_registry.get("zhllama")
+print("REGISTRY", cls.__module__, cls.__name__)
+"""
+
+
+@pytest.mark.parametrize("form", [["run"], []], ids=["lm_eval run", "lm_eval (legacy, no subcommand)"])
+def test_plain_lm_eval_command_runs_the_zhllama_backend_through_the_pth_hook(tmp_path, form):
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    shutil.copy(HOOK_PTH, site_dir)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", _LM_EVAL_WITH_PTH, str(site_dir), *form, "--model", "zhllama", "--model_args",
+         f"pretrained={h.tiny_model_dir('merged-pad')}", "--tasks", "ceval-local", "--include_path", str(TASKS),
+         "--device", "cpu", "--limit", "2", "--output_path", str(out)],
+        env=package_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "REGISTRY zhllama.infer.harness ZhllamaLM" in proc.stdout
+    (written,) = out.rglob("results_*.json")
+    results = json.loads(written.read_text(encoding="utf-8"))
+    assert results["config"]["model"] == "zhllama" and "acc,none" in results["results"]["ceval-local"]
+    assert results["config"]["tokenizer_class"] == "ZhllamaLlamaTokenizer"
+
+
+def test_the_startup_hook_imports_nothing_but_itself():
+    # The .pth runs it at every interpreter start: no torch, no zhllama, no lm_eval, no typing.
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules); import zhllama_lm_eval_hook; "
+            "print(sorted(set(sys.modules) - before)); "
+            "print(sum(type(f).__name__ == 'Finder' for f in sys.meta_path))")
+    env = package_env()
+    proc = subprocess.run([sys.executable, "-S", "-c", code, env["PYTHONPATH"]], env=env, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.split("\n")[:2] == ["['zhllama_lm_eval_hook']", "1"]
+
+
+def test_the_hook_registers_lazily_and_keeps_lm_evals_own_backends(tmp_path):
+    # An entry made before lm-eval fills its registry would hide `--model hf` and the rest
+    # (get_model loads lm_eval.models only while the registry is empty).
+    shutil.copy(HOOK_PTH, tmp_path)
+    code = ("import site, sys; site.addsitedir(sys.argv[1]); "
+            "from lm_eval.api.registry import get_model, model_registry; "
+            "print(get_model('dummy').__name__, dict(model_registry.items())['zhllama'], "
+            "'zhllama' in sys.modules, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=package_env(), capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.split() == ["DummyLM", "zhllama.infer.harness:ZhllamaLM", "False", "False"]

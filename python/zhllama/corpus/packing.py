@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,11 @@ class Packing:
     def encode(self, tokenizer: Any, docs: Iterable[str]) -> list[list[int]]:
         """Each document's ids as packed (``tokenizer``: a ``zhllama.Tokenizer``)."""
         return tokenizer.encode_batch(list(docs), add_bos=self.add_bos, add_eos=self.append_eos)
+
+    def encode_flat(self, tokenizer: Any, docs: Iterable[str]) -> np.ndarray:
+        """The documents' ids as packed, back to back: one int32 array (4 bytes a token)."""
+        import numpy as np
+
+        ids, _ = tokenizer.encode_batch_flat(list(docs), add_bos=self.add_bos, add_eos=self.append_eos)
+        # uint32 from the encoder; every id is below the vocabulary size, far under 2**31.
+        return np.asarray(ids).view(np.int32)

@@ -13,11 +13,14 @@ things: the tokenizer is ``ZhllamaLlamaTokenizer`` (sentencepiece's ids, from zh
 and the model comes from ``load_for_inference`` (a LoRA adapter merged on top, the embeddings
 resized to the adapter's vocabulary, the tokenizer that goes with the adapter, ``[PAD]``).
 
-lm-eval 0.4.x finds models only in its own registry and does not scan entry points, so the
-backend registers itself when this module is imported: ``zhllama eval --tasks`` imports it, and
+lm-eval 0.4.x finds models only in its own registry and does not scan entry points. So the
+wheel ships ``zhllama-lm-eval.pth``: at interpreter start it loads the tiny
+``zhllama_lm_eval_hook``, which registers ``zhllama`` -> ``zhllama.infer.harness:ZhllamaLM`` as a
+lazy target as soon as lm-eval loads its models, and plain ``lm_eval run --model zhllama`` works.
+The backend also registers itself when this module is imported (``zhllama eval --tasks``), and
 ``zhllama-lm-eval`` (or ``python -m zhllama.infer.harness``) is lm-eval's own command line with
-the backend registered. pyproject.toml also declares it under the ``lm_eval.models`` entry-point
-group, for lm-eval versions that read plugins from there.
+the backend registered, for environments without the ``.pth``. pyproject.toml also declares it
+under the ``lm_eval.models`` entry-point group, for lm-eval versions that read plugins from there.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ _UNSUPPORTED = {
 }
 
 
-@register_model("zhllama")
 class ZhllamaLM(HFLM):
     """``HFLM`` whose model comes from ``load_for_inference`` and whose tokenizer is exact.
 
@@ -99,6 +101,17 @@ class ZhllamaLM(HFLM):
                 "model_dtype": str(self._model.dtype), "model_path": str(self.pretrained),
                 "lora": self.lora, "tokenizer": self.tokenizer.name_or_path,
                 "tokenizer_class": type(self.tokenizer).__name__, "tokenizer_sha256": self.tokenizer_sha256}
+
+
+if __name__ == "__main__":
+    # Run as a script, this class is __main__.ZhllamaLM, which lm-eval would refuse beside the lazy
+    # entry the hook may have made; the entry imports this module under its name when asked.
+    import zhllama_lm_eval_hook
+
+    zhllama_lm_eval_hook.register()
+else:
+    # Replaces the hook's lazy "zhllama.infer.harness:ZhllamaLM" entry with the class itself.
+    register_model("zhllama")(ZhllamaLM)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

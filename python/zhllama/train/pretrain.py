@@ -39,6 +39,10 @@ class PretrainArguments:
         metavar="FILES"))
     dataset_dir: Optional[str] = field(default=None, metadata=_help(
         "Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
+    max_train_file_gib: float = field(default=1.0, metadata=_help(  # text_data.MAX_TRAIN_FILE_GIB
+        "Refuse --train-file inputs larger than this many GiB in all (their tokens are held in memory, 4 bytes "
+        "each); tokenize bigger corpora once with `zhllama tokenize-corpus` and pass --dataset-dir (memory-mapped). "
+        "0: no limit."))
     block_size: int = field(default=512, metadata=_help("Tokens per training sequence (documents are packed)."))
     validation_split_percentage: float = field(default=1.0, metadata=_help(
         "Percent of the blocks held out for the eval loss (0: none)."))
@@ -52,6 +56,8 @@ class PretrainArguments:
             raise ValueError(f"--stage must be 1 or 2, got {self.stage}")
         if (self.train_file is None) == (self.dataset_dir is None):
             raise ValueError("pass exactly one of --train-file (raw text) or --dataset-dir (tokenized corpus)")
+        if self.max_train_file_gib < 0:
+            raise ValueError(f"--max-train-file-gib must be >= 0 (0: no limit), got {self.max_train_file_gib}")
         if self.block_size < 2:
             raise ValueError(f"--block-size must be >= 2, got {self.block_size}")
         if not 0 <= self.validation_split_percentage < 100:
@@ -63,6 +69,10 @@ class PretrainArguments:
     @property
     def train_files(self) -> list[str]:
         return [f for f in (self.train_file or "").split(",") if f]
+
+    @property
+    def max_train_file_bytes(self) -> Optional[int]:
+        return int(self.max_train_file_gib * 2**30) if self.max_train_file_gib > 0 else None
 
 
 GROUPS: tuple[Group, ...] = ((PretrainArguments, "data and stage"), (ModelArguments, "model"),
@@ -137,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer_path)
         dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
     else:
-        dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size)
+        dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size,
+                                               max_bytes=data.max_train_file_bytes)
     train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
 
     model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),

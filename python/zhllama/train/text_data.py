@@ -11,27 +11,107 @@ the model learns to stop — the documents are concatenated and cut into ``block
 the incomplete tail dropped. Labels equal the inputs; the model shifts them. The same text
 through ``--train-file`` or through ``tokenize-corpus`` + ``--dataset-dir`` gives the same
 blocks (``--dataset-dir`` then visits them in a seeded order).
+
+``--train-file`` is streamed: documents are read and encoded a batch at a time, and only the
+token stream is kept, as int32 (4 bytes a token), in memory. Inputs over
+``--max-train-file-gib`` (1 GiB by default) are refused: tokenize those once with
+``zhllama tokenize-corpus`` and train with ``--dataset-dir``, which memory-maps the shards.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
 from zhllama.corpus.dataset import Packing
-from zhllama.corpus.inputs import read_documents
+from zhllama.corpus.inputs import expand_inputs, read_documents
 from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
 
+MAX_TRAIN_FILE_GIB = 1.0  # --max-train-file-gib: raw text above this goes through tokenize-corpus
+_BATCH_CHARS = 1 << 22  # characters of text per encoder call (~4-12 MB of UTF-8)
+_BATCH_DOCS = 8192
+_PROGRESS_BYTES = 64 << 20  # inputs this large get a progress bar
+
+
+def check_train_file_size(files: Sequence[str], max_bytes: Optional[int], flag: str = "--max-train-file-gib") -> int:
+    """The total size of ``files``; a ValueError naming them when it is over ``max_bytes``."""
+    sizes = [os.path.getsize(f) for f in files]
+    total = sum(sizes)
+    if max_bytes is not None and total > max_bytes:
+        what = files[0] if len(files) == 1 else f"{len(files)} files (largest {files[sizes.index(max(sizes))]})"
+        raise ValueError(f"--train-file {what}: {_human(total)} is over the {_human(max_bytes)} limit for raw text, "
+                         f"which is tokenized in memory; run `zhllama tokenize-corpus --tokenizer TOKENIZER --input "
+                         f"{' '.join(files) if len(files) <= 3 else '...'} --out DIR` once and train with "
+                         f"--dataset-dir DIR (memory-mapped), or raise {flag}")
+    return total
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _batches(docs: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    chars = 0
+    for doc in docs:
+        batch.append(doc)
+        chars += len(doc)
+        if chars >= _BATCH_CHARS or len(batch) >= _BATCH_DOCS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def encode_files(files: Sequence[str], tokenizer: Tokenizer, packing: Packing) -> tuple[np.ndarray, int]:
+    """``(stream, documents)``: the packed ids of every document of ``files`` (expanded paths),
+    back to back as one int32 array, read and encoded a batch at a time."""
+    from tqdm import tqdm
+
+    sizes = [os.path.getsize(f) for f in files]
+    total = sum(sizes)
+    large = total >= _PROGRESS_BYTES
+    if large:
+        log.info("tokenizing --train-file: %d files, %s", len(files), _human(total))
+    quiet = not large or int(os.environ.get("RANK", "0")) != 0 or not sys.stderr.isatty()
+    chunks: list[np.ndarray] = []
+    ndocs = tokens = 0
+    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenizing", file=sys.stderr,
+              dynamic_ncols=True, disable=quiet) as bar:
+        for path, size in zip(files, sizes):
+            start = bar.n
+            for batch in _batches(read_documents([path])):
+                chunks.append(packing.encode_flat(tokenizer, batch))
+                ndocs += len(batch)
+                tokens += chunks[-1].size
+                if not quiet:  # the text's UTF-8 size, a line each: close to the file's for .txt
+                    read = sum(len(d.encode("utf-8")) + 1 for d in batch)
+                    bar.update(min(read, start + size - bar.n))
+                    bar.set_postfix_str(f"{ndocs:,} docs, {tokens:,} tokens", refresh=False)
+            bar.update(start + size - bar.n)
+    stream = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
+    return stream, ndocs
+
 
 class PackedTextDataset(Dataset):
-    """Fixed-length blocks of a token stream; item ``i`` is ``{"input_ids", "labels"}``."""
+    """Fixed-length blocks of a token stream; item ``i`` is ``{"input_ids", "labels"}`` (int64).
+
+    ``blocks`` keeps the stream's dtype: int32 from :meth:`from_files`, widened per item.
+    """
 
     def __init__(self, tokens: torch.Tensor, block_size: int) -> None:
         self.block_size = block_size
@@ -40,23 +120,29 @@ class PackedTextDataset(Dataset):
 
     @classmethod
     def from_files(cls, files: Sequence[str | Path], tokenizer: Tokenizer, block_size: int,
-                   packing: Optional[Packing] = None) -> PackedTextDataset:
-        """Blocks of ``files`` (files, directories or globs), each document packed by ``packing``."""
-        docs = list(read_documents(files))
-        ids = (packing or Packing()).encode(tokenizer, docs)
-        stream = torch.tensor([t for doc in ids for t in doc], dtype=torch.long)
-        ds = cls(stream, block_size)
+                   packing: Optional[Packing] = None,
+                   max_bytes: Optional[int] = int(MAX_TRAIN_FILE_GIB * 2**30)) -> PackedTextDataset:
+        """Blocks of ``files`` (files, directories or globs), each document packed by ``packing``.
+
+        Streamed: the documents are encoded a batch at a time into int32 chunks, joined once.
+        Inputs over ``max_bytes`` in all (None: no limit) are refused with a ValueError pointing
+        to ``zhllama tokenize-corpus`` + ``--dataset-dir``.
+        """
+        paths = expand_inputs([os.fspath(f) for f in files])
+        check_train_file_size(paths, max_bytes)
+        stream, ndocs = encode_files(paths, tokenizer, packing or Packing())
+        ds = cls(torch.from_numpy(stream), block_size)
         if len(ds) == 0:
-            raise ValueError(f"{', '.join(map(str, files))}: {stream.numel()} tokens, fewer than one block of "
+            raise ValueError(f"{', '.join(map(str, files))}: {stream.size} tokens, fewer than one block of "
                              f"{block_size}; add text or lower --block-size")
-        log.info("packed %d documents, %d tokens into %d blocks of %d", len(docs), stream.numel(), len(ds), block_size)
+        log.info("packed %d documents, %d tokens into %d blocks of %d", ndocs, stream.size, len(ds), block_size)
         return ds
 
     def __len__(self) -> int:
         return self.blocks.shape[0]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        block = self.blocks[i]
+        block = self.blocks[i].long()  # a copy for int32 storage; the block itself for int64
         return {"input_ids": block, "labels": block.clone()}
 
 
