@@ -82,6 +82,18 @@ struct Sentence {
     codes: Vec<u32>,
 }
 
+impl Sentence {
+    /// Append the frozen flags of symbols `r` to `out`. Without user-defined symbols `frozen`
+    /// is not filled: a symbol is frozen exactly when it has no key.
+    fn frozen_into(&self, r: std::ops::Range<usize>, out: &mut Vec<bool>) {
+        if self.frozen.is_empty() {
+            out.extend(self.keys[r].iter().map(|&k| k == NO_KEY));
+        } else {
+            out.extend_from_slice(&self.frozen[r]);
+        }
+    }
+}
+
 /// Buffers reused from one `encode` to the next on a thread.
 #[derive(Default)]
 struct Scratch {
@@ -148,7 +160,7 @@ impl BpeModel {
             }
             s.keys.extend_from_slice(keys);
             s.starts.extend_from_slice(&sen.starts);
-            s.frozen.extend_from_slice(&sen.frozen);
+            sen.frozen_into(0..keys.len(), &mut s.frozen);
             s.rev_merge.clear();
             self.merge_heap(s);
             self.emit_resegmented(s, b.len(), &id_of, emit);
@@ -185,9 +197,22 @@ impl BpeModel {
         starts.clear();
         frozen.clear();
         codes.clear();
+        let mut pos = 0;
+        if !t.has_user() {
+            // No user-defined symbols: every symbol is one character, frozen exactly when it
+            // has no key, and a pair with `NO_KEY` matches no table entry, so the probes need
+            // no mask and `frozen` stays empty (see [`Sentence::frozen_into`]).
+            while pos < b.len() {
+                let (key, len) = t.char_key(b, pos);
+                keys.push(key);
+                starts.push(pos as u32);
+                pos += len;
+            }
+            codes.extend((1..keys.len()).map(|i| t.char_pair_code(keys[i - 1], keys[i])));
+            return;
+        }
         // Pass 1: symbols. sentencepiece's `PrefixMatcher`: the longest user-defined symbol
         // here, frozen; otherwise one UTF-8 character.
-        let mut pos = 0;
         while pos < b.len() {
             let (key, len, fr) = match t.user_match(&b[pos..]) {
                 Some((id, len)) => (id, len, true),
@@ -215,7 +240,10 @@ impl BpeModel {
     }
 
     /// Merge the chunk of symbols `r` (ending at byte `end`; `s.ranks` holds its pairs'
-    /// merges) and emit its pieces.
+    /// merges) and emit its pieces. Inlined into the scan for the common one- and
+    /// two-symbol chunks (a call per chunk cost more than their work); longer chunks go to
+    /// [`Self::flush_long`].
+    #[inline(always)]
     fn flush(
         &self,
         s: &mut Work,
@@ -239,24 +267,36 @@ impl BpeModel {
                 );
                 emit(id_of(c.keys[a + 1]), c.starts[a + 1] as usize, end);
             }
-            n => {
-                s.keys.clear();
-                s.starts.clear();
-                s.frozen.clear();
-                s.keys.extend_from_slice(&c.keys[r.clone()]);
-                s.starts.extend_from_slice(&c.starts[r.clone()]);
-                s.frozen.extend_from_slice(&c.frozen[r]);
-                if n <= LINEAR_MAX {
-                    self.merge_linear(s);
-                    for j in 0..s.keys.len() {
-                        let e = s.starts.get(j + 1).map_or(end, |&x| x as usize);
-                        emit(id_of(s.keys[j]), s.starts[j] as usize, e);
-                    }
-                } else {
-                    self.merge_heap(s);
-                    linked_symbols(s, end, |key, start, e| emit(id_of(key), start, e));
-                }
+            _ => self.flush_long(s, c, r, end, id_of, emit),
+        }
+    }
+
+    #[inline(never)]
+    fn flush_long(
+        &self,
+        s: &mut Work,
+        c: &Sentence,
+        r: std::ops::Range<usize>,
+        end: usize,
+        id_of: &impl Fn(u32) -> u32,
+        emit: &mut impl FnMut(u32, usize, usize),
+    ) {
+        let n = r.len();
+        s.keys.clear();
+        s.starts.clear();
+        s.frozen.clear();
+        s.keys.extend_from_slice(&c.keys[r.clone()]);
+        s.starts.extend_from_slice(&c.starts[r.clone()]);
+        c.frozen_into(r, &mut s.frozen);
+        if n <= LINEAR_MAX {
+            self.merge_linear(s);
+            for j in 0..s.keys.len() {
+                let e = s.starts.get(j + 1).map_or(end, |&x| x as usize);
+                emit(id_of(s.keys[j]), s.starts[j] as usize, e);
             }
+        } else {
+            self.merge_heap(s);
+            linked_symbols(s, end, |key, start, e| emit(id_of(key), start, e));
         }
     }
 

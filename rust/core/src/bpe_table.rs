@@ -339,6 +339,10 @@ impl SymbolTable {
         (self.astral.get(&cp).copied().unwrap_or(NO_KEY), 4)
     }
 
+    pub fn has_user(&self) -> bool {
+        self.has_user
+    }
+
     /// The longest user-defined symbol that prefixes `rest`, as `(id, byte length)`.
     #[inline]
     pub fn user_match(&self, rest: &[u8]) -> Option<(u32, usize)> {

@@ -373,6 +373,17 @@ impl Inner {
         self.normalizer.normalize_into(text, out);
     }
 
+    /// An unknown piece: its bytes when byte_fallback is on, else one UNKNOWN id for a run.
+    #[cold]
+    #[inline(never)]
+    fn emit_unknown(&self, bytes: &[u8], prev_unk: bool, out: &mut Vec<u32>) {
+        if self.byte_fallback {
+            out.extend(bytes.iter().map(|&b| self.byte_ids[b as usize]));
+        } else if !prev_unk {
+            out.push(self.unk_segment_id());
+        }
+    }
+
     /// `PopulateSentencePieceText` over the model's pieces: an UNKNOWN piece becomes one
     /// `<0xXX>` per UTF-8 byte when byte_fallback is on; otherwise consecutive unknown pieces
     /// fuse into one (sentencepiece merges the run "so that decoder can copy ... easily").
@@ -380,17 +391,15 @@ impl Inner {
         let bytes = norm.as_bytes();
         let unk = self.unk_segment_id();
         let mut prev_unk = false;
+        // Small enough to be inlined into the segmenter's loops; unknown text is the rare,
+        // out-of-line case.
         let mut emit = |id: u32, s: usize, e: usize| {
-            if id == unk {
-                if self.byte_fallback {
-                    out.extend(bytes[s..e].iter().map(|&b| self.byte_ids[b as usize]));
-                } else if !prev_unk {
-                    out.push(unk);
-                }
-                prev_unk = true;
-            } else {
+            if id != unk {
                 out.push(id);
                 prev_unk = false;
+            } else {
+                self.emit_unknown(&bytes[s..e], prev_unk, out);
+                prev_unk = true;
             }
         };
         match &self.segmenter {
