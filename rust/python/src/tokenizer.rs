@@ -28,6 +28,11 @@ impl IntoPyErr for EncoderError {
 /// the work.
 const DETACH_MIN_BYTES: usize = 4096;
 
+thread_local! {
+    /// The id buffer `encode` reuses for short texts.
+    static ENCODE_IDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `(ids, offsets)` of `encode_batch_flat`.
 type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
 
@@ -154,13 +159,24 @@ impl PyTokenizer {
         self.check_specials(add_bos, add_eos)?;
         let text = borrow_str(text)?;
         let tok = &self.inner;
-        let ids = if text.len() >= DETACH_MIN_BYTES {
-            detach(py, || Ok::<_, PyErr>(tok.encode(text, add_bos, add_eos)))?
-        } else {
-            catch_unwind(AssertUnwindSafe(|| tok.encode(text, add_bos, add_eos)))
-                .map_err(internal_error)?
-        };
-        self.list(py, &ids)
+        if text.len() >= DETACH_MIN_BYTES {
+            let ids = detach(py, || Ok::<_, PyErr>(tok.encode(text, add_bos, add_eos)))?;
+            return self.list(py, &ids);
+        }
+        // Short texts (most calls) reuse this thread's id buffer: no allocation per call.
+        // Taken out of the cell while in use, so a nested call (from a GC callback run by
+        // the list allocation) simply finds an empty buffer.
+        let mut ids = ENCODE_IDS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        ids.clear();
+        catch_unwind(AssertUnwindSafe(|| {
+            tok.encode_str_into(text, add_bos, add_eos, &mut ids)
+        }))
+        .map_err(internal_error)?;
+        let list = self.list(py, &ids);
+        if ids.capacity() <= 1 << 16 {
+            ENCODE_IDS.with(|b| *b.borrow_mut() = ids);
+        }
+        list
     }
 
     /// Raw bytes, possibly invalid UTF-8 (each malformed byte normalizes to U+FFFD).
