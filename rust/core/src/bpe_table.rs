@@ -306,7 +306,7 @@ impl SymbolTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn bmp_key(&self, cp: u32) -> u32 {
         match self.bmp16.get(cp as usize) {
             Some(&k) if k == u16::MAX => NO_KEY,
@@ -316,7 +316,7 @@ impl SymbolTable {
     }
 
     /// Key and byte length of the character at `b[pos..]` (`b` is valid UTF-8).
-    #[inline]
+    #[inline(always)]
     pub fn char_key(&self, b: &[u8], pos: usize) -> (u32, usize) {
         let b0 = b[pos];
         if b0 < 0x80 {
