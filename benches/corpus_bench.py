@@ -1,6 +1,6 @@
 """End-to-end corpus speed: raw JSONL → training-ready shards, zhllama vs the reference pipeline.
 
-    python benches/corpus_bench.py [--mb 50] [--threads 2] [--sets peoples-daily,short]
+    python benches/corpus_bench.py [--mb 120] [--threads 2] [--sets peoples-daily,short]
 
 Both run on this machine, one after the other, on the same documents (each set of
 ``corpus_common.DOC_SETS`` replicated to --mb MB) with the same cores: zhllama's
@@ -100,7 +100,7 @@ def bench_set(kind: str, tok: Path, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mb", type=float, default=50, help="Corpus size in MB of plain text, per document set.")
+    ap.add_argument("--mb", type=float, default=120, help="Corpus size in MB of plain text, per document set.")
     ap.add_argument("--threads", type=int, default=2, help="Threads for zhllama and --num-proc for the reference.")
     ap.add_argument("--repeat", type=int, default=3, help="zhllama runs per set; the median is reported.")
     ap.add_argument("--sets", default="peoples-daily,short",
