@@ -36,7 +36,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "quick": Preset(layers=2, hidden=32, heads=2, base_steps=30, base_batch=8, base_lr=3e-3, base_en_docs=1500,
                     base_zh_share=0.02, steps=8, batch=4, block=64, lr=2e-3, stage1_share=0.25, curve_points=2,
-                    seeds=1, test_docs=12, curve_docs=6, gen_prompts=1, gen_tokens=8, zh_vocab=3000),
+                    seeds=1, test_docs=12, curve_docs=6, gen_prompts=1, gen_tokens=8, zh_vocab=6000),
     "cpu": Preset(layers=4, hidden=64, heads=4, base_steps=240, base_batch=16, base_lr=3e-3, base_en_docs=12000,
                   base_zh_share=0.01, steps=72, batch=8, block=128, lr=2e-3, stage1_share=0.25, curve_points=4,
                   seeds=3, test_docs=80, curve_docs=30, gen_prompts=3, gen_tokens=32, zh_vocab=20000),
