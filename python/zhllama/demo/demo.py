@@ -83,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="zhllama-demo",
                    help="Working directory for every step's output (default ./zhllama-demo).")
     p.add_argument("--quick", action="store_true",
-                   help="Smaller corpus and fewer steps (about 2 minutes; what CI runs).")
+                   help="Smaller corpus and fewer steps (about 1-2 minutes; what CI runs).")
     p.add_argument("--steps", type=int, default=None,
                    help=f"Stage-2 steps (default {FULL.steps}, or {QUICK.steps} with --quick); the base model and SFT "
                         f"are scaled alike (default {FULL.base_steps} and {FULL.sft_steps} steps).")
