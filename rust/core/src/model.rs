@@ -387,7 +387,10 @@ impl ModelProto {
         // (`use_reserved_id_map`), so a Unigram model may hold one of those and an ordinary
         // piece with the same text; bpe_model.cc has one map, so BPE may not.
         let reserved_map = spec.model_type != ModelType::Bpe;
-        let mut seen: HashMap<(bool, &str), usize> = HashMap::with_capacity(self.pieces.len());
+        // Fx, not SipHash: this runs on every model load (50K pieces), and the keys are the
+        // model's own pieces, not attacker-chosen.
+        let mut seen: rustc_hash::FxHashMap<(bool, &str), usize> = rustc_hash::FxHashMap::default();
+        seen.reserve(self.pieces.len());
         let mut unk = None;
         let mut bytes = 0usize;
         for (i, p) in self.pieces.iter().enumerate() {
