@@ -19,6 +19,7 @@ counts documents whose ids differ from sentencepiece's (zhllama must be 0).
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import os
 import tempfile
@@ -59,6 +60,19 @@ def hf_tokenizer(model_dir: str) -> Any:
         return None
     fast = LlamaTokenizerFast.from_pretrained(model_dir)
     return fast.backend_tokenizer if hasattr(fast, "backend_tokenizer") else fast._tokenizer
+
+
+def parity(docs: list[str], sp: Any, tok: Any, hf: Any) -> None:
+    """Print how many documents' ids differ from sentencepiece's (zhllama must be 0)."""
+    want = sp.encode(docs)
+    zh_bad = sum(a != b for a, b in zip(want, tok.encode_batch(docs, num_threads=2)))
+    print(f"documents differing from sentencepiece: zhllama {zh_bad}", end="")
+    if hf is not None:
+        hf_ids = [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
+        hf_bad = sum(a != b for a, b in zip(want, hf_ids))
+        print(f", HF tokenizers {hf_bad} ({hf_bad / len(docs):.1%})")
+    else:
+        print()
 
 
 def main() -> None:
@@ -106,16 +120,10 @@ def main() -> None:
 
 
 def bench_set(docs: list[str], mb: float, sp: Any, tok: Any, hf: Any, repeat: int) -> None:
-
-    want = sp.encode(docs)
-    zh_bad = sum(a != b for a, b in zip(want, tok.encode_batch(docs, num_threads=2)))
-    print(f"documents differing from sentencepiece: zhllama {zh_bad}", end="")
-    if hf is not None:
-        hf_ids = [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
-        hf_bad = sum(a != b for a, b in zip(want, hf_ids))
-        print(f", HF tokenizers {hf_bad} ({hf_bad / len(docs):.1%})")
-    else:
-        print()
+    parity(docs, sp, tok, hf)
+    # The parity check's id lists are gone before timing: millions of live ints would make
+    # every cyclic-GC pass of the timed loops walk more objects than a plain program has.
+    gc.collect()
 
     # Rounds over all measurements (not N runs of one, then N of the next): on a shared
     # machine the load drifts, and interleaving exposes both sides of a ratio to the same
