@@ -33,6 +33,17 @@ def test_tokenizer_and_corpus_verbs_do_not_import_torch(verb):
     assert out.stdout.strip() == "[]", f"{module} imports {out.stdout.strip()}"
 
 
+def test_version_reads_lazily_and_prints(capsys):
+    import zhllama
+
+    v = zhllama.__version__  # read from the metadata on first use (not at import)
+    assert isinstance(v, str) and v
+    assert cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"zhllama {v}"
+    with pytest.raises(AttributeError, match="no attribute"):
+        zhllama.no_such_name  # noqa: B018
+
+
 def test_console_help_runs():
     out = subprocess.run([sys.executable, "-m", "zhllama.cli", "--help"], capture_output=True, text=True, check=True)
     for verb in available_verbs():
