@@ -244,8 +244,7 @@ mod tests {
 
     #[test]
     fn counts() {
-        let dir = std::env::temp_dir().join(format!("zhllama-stats-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::corpus::tests::tmpdir("stats");
         let p = dir.join("a.txt");
         std::fs::write(&p, "ab中\n\nU中中\nx\n").unwrap();
         let inputs = [InputFile::from_path(&p).unwrap()];

@@ -200,7 +200,8 @@ impl<'a> Documents<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use crate::corpus::tests::tmpdir;
+    use std::path::Path;
 
     fn write(dir: &Path, name: &str, data: &[u8]) -> InputFile {
         let p = dir.join(name);
@@ -216,15 +217,9 @@ mod tests {
         Ok(out)
     }
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("zhllama-docs-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn reads_formats_in_order_with_one_policy() {
-        let dir = tmp("formats");
+        let dir = tmpdir("docs-formats");
         let gz = {
             use std::io::Write;
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -268,7 +263,7 @@ mod tests {
 
     #[test]
     fn parquet_needs_a_table_reader() {
-        let dir = tmp("parquet");
+        let dir = tmpdir("docs-parquet");
         let inputs = vec![write(&dir, "t.parquet", b"PAR1")];
         let mut d = Documents::new(inputs, "text", OnBadLine::Fail, None);
         assert!(matches!(

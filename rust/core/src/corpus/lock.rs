@@ -126,8 +126,7 @@ mod tests {
 
     #[test]
     fn second_lock_fails_naming_the_holder_and_release_removes_the_file() {
-        let dir = std::env::temp_dir().join(format!("zhllama-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::corpus::tests::tmpdir("lock");
         let first = OutputLock::acquire(&dir).unwrap();
         let err = OutputLock::acquire(&dir).unwrap_err().to_string();
         assert!(

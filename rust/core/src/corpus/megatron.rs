@@ -206,8 +206,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let dir = std::env::temp_dir().join(format!("zhllama-megatron-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::corpus::tests::tmpdir("megatron");
         for dtype in [Dtype::Uint16, Dtype::Int32] {
             let mut w = ShardWriter::create(&dir, "s", dtype).unwrap();
             let docs: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![], vec![65535, 7]];

@@ -24,7 +24,7 @@ pub mod pipeline;
 pub mod reader;
 pub mod record;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use documents::{Document, Documents};
 pub use error::CorpusError;

@@ -35,8 +35,9 @@ impl DocEncoder for Bytes {
     }
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("zhllama-corpus-{tag}-{}", std::process::id()));
+/// A fresh, empty directory for one test (`tag` unique per test), shared by the crate's tests.
+pub(crate) fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zhllama-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
