@@ -98,14 +98,19 @@ def test_an_exception_in_python_cancels_and_joins_the_job(tmp_path, big, monkeyp
     assert dir_bytes(out) == whole
 
 
+def start_job(args: list[str], out: Path):
+    """A native tokenize-corpus job over the ``big`` fixture's input, one thread, small shards."""
+    return _native.tokenize_corpus_start(
+        args[1], [args[3]], str(out), threads=1, text_field="text", append_eos=True, add_bos=False,
+        shard_size=24 << 10, on_bad_line="fail", tokenizer_sha256="x", extra_json="{}",
+    )
+
+
 def test_dropping_the_job_cancels_and_joins_it(tmp_path, big):
     args, _ = big
     out = tmp_path / "o"
     before = corpus_threads()
-    job = _native.tokenize_corpus_start(
-        args[1], [args[3]], str(out), threads=1, text_field="text", append_eos=True, add_bos=False,
-        shard_size=24 << 10, on_bad_line="fail", tokenizer_sha256="x", extra_json="{}",
-    )
+    job = start_job(args, out)
     wait_for(out / "progress.json", lambda: True)  # (a closure over `job` would keep it alive)
     assert corpus_threads() - before
     del job
@@ -118,10 +123,7 @@ def test_job_as_context_manager_cancels_on_exit(tmp_path, big):
     args, _ = big
     out = tmp_path / "o"
     before = corpus_threads()
-    job = _native.tokenize_corpus_start(
-        args[1], [args[3]], str(out), threads=1, text_field="text", append_eos=True, add_bos=False,
-        shard_size=24 << 10, on_bad_line="fail", tokenizer_sha256="x", extra_json="{}",
-    )
+    job = start_job(args, out)
     with pytest.raises(KeyError), job as j:
         assert j is job
         wait_for(out / "progress.json", lambda: not job.wait(0))

@@ -11,7 +11,7 @@ from fixture_paths import llama_tokenizer
 
 torch = pytest.importorskip("torch")
 
-from zhllama.corpus.dataset import Packing  # noqa: E402
+from zhllama.corpus.packing import Packing  # noqa: E402
 from zhllama.tokenizer import Tokenizer  # noqa: E402
 from zhllama.train import text_data  # noqa: E402
 from zhllama.train.text_data import PackedTextDataset  # noqa: E402

@@ -69,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="Encoder threads (the output does not depend on it).")
     p.add_argument("--append-eos", action=argparse.BooleanOptionalAction, default=Packing.append_eos,
-                   help="Append EOS to every document (default on; see zhllama.corpus.dataset.Packing).")
+                   help="Append EOS to every document (default on; see zhllama.corpus.packing.Packing).")
     p.add_argument("--add-bos", action=argparse.BooleanOptionalAction, default=Packing.add_bos,
                    help="Prepend BOS to every document (default off).")
     p.add_argument("--shard-size", default="1GB",

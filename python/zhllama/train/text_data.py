@@ -5,7 +5,7 @@ output, Megatron-format shards; ``--dataset-dir``) is read by
 ``zhllama.corpus.dataset.PackedDataset``. Raw text (``--train-file``: any input
 ``tokenize-corpus`` takes, read by the same reader, ``zhllama.corpus.inputs.read_documents``)
 is tokenized here with zhllama's exact encoder. Either way each document is packed by
-``zhllama.corpus.dataset.Packing`` — ``doc </s>`` by default, where the reference script packs
+``zhllama.corpus.packing.Packing`` — ``doc </s>`` by default, where the reference script packs
 ``<s> doc`` (its ``LlamaTokenizer`` adds BOS, no EOS); the EOS marks where a document ends, so
 the model learns to stop — the documents are concatenated and cut into ``block_size`` blocks,
 the incomplete tail dropped. Labels equal the inputs; the model shifts them. The same text
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from zhllama.corpus.dataset import Packing
 from zhllama.corpus.inputs import expand_inputs, read_documents
+from zhllama.corpus.packing import Packing
 from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
