@@ -35,6 +35,17 @@ def _torchrun(*argv, timeout=300):
     return proc
 
 
+def _stage2(resized, tmp_path, config, *extra, steps):
+    """Stage 2 on two processes under configs/{config}.json for ``steps`` steps (a checkpoint at 2);
+    returns the output directory."""
+    text = h.write_text(tmp_path / "zh.txt", h.corpus_lines(120, seed=5))
+    out = tmp_path / "stage2"
+    _torchrun("pretrain", "--stage", "2", "--model", resized, "--train-file", text, "--output-dir", out,
+              "--block-size", "32", "--max-steps", steps, "--save-steps", "2", "--logging-steps", "1",
+              "--report-to", "none", *extra, "--deepspeed", h.REPO / "configs" / f"{config}.json")
+    return out
+
+
 def _check(out, lora_targets):
     metrics = json.loads((out / "zhllama_metrics.json").read_text())
     assert math.isfinite(metrics["train_loss"])
@@ -51,11 +62,7 @@ def _check(out, lora_targets):
 
 @pytest.mark.parametrize("config", ["ds_zero2", "ds_zero3"])
 def test_stage2_zero_two_processes(resized, tmp_path, config):
-    text = h.write_text(tmp_path / "zh.txt", h.corpus_lines(120, seed=5))
-    out = tmp_path / "stage2"
-    _torchrun("pretrain", "--stage", "2", "--model", resized, "--train-file", text, "--output-dir", out,
-              "--block-size", "32", "--max-steps", "3", "--save-steps", "2", "--logging-steps", "1",
-              "--report-to", "none", "--deepspeed", h.REPO / "configs" / f"{config}.json")
+    out = _stage2(resized, tmp_path, config, steps=3)
     _check(out, ("q_proj", "k_proj", "v_proj", "o_proj"))
 
 
@@ -73,11 +80,7 @@ def test_bf16_under_zero_keeps_fp32_masters(resized, tmp_path, config):
     """bf16 under ZeRO: the module computes in bf16, the optimizer updates fp32 masters of what trains."""
     import torch
 
-    text = h.write_text(tmp_path / "zh.txt", h.corpus_lines(120, seed=5))
-    out = tmp_path / "stage2"
-    _torchrun("pretrain", "--stage", "2", "--model", resized, "--train-file", text, "--output-dir", out,
-              "--block-size", "32", "--max-steps", "2", "--save-steps", "2", "--logging-steps", "1",
-              "--report-to", "none", "--precision", "bf16", "--deepspeed", h.REPO / "configs" / f"{config}.json")
+    out = _stage2(resized, tmp_path, config, "--precision", "bf16", steps=2)
     metrics = json.loads((out / "zhllama_metrics.json").read_text())
     assert math.isfinite(metrics["train_loss"])
     # DeepSpeed's own optimizer checkpoint (written by this test's run, so trusted): fp32 master partitions.
