@@ -36,11 +36,8 @@ F1, F2, FSFT = 6_680_879_104, 6_476_271_616, 6_476_271_616
 @pytest.fixture(scope="module")
 def llama7b(tmp_path_factory):
     """A model directory holding nothing but the LLaMA-7B config.json, resized to 49,953 rows."""
-    from transformers import LlamaConfig
-
     out = tmp_path_factory.mktemp("llama7b")
-    LlamaConfig(vocab_size=49953, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                num_attention_heads=32, num_key_value_heads=32).save_pretrained(out)
+    h.llama7b_config().save_pretrained(out)
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
     return read_config(out)
 
@@ -105,10 +102,7 @@ def test_parse_size():
 
 
 def test_cli_reads_only_config_json(tmp_path, capsys):
-    from transformers import LlamaConfig
-
-    LlamaConfig(vocab_size=49953, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                num_attention_heads=32, num_key_value_heads=32).save_pretrained(tmp_path)
+    h.llama7b_config().save_pretrained(tmp_path)
     assert h.cli("plan", "--model", tmp_path, "--stage", "2", "--zero", "2", "--gpus", "1", "--precision", "bf16",
                  "--batch", "32", "--block-size", "512", "--gpu-memory", "80GB") == 0
     out = capsys.readouterr().out

@@ -129,12 +129,10 @@ def test_config_file_and_validation_errors(resized, text_file, tmp_path, capsys)
 
 
 def _meta_7b():
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=49953, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=32)
     with torch.device("meta"):
-        return LlamaForCausalLM(cfg)
+        return LlamaForCausalLM(h.llama7b_config())
 
 
 def test_trainable_fractions_match_report_on_meta_7b():

@@ -84,6 +84,14 @@ def tokenizer_dir(kind: str) -> Path:
     return out
 
 
+def llama7b_config(vocab_size: int = 49953):
+    """LLaMA-7B's shape (32 layers, hidden 4096, MLP 11008, 32 heads), resized to ``vocab_size`` rows."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=32)
+
+
 def tiny_config(vocab_size: int, tie: bool = False, hidden: int = 32):
     from transformers import LlamaConfig
 
