@@ -43,15 +43,20 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def available_verbs() -> dict[str, tuple[str, str]]:
-    """Verbs whose module is present in this installation."""
-    def present(module: str) -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:  # its parent package is missing
-            return False
+def module_present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
 
-    return {v: m for v, m in VERBS.items() if present(m[0])}
+
+def available_verbs(only: Optional[str] = None) -> dict[str, tuple[str, str]]:
+    """Verbs whose module is present in this installation. With ``only`` (a verb about to run),
+    only that verb's module is looked up: finding a module imports its package, which is start-up
+    time a run of ``tokenize-corpus`` should not pay for the training verbs."""
+    if only in VERBS:
+        return {v: m for v, m in VERBS.items() if v != only or module_present(m[0])}
+    return {v: m for v, m in VERBS.items() if module_present(m[0])}
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
@@ -64,7 +69,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="Print the zhllama version and exit.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, (module, help_text) in available_verbs().items():
+    for verb, (module, help_text) in available_verbs(only).items():
         p = sub.add_parser(verb, help=help_text, description=help_text)
         if only is None or verb == only:
             importlib.import_module(module).add_arguments(p)

@@ -64,9 +64,17 @@ pub struct SymbolTable {
 struct PairTable {
     slots: Vec<u64>,
     mask: usize,
+    /// `64 - log2(slots.len())`: the hash is the top bits of a multiplicative hash.
+    shift: u32,
 }
 
 const EMPTY: u64 = u64::MAX;
+/// Slots per entry, at least (load factor at most 1/4). At a load of 1/2, linear probing
+/// needed a third slot for about one absent pair in three, and most pairs the first probe
+/// sees are absent (every chunk boundary): the sparser tables made the encoder 4-12 % faster
+/// (benches/RESULTS.md, round 3) for 512 KiB more bigram table and 2 MiB more merge table on
+/// the reference merge.
+const SPREAD: usize = 4;
 const BITS: u32 = 21;
 const FIELD: u64 = (1 << BITS) - 1;
 /// `merged` value for "adjacent in a piece, but no direct merge".
@@ -75,15 +83,17 @@ const NO_MERGE_FIELD: u64 = FIELD;
 pub const MAX_KEYS: usize = (FIELD - 1) as usize;
 
 impl PairTable {
-    fn new(entries: &[(u32, u32, u32)]) -> Self {
-        let cap = (entries.len() * 2).next_power_of_two().max(16);
+    /// A table of at least `spread` slots per entry.
+    fn new(entries: &[(u32, u32, u32)], spread: usize) -> Self {
+        let cap = (entries.len() * spread).next_power_of_two().max(16);
         let mut t = PairTable {
             slots: vec![EMPTY; cap],
             mask: cap - 1,
+            shift: 64 - cap.trailing_zeros(),
         };
         for &(l, r, m) in entries {
             let key = ((l as u64) << BITS) | r as u64;
-            let mut i = Self::hash(key) & t.mask;
+            let mut i = t.hash(key);
             loop {
                 let s = t.slots[i];
                 if s == EMPTY {
@@ -100,8 +110,8 @@ impl PairTable {
     }
 
     #[inline]
-    fn hash(key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize
+    fn hash(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
     /// First-look probe of two slots with no branch on the table's contents, so that probes
@@ -110,7 +120,7 @@ impl PairTable {
     #[inline]
     fn probe2(&self, l: u32, r: u32) -> u32 {
         let key = ((l as u64) << BITS) | r as u64;
-        let i = Self::hash(key) & self.mask;
+        let i = self.hash(key);
         let (a, b) = (self.slots[i], self.slots[(i + 1) & self.mask]);
         let code = |s: u64| {
             let m = (s & FIELD) as u32;
@@ -140,7 +150,7 @@ impl PairTable {
     #[inline]
     fn get(&self, l: u32, r: u32) -> Option<u32> {
         let key = ((l as u64) << BITS) | r as u64;
-        let mut i = Self::hash(key) & self.mask;
+        let mut i = self.hash(key);
         loop {
             let s = self.slots[i];
             if s >> BITS == key {
@@ -174,8 +184,8 @@ impl SymbolTable {
             bmp16: Vec::new(),
             astral: FxHashMap::default(),
             key_len: pieces.iter().map(|p| p.piece.len() as u32).collect(),
-            pairs: PairTable::new(&[]),
-            bigrams: PairTable::new(&[]),
+            pairs: PairTable::new(&[], SPREAD),
+            bigrams: PairTable::new(&[], SPREAD),
             rank: vec![NO_RANK; pieces.len()],
             unused: pieces
                 .iter()
@@ -266,13 +276,13 @@ impl SymbolTable {
                 .map(|&k| if k == NO_KEY { u16::MAX } else { k as u16 })
                 .collect();
         }
-        t.pairs = PairTable::new(&merges);
+        t.pairs = PairTable::new(&merges, SPREAD);
         // One entry per pair (the first: a two-character piece's merge beats "no merge"), so
-        // the table is sized by distinct pairs (~14K on the reference merge: 256 KiB, L2-sized)
+        // the table is sized by distinct pairs (~14K on the reference merge: 512 KiB, L2-sized)
         // rather than by every window of every piece.
         let mut seen = rustc_hash::FxHashSet::default();
         bigrams.retain(|&(l, r, _)| seen.insert((l, r)));
-        t.bigrams = PairTable::new(&bigrams);
+        t.bigrams = PairTable::new(&bigrams, SPREAD);
         for v in &mut t.user {
             v.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         }
