@@ -278,8 +278,8 @@ impl SymbolTable {
         }
         t.pairs = PairTable::new(&merges, SPREAD);
         // One entry per pair (the first: a two-character piece's merge beats "no merge"), so
-        // the table is sized by distinct pairs (~14K on the reference merge: 512 KiB at a load of at most 1/4)
-        // rather than by every window of every piece.
+        // the table is sized by distinct pairs (~14K on the reference merge: 512 KiB at a
+        // load of at most 1/4) rather than by every window of every piece.
         let mut seen = rustc_hash::FxHashSet::default();
         bigrams.retain(|&(l, r, _)| seen.insert((l, r)));
         t.bigrams = PairTable::new(&bigrams, SPREAD);
