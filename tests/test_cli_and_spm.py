@@ -33,6 +33,21 @@ def test_tokenizer_and_corpus_verbs_do_not_import_torch(verb):
     assert out.stdout.strip() == "[]", f"{module} imports {out.stdout.strip()}"
 
 
+@pytest.mark.parametrize("verb", ["tokenize-corpus", "stats"])
+def test_parsing_a_verb_imports_no_other_verbs_package(verb):
+    # `build_parser` once looked up every verb's module to list the installed ones, which
+    # imported zhllama.model (and its resize module) and the other verb packages: a third of
+    # a small tokenize-corpus run's start-up.
+    code = (f"import sys; from zhllama.cli import build_parser; build_parser(only={verb!r}); "
+            "print(sorted(m for m in sys.modules if m.startswith(('zhllama.model', 'zhllama.train', "
+            "'zhllama.infer', 'zhllama.demo'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"parsing {verb} imported {out.stdout.strip()}"
+    parser = build_parser(only=verb)
+    verbs = next(a for a in parser._actions if a.dest == "verb").choices
+    assert set(verbs) == set(available_verbs())  # every verb is still a choice
+
+
 def test_version_reads_lazily_and_prints(capsys):
     import zhllama
 
