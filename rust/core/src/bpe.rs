@@ -310,6 +310,19 @@ impl BpeModel {
             merged,
             ..
         } = s;
+        // The merge table is far larger than the cache, and every merge asks it about the new
+        // symbol's two neighbours: start those loads for every possible first merge now, so
+        // that they overlap instead of queueing one after another.
+        for j in 0..ranks.len() {
+            if ranks[j] != NO_RANK {
+                if j > 0 {
+                    t.prefetch_merge(keys[j - 1], merged[j]);
+                }
+                if j + 2 < keys.len() {
+                    t.prefetch_merge(merged[j], keys[j + 2]);
+                }
+            }
+        }
         loop {
             let mut best = NO_RANK;
             let mut at = 0;

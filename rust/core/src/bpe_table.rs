@@ -146,6 +146,20 @@ impl PairTable {
         }
     }
 
+    /// Start loading the slot of `(l, r)` into cache, without waiting for it.
+    #[inline(always)]
+    fn prefetch(&self, l: u32, r: u32) {
+        let i = self.hash(((l as u64) << BITS) | r as u64);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults, and the address is inside `slots`.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
     /// `Some(merged)` (`NO_KEY` when the pair is known but does not merge), `None` if absent.
     #[inline]
     fn get(&self, l: u32, r: u32) -> Option<u32> {
@@ -388,6 +402,12 @@ impl SymbolTable {
             PROBE_SLOW => self.char_pair(l, r),
             m => Some(self.entry(m)),
         }
+    }
+
+    /// Start loading what [`Self::merge`] of `(l, r)` will read.
+    #[inline(always)]
+    pub fn prefetch_merge(&self, l: u32, r: u32) {
+        self.pairs.prefetch(l, r);
     }
 
     /// The merge of two symbols, with `rank == NO_RANK` when there is none.
