@@ -48,6 +48,23 @@ def test_reader_documents_and_counters(inputs):
     assert (docs.invalid_utf8_docs, docs.invalid_utf8_bytes) == (1, 1)
 
 
+def test_reader_counts_the_bytes_it_read_on_disk(inputs, tmp_path):
+    # --train-file's progress bar measures this against the files' size (compressed files in
+    # their compressed bytes); it once re-encoded every batch to UTF-8 to guess it.
+    docs = read_documents([inputs])
+    sizes = [p.stat().st_size for p in docs.files]
+    assert docs.bytes_read == 0
+    seen = [docs.bytes_read for _ in docs]
+    assert seen == sorted(seen) and 0 < seen[0] <= sum(sizes)
+    assert docs.bytes_read == sum(sizes)
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"文档 {i}\n" for i in range(200_000)), encoding="utf-8")
+    docs = read_documents([big])
+    next(docs)  # read ahead by a buffer, not the whole file
+    assert 0 < docs.bytes_read < big.stat().st_size
+    assert sum(1 for _ in docs) == 199_999 and docs.bytes_read == big.stat().st_size
+
+
 def test_every_verb_reads_the_same_documents(inputs, tmp_path, llama, monkeypatch):
     sp = spm.SentencePieceProcessor(model_file=str(llama))
     raw = [d.encode().replace("\ufffd".encode(), b"\xff") for d in EXPECTED]  # what sentencepiece reads

@@ -64,6 +64,37 @@ def test_one_batch_and_many_batches_agree(texts, tok, monkeypatch):
     assert torch.equal(PackedTextDataset.from_files(files, tok, BLOCK).blocks, whole.blocks)
 
 
+def test_progress_bar_follows_the_bytes_read(tmp_path, tok, monkeypatch):
+    """The bar (a terminal, rank 0, a large input: all forced here) advances by the reader's
+    on-disk bytes, never past the files' size, and ends at it; the blocks do not change."""
+    import sys
+
+    from tqdm import tqdm
+
+    docs = pd_docs(3000)
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]  # ~2.5 MB each: more than one read-ahead
+    for f in files:
+        f.write_text("\n".join(docs * 4) + "\n", encoding="utf-8")
+    quiet = PackedTextDataset.from_files(files, tok, BLOCK)
+    positions: list[int] = []
+    real_update = tqdm.update
+
+    def update(self, n=1):
+        out = real_update(self, n)
+        positions.append(self.n)
+        return out
+
+    monkeypatch.setattr(tqdm, "update", update)
+    monkeypatch.setattr(text_data, "_PROGRESS_BYTES", 0)
+    monkeypatch.setattr(text_data, "_BATCH_DOCS", 50)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    shown = PackedTextDataset.from_files(files, tok, BLOCK)
+    total = sum(f.stat().st_size for f in files)
+    assert torch.equal(shown.blocks, quiet.blocks)
+    assert len(positions) > 5 and positions == sorted(positions) and positions[-1] == total
+    assert 0 < positions[0] < total
+
+
 def test_tokens_are_stored_as_int32(texts, tok, monkeypatch):
     """4 bytes a token: no Python int per token, no int64 copy of the stream."""
     files, _ = texts

@@ -239,6 +239,10 @@ class DocumentReader:
     @property
     def invalid_utf8_bytes(self) -> int:
         """Bytes turned into U+FFFD."""
+    @property
+    def bytes_read(self) -> int:
+        """On-disk bytes read so far (compressed bytes of a compressed file; a Parquet file once
+        read whole): a progress bar's measure against the files' size."""
 
 # ---- stats (stats.rs) --------------------------------------------------------------------
 

@@ -82,8 +82,7 @@ def encode_files(files: Sequence[str], tokenizer: Tokenizer, packing: Packing) -
     back to back as one int32 array, read and encoded a batch at a time."""
     from tqdm import tqdm
 
-    sizes = [os.path.getsize(f) for f in files]
-    total = sum(sizes)
+    total = sum(os.path.getsize(f) for f in files)
     large = total >= _PROGRESS_BYTES
     if large:
         log.info("tokenizing --train-file: %d files, %s", len(files), _human(total))
@@ -92,17 +91,15 @@ def encode_files(files: Sequence[str], tokenizer: Tokenizer, packing: Packing) -
     ndocs = tokens = 0
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenizing", file=sys.stderr,
               dynamic_ncols=True, disable=quiet) as bar:
-        for path, size in zip(files, sizes):
-            start = bar.n
-            for batch in _batches(read_documents([path])):
-                chunks.append(packing.encode_flat(tokenizer, batch))
-                ndocs += len(batch)
-                tokens += chunks[-1].size
-                if not quiet:  # the text's UTF-8 size, a line each: close to the file's for .txt
-                    read = sum(len(d.encode("utf-8")) + 1 for d in batch)
-                    bar.update(min(read, start + size - bar.n))
-                    bar.set_postfix_str(f"{ndocs:,} docs, {tokens:,} tokens", refresh=False)
-            bar.update(start + size - bar.n)
+        reader = read_documents(files)
+        for batch in _batches(reader):
+            chunks.append(packing.encode_flat(tokenizer, batch))
+            ndocs += len(batch)
+            tokens += chunks[-1].size
+            if not quiet:
+                bar.update(min(reader.bytes_read, total) - bar.n)
+                bar.set_postfix_str(f"{ndocs:,} docs, {tokens:,} tokens", refresh=False)
+        bar.update(total - bar.n)
     stream = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
     return stream, ndocs
 

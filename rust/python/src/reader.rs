@@ -129,6 +129,13 @@ impl PyDocumentReader {
     fn invalid_utf8_bytes(&self) -> u64 {
         self.lock().counts.invalid_utf8_bytes
     }
+
+    /// On-disk bytes read so far (compressed bytes of a compressed file; a Parquet file once
+    /// read whole): the measure of a progress bar whose total is the files' size.
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.lock().bytes_read()
+    }
 }
 
 impl PyDocumentReader {

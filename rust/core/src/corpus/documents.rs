@@ -15,7 +15,7 @@ use super::reader::{TableBatches, TableReader};
 use super::record::{document_text, null_reason, repair_utf8, OnBadLine};
 use super::CorpusError;
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One document, in input order.
@@ -61,6 +61,9 @@ pub struct Documents<'a> {
     /// is encoded here), with the meaning they have in `manifest.json`.
     pub counts: Counts,
     finished: bool,
+    /// On-disk bytes read so far (compressed bytes for compressed files; a Parquet file counts
+    /// whole once its rows are read), what a progress bar measures.
+    bytes_read: Arc<AtomicU64>,
 }
 
 impl<'a> Documents<'a> {
@@ -81,7 +84,15 @@ impl<'a> Documents<'a> {
             buf: Vec::new(),
             counts: Counts::default(),
             finished: false,
+            bytes_read: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// On-disk bytes read so far: the input files' total once every document is read. Reading
+    /// runs ahead of the documents returned by up to one buffer (and a Parquet file counts
+    /// when its last batch has been read).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
     }
 
     pub fn inputs(&self) -> &[InputFile] {
@@ -171,6 +182,10 @@ impl<'a> Documents<'a> {
                 }
             }
             // The current file is exhausted.
+            if matches!(self.source, Source::Table { .. }) {
+                let bytes = self.inputs[self.file].bytes;
+                self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+            }
             self.source = Source::Closed;
             self.file += 1;
         }
@@ -191,7 +206,7 @@ impl<'a> Documents<'a> {
                 rows: VecDeque::new(),
             }
         } else {
-            Source::Lines(file.open_lines(0, Arc::new(AtomicU64::new(0)))?)
+            Source::Lines(file.open_lines(0, self.bytes_read.clone())?)
         };
         Ok(())
     }
