@@ -93,11 +93,10 @@ def llama7b_config(vocab_size: int = 49953):
 
 
 def tiny_config(vocab_size: int, tie: bool = False, hidden: int = 32):
-    from transformers import LlamaConfig
+    """The tests' model: the demo's config at 2 layers, 4 heads, an MLP of twice ``hidden``."""
+    from zhllama.demo.model import tiny_config as config
 
-    return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                       tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2, pad_token_id=None)
+    return config(vocab_size, hidden, layers=2, heads=4, intermediate=2 * hidden, max_positions=256, tie=tie)
 
 
 def tiny_model_dir(kind: str = "base", tie: bool = False, seed: int = 0) -> Path:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 
 def tiny_config(vocab_size: int, hidden: int, layers: int, heads: int, intermediate: int | None = None,
-                pad_token_id: int | None = None, max_positions: int = 512):
-    """A small LLaMA config: untied head, bos 1, eos 2; ``intermediate`` defaults to 8/3 of ``hidden``."""
+                pad_token_id: int | None = None, max_positions: int = 512, tie: bool = False):
+    """A small LLaMA config: bos 1, eos 2, head untied unless ``tie``; ``intermediate`` defaults
+    to 8/3 of ``hidden``."""
     from transformers import LlamaConfig
 
     return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden,
                        intermediate_size=intermediate or int(hidden * 8 / 3), num_hidden_layers=layers,
                        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
-                       tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=pad_token_id)
+                       tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2, pad_token_id=pad_token_id)
 
 
 def train_tiny_base(tokenizer_dir: Path, train_txt: Path, out: Path, steps: int, threads: int, *, hidden: int,
