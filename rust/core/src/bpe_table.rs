@@ -71,7 +71,7 @@ struct PairTable {
 const EMPTY: u64 = u64::MAX;
 /// Slots per entry, at least (load factor at most 1/4). At a load of 1/2, linear probing
 /// needed a third slot for about one absent pair in three, and most pairs the first probe
-/// sees are absent (every chunk boundary): the sparser tables made the encoder 4-12 % faster
+/// sees are absent (every chunk boundary): the sparser tables made the encoder 4-14 % faster
 /// (benches/RESULTS.md, round 3) for 512 KiB more bigram table and 2 MiB more merge table on
 /// the reference merge.
 const SPREAD: usize = 4;
