@@ -54,9 +54,8 @@ def available_verbs(only: Optional[str] = None) -> dict[str, tuple[str, str]]:
     """Verbs whose module is present in this installation. With ``only`` (a verb about to run),
     only that verb's module is looked up: finding a module imports its package, which is start-up
     time a run of ``tokenize-corpus`` should not pay for the training verbs."""
-    if only in VERBS:
-        return {v: m for v, m in VERBS.items() if v != only or module_present(m[0])}
-    return {v: m for v, m in VERBS.items() if module_present(m[0])}
+    running = only in VERBS
+    return {v: m for v, m in VERBS.items() if (running and v != only) or module_present(m[0])}
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:

@@ -77,12 +77,12 @@ def _batches(docs: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def encode_files(files: Sequence[str], tokenizer: Tokenizer, packing: Packing) -> tuple[np.ndarray, int]:
-    """``(stream, documents)``: the packed ids of every document of ``files`` (expanded paths),
-    back to back as one int32 array, read and encoded a batch at a time."""
+def encode_files(files: Sequence[str], total: int, tokenizer: Tokenizer, packing: Packing) -> tuple[np.ndarray, int]:
+    """``(stream, documents)``: the packed ids of every document of ``files`` (expanded paths,
+    ``total`` bytes in all: ``check_train_file_size``'s answer), back to back as one int32 array,
+    read and encoded a batch at a time."""
     from tqdm import tqdm
 
-    total = sum(os.path.getsize(f) for f in files)
     large = total >= _PROGRESS_BYTES
     if large:
         log.info("tokenizing --train-file: %d files, %s", len(files), _human(total))
@@ -126,8 +126,8 @@ class PackedTextDataset(Dataset):
         to ``zhllama tokenize-corpus`` + ``--dataset-dir``.
         """
         paths = expand_inputs([os.fspath(f) for f in files])
-        check_train_file_size(paths, max_bytes)
-        stream, ndocs = encode_files(paths, tokenizer, packing or Packing())
+        total = check_train_file_size(paths, max_bytes)
+        stream, ndocs = encode_files(paths, total, tokenizer, packing or Packing())
         ds = cls(torch.from_numpy(stream), block_size)
         if len(ds) == 0:
             raise ValueError(f"{', '.join(map(str, files))}: {stream.size} tokens, fewer than one block of "
