@@ -65,7 +65,6 @@ def check_adapter(lora_dir: Path) -> None:
 def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
     """The base model with each adapter merged in order, every tensor in ``dtype`` (auto: the base's)."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
@@ -82,8 +81,30 @@ def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
             log.info("resizing %s from %d to %d rows for %s", base, current, rows, lora)
             model.resize_token_embeddings(rows, mean_resizing=False)
         log.info("merging %s", lora)
-        model = PeftModel.from_pretrained(model, str(lora)).merge_and_unload()
+        model = merge_adapter(model, lora)
     return model.to(out_dtype)
+
+
+def merge_adapter(model: Any, lora: Path) -> Any:
+    """``model`` with the adapter ``lora`` merged in; tied embeddings stay tied when the adapter
+    trained them as one matrix, and are untied on purpose (config and log say so) when it holds
+    two copies (an adapter from before zhllama kept the tie): re-tying would drop one of them."""
+    from peft import PeftModel
+
+    from zhllama.train.trainable import embeddings_tied, tie_output_to_saved_input
+
+    tied = embeddings_tied(model)
+    peft_model = PeftModel.from_pretrained(model, str(lora))
+    tie_output_to_saved_input(peft_model)
+    merged = peft_model.merge_and_unload()
+    if tied:
+        if merged.get_output_embeddings().weight is merged.get_input_embeddings().weight:
+            merged.config.tie_word_embeddings = True  # peft may have unset it while unloading
+        else:
+            merged.config.tie_word_embeddings = False
+            log.warning("%s trained separate copies of the tied input and output embeddings; the merged model "
+                        "keeps both and is saved with tie_word_embeddings=false", lora)
+    return merged
 
 
 def run(args: argparse.Namespace) -> int:

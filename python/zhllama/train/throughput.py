@@ -9,7 +9,8 @@ The FLOPs per token (docs/training.md, "Throughput and MFU") count matrix multip
 
 N counts the weights of matrix multiplies (every ≥ 2-D parameter except embedding tables, which
 are looked up, not multiplied; LoRA's A and B are trained ones; peft's frozen originals of
-``modules_to_save`` are replaced by their trained copies). L layers, h hidden size, s the
+``modules_to_save`` are replaced by their trained copies). With tied embeddings the embedding
+table is also the LM head, a V×h matmul per token: it is counted once, as the head. L layers, h hidden size, s the
 sequence length. Recomputation under gradient checkpointing is not counted: that is MFU, not
 hardware utilisation (HFU). MFU = FLOPs/token × tokens/s per device ÷ the device's peak.
 """
@@ -48,6 +49,10 @@ class MatmulParams:
 def matmul_params(model: torch.nn.Module) -> MatmulParams:
     """:class:`MatmulParams` of ``model`` (a plain or a peft model; works on the meta device)."""
     lookups = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if isinstance(weight, torch.nn.Parameter):
+        lookups.discard(id(weight))  # the (possibly tied) output layer multiplies: always counted
     trained = frozen = 0
     seen: set[int] = set()
     for name, p in model.named_parameters():

@@ -3,6 +3,13 @@
 Stage 1: only ``embed_tokens`` (optionally only its added rows). Stage 2 and SFT: LoRA adapters
 on the attention (and, for SFT, MLP) projections plus full copies of ``embed_tokens`` and
 ``lm_head`` through peft's ``modules_to_save``, so the saved adapter holds the new vocabulary.
+
+Tied embeddings (SmolLM2, LLaMA-3.2-1B/3B, Qwen2.5-0.5B: ``lm_head`` *is* ``embed_tokens``): peft
+would make two independent trainable copies of the one matrix, and a merged model whose config
+still says ``tie_word_embeddings`` reloads with one of them silently dropped (peft #2777). Here
+the tie is kept: only the input embedding's copy is in ``modules_to_save`` and the output layer
+is pointed at that very tensor (:func:`tie_output_to_saved_input`), so one matrix trains, the
+adapter saves it once, and :mod:`zhllama.model.merge_lora` ties it again after loading.
 """
 
 from __future__ import annotations
@@ -35,6 +42,50 @@ def train_embeddings_only(model, new_rows_only: bool = False, base_rows: int | N
         weight.register_hook(lambda g: g * mask.to(g.device, g.dtype))
 
 
+def embeddings_tied(model) -> bool:
+    """True when the output layer's weight is the input embedding's tensor (and the config says so)."""
+    out = model.get_output_embeddings()
+    return (bool(getattr(model.config, "tie_word_embeddings", False)) and out is not None
+            and out.weight is model.get_input_embeddings().weight)
+
+
+def _module_name(model, module) -> str:
+    """The last component of ``module``'s name in ``model`` (``embed_tokens``, ``lm_head``)."""
+    return next(name.rsplit(".", 1)[-1] for name, m in model.named_modules() if m is module)
+
+
+def tied_saved_modules(model, saved: list[str]) -> list[str]:
+    """``--modules-to-save`` for ``model``: on tied embeddings, the input embedding alone stands
+    for both names (the output layer shares its tensor), so one matrix trains, not two copies."""
+    if not embeddings_tied(model):
+        return saved
+    inp = _module_name(model, model.get_input_embeddings())
+    out = _module_name(model, model.get_output_embeddings())
+    if out not in saved:
+        return saved
+    kept = [m for m in saved if m != out] + ([] if inp in saved else [inp])
+    log.info("tied embeddings: %s and %s are one matrix; it trains once (as %s) and %s keeps sharing it",
+             inp, out, inp, out)
+    return kept
+
+
+def tie_output_to_saved_input(peft_model) -> bool:
+    """Point the output layer of a peft model over tied embeddings at the input embedding's
+    trainable (``modules_to_save``) copy; returns whether it did. A no-op for untied models, or
+    when the input embedding is not in ``modules_to_save`` (then both still share the base tensor)."""
+    from peft.utils.other import ModulesToSaveWrapper
+
+    base = peft_model.get_base_model()
+    if not getattr(base.config, "tie_word_embeddings", False):
+        return False
+    inp, out = base.get_input_embeddings(), base.get_output_embeddings()
+    if out is None or not isinstance(inp, ModulesToSaveWrapper) or isinstance(out, ModulesToSaveWrapper):
+        return False
+    active = inp.active_adapters[0] if inp.active_adapters else "default"
+    out.weight = inp.modules_to_save[active].weight
+    return True
+
+
 def apply_lora(model, lora: LoraArguments):
     """Wrap ``model`` in a peft LoRA model per ``lora``; returns the PeftModel."""
     from peft import LoraConfig, TaskType, get_peft_model
@@ -43,12 +94,15 @@ def apply_lora(model, lora: LoraArguments):
     missing = [m for m in lora.target_modules + lora.saved_modules if m not in present]
     if missing:
         raise ValueError(f"the model has no module named {', '.join(missing)} (--lora-target / --modules-to-save)")
+    saved = tied_saved_modules(model, lora.saved_modules)
     # peft annotates lora_alpha as int but only ever scales by lora_alpha / r: a float alpha works.
     config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora.lora_rank,
                         lora_alpha=lora.lora_alpha,  # type: ignore[arg-type]
                         lora_dropout=lora.lora_dropout, target_modules=lora.target_modules,
-                        modules_to_save=lora.saved_modules or None, inference_mode=False)
-    return get_peft_model(model, config)
+                        modules_to_save=saved or None, inference_mode=False)
+    peft_model = get_peft_model(model, config)
+    tie_output_to_saved_input(peft_model)
+    return peft_model
 
 
 def upcast_trainable(model) -> None:
