@@ -82,12 +82,11 @@ def test_sizes_and_worker_assignment(tmp_path):
     assert parse_size("1GB") == 1 << 30 and parse_size("24KB") == 24 << 10 and parse_size("1000") == 1000
     with pytest.raises(ValueError, match="--shard-size"):
         parse_size("big")
-    files = []
-    for i, size in enumerate([5, 1, 1, 1, 8, 2, 2]):
-        files.append(str(tmp_path / f"f{i}"))
-        (tmp_path / f"f{i}").write_bytes(b"x" * size)
+    files = [str(tmp_path / f"f{i}") for i in range(7)]
     parts = [assign_files(files, 3, i) for i in range(3)]
-    assert sum(parts, []) == files and all(parts)
+    # datatrove's rule (files[i::K]): worker 0 takes f0, f3, f6, whatever the sizes.
+    assert parts == [files[0::3], files[1::3], files[2::3]] and sorted(sum(parts, [])) == files
+    assert assign_files(files[:2], 3, 2) == []
     with pytest.raises(ValueError, match="--shard-index"):
         assign_files(files, 3, 3)
 
@@ -184,7 +183,10 @@ def test_worker_split_and_merge_equal_a_single_run(tmp_path, llama):
     for k in range(5):
         (tmp_path / f"in-{k}.txt").write_text("\n".join(docs[k * 180 : (k + 1) * 180]) + "\n", encoding="utf-8")
     common = ["--tokenizer", str(llama), "--input", str(tmp_path / "in-*.txt"), "--quiet"]
-    assert cli(*common, "--out", str(tmp_path / "single")) == 0
+    # The merged parts hold worker 0's files (in-0, in-3), then worker 1's (in-1, in-4), then in-2.
+    in_merged_order = [str(tmp_path / f"in-{k}.txt") for k in (0, 3, 1, 4, 2)]
+    assert cli("--tokenizer", str(llama), "--input", *in_merged_order, "--quiet",
+               "--out", str(tmp_path / "single")) == 0
     for i in range(3):
         assert cli(*common, "--out", str(tmp_path / f"part-{i}"), "--num-shards", "3", "--shard-index", str(i)) == 0
     parts = [json.loads((tmp_path / f"part-{i}" / "manifest.json").read_text()) for i in range(3)]

@@ -196,6 +196,30 @@ def corpus_merge_parts(parts: Sequence[str], out: str) -> str:
 def corpus_input_format(path: Union[str, PathLike[str]]) -> Optional[str]:
     """``"txt"``, ``"jsonl"`` or ``"parquet"`` for a file name tokenize-corpus reads, else None."""
 
+# ---- shards from ids encoded elsewhere (shard_writer.rs) ---------------------------------
+
+def write_shard_set(
+    tokenizer_path: Union[str, PathLike[str]],
+    out_dir: Union[str, PathLike[str]],
+    batches: Any,
+    *,
+    text_field: str,
+    append_eos: bool,
+    add_bos: bool,
+    shard_size: int,
+    on_bad_line: str,
+    tokenizer_sha256: str,
+    extra_json: str,
+) -> tuple[str, bool]:
+    """Write the documents of ``batches`` into ``out_dir`` as ``tokenize-corpus`` does (its writer:
+    shards, counts, bad-line policy, manifest); returns ``(manifest_json, already_done)``.
+
+    ``batches`` yields ``(texts, ids, offsets, sources, lines, reasons)``: per document its text
+    (blank ones are counted as empty), its ids ``ids[offsets[i]:offsets[i + 1]]`` (uint32, BOS/EOS
+    included), its source name, 1-based line and ``None`` or why it is malformed. A directory that
+    already holds a finished corpus with this tokenizer and these options is kept and
+    ``batches`` not read; an unfinished one is cleared. Locks ``out_dir`` while it writes."""
+
 # ---- documents (reader.rs) ---------------------------------------------------------------
 
 ON_BAD_LINE: list[str]

@@ -12,8 +12,10 @@ write a directory: a second one started on it (or a second Slurm task given the 
 ``--shard-index``) stops at once, naming the first one's pid, host and command, which are
 kept in ``OUT/.zhllama-lock`` while it runs.
 
-Many machines (a Slurm array; each task takes a deterministic, contiguous slice of the
-sorted input files, so the merged corpus keeps the single-machine document order)::
+Many machines (a Slurm array; task I of K takes files I, I+K, I+2K, ... of the input list,
+which is sorted for a directory or a glob: datatrove's rule, so a datatrove run over the same
+folder (zhllama.datatrove) splits it alike and the parts merge with one another; the merged
+corpus holds task 0's files, then task 1's, ...)::
 
     #!/bin/bash
     #SBATCH --array=0-15 --cpus-per-task=32
@@ -75,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", default="1GB",
                    help="Close a shard once its .bin reaches this size (e.g. 1GB, 256MB).")
     p.add_argument("--num-shards", type=int, default=1,
-                   help="Split the input files among this many independent workers.")
+                   help="Split the input files among this many independent workers (worker I takes "
+                        "files I, I+K, I+2K, ... as datatrove does).")
     p.add_argument("--shard-index", type=int, default=0, help="Which worker this is (0-based, < --num-shards).")
     p.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail",
                    help="Malformed JSON or a missing field: fail (default) or skip and count.")
@@ -85,22 +88,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def assign_files(files: list[str], num_shards: int, shard_index: int) -> list[str]:
-    """Worker ``shard_index``'s contiguous slice of ``files``, balanced by size.
+    """Worker ``shard_index``'s files: ``files[shard_index::num_shards]``.
 
-    A file goes to the worker whose equal share of the total bytes holds the file's midpoint,
-    so every file goes to exactly one worker, and parts merged in order keep the input order.
+    datatrove's rule (``DataFolder.get_shard``: every K-th file of the sorted list), so the CLI
+    and ``zhllama.datatrove`` give a task the same files and either can (re)make any part.
+    A contiguous, size-balanced split would keep the single-machine order when merged, but a
+    CLI part and a datatrove part could then never stand in for each other.
     """
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"--shard-index {shard_index} must be in [0, --num-shards {num_shards})")
-    sizes = [max(os.path.getsize(f), 1) for f in files]
-    total = sum(sizes)
-    mine, before = [], 0
-    for f, size in zip(files, sizes):
-        owner = min(num_shards - 1, (2 * before + size) * num_shards // (2 * total))
-        if owner == shard_index:
-            mine.append(f)
-        before += size
-    return mine
+    return files[shard_index::num_shards]
 
 
 def _progress_bar(job: Any, quiet: bool) -> None:
@@ -126,15 +123,20 @@ def _progress_bar(job: Any, quiet: bool) -> None:
             bar.close()
 
 
-def tokenize_corpus(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the pipeline for parsed arguments; returns the manifest (as a dict)."""
+def tokenize_corpus(args: argparse.Namespace, files: list[str] | None = None) -> dict[str, Any]:
+    """Run the pipeline for parsed arguments; returns the manifest (as a dict).
+
+    ``files``: this worker's files, already chosen (``zhllama.datatrove``'s file-level step,
+    from ``get_shard``) instead of ``assign_files`` over ``--input``.
+    """
     from zhllama import _native
 
-    if not args.tokenizer or not args.input:
+    if not args.tokenizer or not (args.input or files is not None):
         raise ValueError("--tokenizer and --input are required (unless --merge-manifests)")
     model = resolve_model_file(args.tokenizer)
     shard_size = parse_size(args.shard_size)
-    files = assign_files(expand_inputs(args.input), args.num_shards, args.shard_index)
+    if files is None:
+        files = assign_files(expand_inputs(args.input), args.num_shards, args.shard_index)
     extra = {"num_shards": args.num_shards, "shard_index": args.shard_index}
     t0 = time.perf_counter()
     job = _native.tokenize_corpus_start(

@@ -13,6 +13,7 @@ mod gc_pacer;
 mod merge;
 mod model;
 mod reader;
+mod shard_writer;
 mod stats;
 mod text;
 mod tokenizer;
@@ -26,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     merge::register(m)?;
     corpus::register(m)?;
     reader::register(m)?;
+    shard_writer::register(m)?;
     stats::register(m)?;
     Ok(())
 }

@@ -186,7 +186,9 @@ fn resume_state(dir: &Path, fresh: Manifest) -> Result<Manifest> {
     Ok(state)
 }
 
-fn fresh_manifest(cfg: &TokenizeConfig, encoder: &dyn DocEncoder) -> Manifest {
+/// The manifest of a run that has written nothing yet (also the start of a
+/// [`ShardSink`] fed from outside the pipeline, e.g. by the datatrove step's binding).
+pub fn fresh_manifest(cfg: &TokenizeConfig, encoder: &dyn DocEncoder) -> Manifest {
     let dtype = Dtype::for_vocab(encoder.vocab_size());
     Manifest {
         format: FORMAT.into(),
@@ -217,7 +219,7 @@ fn fresh_manifest(cfg: &TokenizeConfig, encoder: &dyn DocEncoder) -> Manifest {
 
 /// Delete what an interrupted run left beyond its last completed shard: `*.tmp` files, and
 /// shards renamed after the progress file was last written (they are rewritten identically).
-pub(super) fn remove_stale_files(dir: &Path, kept: usize) -> Result<()> {
+pub fn remove_stale_files(dir: &Path, kept: usize) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| CorpusError::io(dir, e))?;
     for entry in entries {
         let path = entry.map_err(|e| CorpusError::io(dir, e))?.path();
@@ -235,9 +237,15 @@ pub(super) fn remove_stale_files(dir: &Path, kept: usize) -> Result<()> {
 }
 
 /// The writing stage: reorders encoded chunks, appends documents, closes shards.
-struct ShardSink<'a> {
+///
+/// Public so that a front end that encodes documents itself (the datatrove step) writes
+/// shards, counts and `progress.json` through this one writer: `new`, `write_chunk` per
+/// chunk in order, `finish`.
+pub struct ShardSink<'a> {
     cfg: &'a TokenizeConfig,
-    state: Manifest,
+    /// The manifest as written so far; a front end that meets its sources as it goes
+    /// appends them to `state.sources` before writing records that name them.
+    pub state: Manifest,
     shard: Option<ShardWriter>,
     shard_counts: (u64, u64),
     last: Position,
@@ -245,7 +253,7 @@ struct ShardSink<'a> {
 }
 
 impl<'a> ShardSink<'a> {
-    fn new(
+    pub fn new(
         cfg: &'a TokenizeConfig,
         state: Manifest,
         start: Position,
@@ -282,13 +290,18 @@ impl<'a> ShardSink<'a> {
         if self.progress.cancel.load(Ordering::Relaxed) {
             return Err(CorpusError::Cancelled);
         }
+        self.finish()
+    }
+
+    /// Close the last shard; the complete manifest (the caller writes it as `manifest.json`).
+    pub fn finish(mut self) -> Result<Manifest> {
         self.close_shard()?;
         self.refresh_totals();
         self.state.complete = true;
         Ok(self.state)
     }
 
-    fn write_chunk(&mut self, enc: Encoded) -> Result<()> {
+    pub fn write_chunk(&mut self, enc: Encoded) -> Result<()> {
         let mut at = 0usize;
         for (rec, out) in enc.records.iter().zip(&enc.outcomes) {
             let src = &mut self.state.sources[rec.file];

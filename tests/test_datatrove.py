@@ -1,0 +1,248 @@
+"""zhllama.datatrove: the document- and file-level steps on datatrove's executors write what
+tokenize-corpus writes, skip finished tasks, rebuild a lost one, and report bad input alike."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sentencepiece as spm
+
+pytest.importorskip("datatrove", reason="pip install 'zhllama[datatrove]'")
+
+from datatrove.executor import LocalPipelineExecutor  # noqa: E402
+from datatrove.pipeline.readers import JsonlReader  # noqa: E402
+
+from corpus_helpers import cli, generated_docs, pd_docs  # noqa: E402
+from fixture_paths import llama_tokenizer, package_env  # noqa: E402
+from zhllama.corpus.dataset import TokenizedCorpus  # noqa: E402
+from zhllama.datatrove import ZhllamaTokenize, ZhllamaTokenizeFiles, part_dir  # noqa: E402
+
+TASKS = 4
+SHARD = "8KB"
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return llama_tokenizer().path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, llama):
+    """4 gzipped JSONL files, and tokenize-corpus's merged output over them in 4 workers."""
+    d = tmp_path_factory.mktemp("dt")
+    src = d / "src"
+    src.mkdir()
+    docs = pd_docs(600) + generated_docs(200)
+    docs[5] = "  \t "  # blank: skipped and counted as empty by both
+    texts = []
+    for k in range(TASKS):
+        part = docs[k * 200 : (k + 1) * 200]
+        texts.append(part)
+        with gzip.open(src / f"in-{k}.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps({"text": t, "n": i}, ensure_ascii=False) + "\n" for i, t in enumerate(part))
+    (src / "README.md").write_text("not a corpus file\n")
+    common = ["--tokenizer", str(llama), "--input", str(src / "*.jsonl.gz"), "--shard-size", SHARD, "--quiet"]
+    for i in range(TASKS):
+        assert cli(*common, "--out", str(d / "cli" / f"part-{i}"), "--num-shards", str(TASKS),
+                   "--shard-index", str(i)) == 0
+    assert cli("--merge-manifests", *[str(d / "cli" / f"part-{i}") for i in range(TASKS)],
+               "--out", str(d / "cli-all")) == 0
+    return d, texts
+
+
+def shards(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.suffix in (".bin", ".idx")}
+
+
+def comparable(manifest: dict, offsets: bool = True) -> dict:
+    """A manifest without what names the run (merged-from paths, link sources) and, for the
+    document-level step, without shard end byte offsets (a step fed documents cannot know them)."""
+    m = json.loads(json.dumps(manifest))
+    m["options"]["extra"] = None
+    for s in m["shards"]:
+        s.pop("from", None)
+        if not offsets:
+            s["end"]["offset"] = 0
+    return m
+
+
+def manifest(d: Path) -> dict:
+    return json.loads((d / "manifest.json").read_text())
+
+
+def snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def merge(out: Path) -> Path:
+    parts = [str(part_dir(out, r)) for r in range(TASKS)]
+    assert cli("--merge-manifests", *parts, "--out", str(out.parent / (out.name + "-all"))) == 0
+    return out.parent / (out.name + "-all")
+
+
+def doc_pipeline(src: Path, out: Path, llama: Path) -> list:
+    return [JsonlReader(str(src), glob_pattern="*.jsonl.gz"),
+            ZhllamaTokenize(out, tokenizer=llama, shard_size=SHARD, batch_size=64)]
+
+
+def file_pipeline(src: Path, out: Path, llama: Path) -> list:
+    return [ZhllamaTokenizeFiles(src, out, tokenizer=llama, glob_pattern="*.jsonl.gz", shard_size=SHARD, threads=1)]
+
+
+def local(pipeline: list, logs: Path) -> LocalPipelineExecutor:
+    return LocalPipelineExecutor(pipeline=pipeline, tasks=TASKS, workers=2, logging_dir=str(logs))
+
+
+def ray_executor(pipeline: list, logs: Path):
+    ray = pytest.importorskip("ray", reason="pip install ray (datatrove's RayPipelineExecutor)")
+    from datatrove.executor import RayPipelineExecutor
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return RayPipelineExecutor(pipeline=pipeline, tasks=TASKS, workers=2, logging_dir=str(logs))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray_down():
+    yield
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+
+
+@pytest.mark.parametrize("executor", [local, pytest.param(ray_executor, marks=pytest.mark.slow)], ids=["local", "ray"])
+@pytest.mark.parametrize("level", ["documents", "files"])
+def test_steps_on_an_executor_equal_tokenize_corpus_skip_done_tasks_and_rebuild_one(
+        corpus, llama, tmp_path, executor, level):
+    d, texts = corpus
+    out, logs = tmp_path / "tok", tmp_path / "logs"
+    make = doc_pipeline if level == "documents" else file_pipeline
+    run = lambda: executor(make(d / "src", out, llama), logs).run()  # noqa: E731 - a fresh executor each time
+    run()
+    merged = merge(out)
+    # The merged corpus is tokenize-corpus's: same shards byte for byte, same manifest.
+    assert shards(merged) == shards(d / "cli-all") and len(shards(merged)) > 2 * TASKS
+    exact = level == "files"
+    assert comparable(manifest(merged), exact) == comparable(manifest(d / "cli-all"), exact)
+    if exact:  # each task's part is the CLI worker's, byte for byte (manifest included)
+        for r in range(TASKS):
+            assert (part_dir(out, r) / "manifest.json").read_bytes() == \
+                (d / "cli" / f"part-{r}" / "manifest.json").read_bytes()
+    # ...and its ids are sentencepiece's (task r took file r: files[r::4] of 4 files).
+    sp = spm.SentencePieceProcessor(model_file=str(llama))
+    want = [ids + [sp.eos_id()] for ids in sp.encode([t for part in texts for t in part if t.strip()])]
+    c = TokenizedCorpus(merged)
+    assert [c.doc(i).tolist() for i in range(len(c))] == want
+    # A relaunch skips every finished task: nothing is read, written or touched.
+    before = snapshot(out)
+    run()
+    assert snapshot(out) == before
+    # Lose one task's output and its completion marker: a relaunch rebuilds just that task.
+    shutil.rmtree(part_dir(out, 2))
+    (logs / "completions" / "00002").unlink()
+    run()
+    after = snapshot(out)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    assert {k: v for k, v in after.items() if not k.startswith("part-00002")} == \
+        {k: v for k, v in before.items() if not k.startswith("part-00002")}
+    assert any(after[k][1] != before[k][1] for k in after if k.startswith("part-00002"))
+
+
+def test_file_level_step_resumes_inside_a_task_after_kill_9(tmp_path, llama):
+    src = tmp_path / "src"
+    src.mkdir()
+    with gzip.open(src / "big.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in pd_docs(6000) * 3)
+    out = tmp_path / "tok"
+    step = f"ZhllamaTokenizeFiles({str(src)!r}, {str(out)!r}, tokenizer={str(llama)!r}, shard_size='24KB', threads=1)"
+    code = f"from zhllama.datatrove import ZhllamaTokenizeFiles\nlist({step}.run(None, 0, 1))"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=package_env())
+    progress = part_dir(out, 0) / "progress.json"
+    deadline = time.time() + 60
+    while not progress.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (part_dir(out, 0) / "manifest.json").exists(), \
+        "the task finished before it could be killed; enlarge the input"
+    kept = json.loads(progress.read_text())["shards"]
+    kept_bytes = {s["name"]: (part_dir(out, 0) / f"{s['name']}.bin").read_bytes() for s in kept}
+    LocalPipelineExecutor(pipeline=[ZhllamaTokenizeFiles(src, out, tokenizer=llama, shard_size="24KB", threads=1)],
+                          tasks=1, logging_dir=str(tmp_path / "logs")).run()
+    assert cli("--tokenizer", str(llama), "--input", str(src), "--shard-size", "24KB", "--quiet",
+               "--out", str(tmp_path / "cli")) == 0
+    assert shards(part_dir(out, 0)) == shards(tmp_path / "cli") and kept
+    assert all(shards(part_dir(out, 0))[f"{n}.bin"] == b for n, b in kept_bytes.items())
+
+
+def test_a_malformed_document_is_reported_with_its_source_and_id_and_written_shards_stay(tmp_path, llama, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    bad = src / "b.jsonl"
+    lines = [json.dumps({"text": t}, ensure_ascii=False) for t in pd_docs(300)]
+    lines[250] = '{"text": ["not", "a", "string"]}'
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "cli"), "--quiet") == 2
+    cli_err = capsys.readouterr().err
+    assert f"{bad}:251: field \"text\" is an array, expected a string" in cli_err
+    out = tmp_path / "tok"
+    executor = LocalPipelineExecutor(pipeline=[JsonlReader(str(src)), ZhllamaTokenize(out, llama, shard_size=SHARD)],
+                                     tasks=1, logging_dir=str(tmp_path / "logs"))
+    with pytest.raises(ValueError) as e:
+        executor.run()
+    msg = str(e.value)
+    assert msg.startswith(f"{bad}:251: document 'b.jsonl/250': text is an array, expected a string")
+    assert "on-bad-line skip" in msg
+    # What was written before the bad document stays: completed shards, and their record.
+    part = part_dir(out, 0)
+    progress = json.loads((part / "progress.json").read_text())
+    assert progress["shards"] and all((part / f"{s['name']}.bin").exists() for s in progress["shards"])
+    assert not (part / "manifest.json").exists() and not (tmp_path / "logs" / "completions" / "00000").exists()
+    # Skipping counts it as tokenize-corpus does.
+    assert cli("--tokenizer", str(llama), "--input", str(bad), "--out", str(tmp_path / "cli-skip"), "--quiet",
+               "--on-bad-line", "skip", "--shard-size", SHARD) == 0
+    LocalPipelineExecutor(pipeline=[JsonlReader(str(src)), ZhllamaTokenize(tmp_path / "skip", llama, shard_size=SHARD,
+                                                                           on_bad_line="skip")],
+                          tasks=1, logging_dir=str(tmp_path / "logs-skip")).run()
+    ours, theirs = manifest(part_dir(tmp_path / "skip", 0)), manifest(tmp_path / "cli-skip")
+    assert ours["sources"] == theirs["sources"] and ours["totals"]["bad_lines"] == 1
+    assert shards(part_dir(tmp_path / "skip", 0)) == shards(tmp_path / "cli-skip")
+    assert ours["bad_line_examples"] == [f"{bad}:251: document 'b.jsonl/250': text is an array, expected a string"]
+
+
+def test_steps_refuse_what_they_cannot_do(tmp_path, llama):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.csv").write_text("x\n")
+    with pytest.raises(ValueError, match="glob_pattern"):
+        ZhllamaTokenizeFiles(tmp_path / "src", tmp_path / "o", tokenizer=llama).task_files(0, 1)
+    with pytest.raises(ValueError, match="not on a local"):
+        ZhllamaTokenize("s3://bucket/tokens", tokenizer=llama)
+    with pytest.raises(ValueError, match="--shard-size"):
+        ZhllamaTokenize(tmp_path / "o", tokenizer=llama, shard_size="big")
+    with pytest.raises(ValueError, match="on_bad_line"):
+        ZhllamaTokenize(tmp_path / "o", tokenizer=llama, on_bad_line="ignore")
+
+
+def test_cli_workers_take_the_files_datatrove_gives_each_task(tmp_path):
+    from datatrove.io import get_datafolder
+
+    from zhllama.corpus.inputs import expand_inputs
+    from zhllama.corpus.tokenize import assign_files
+
+    for i, size in enumerate([5, 1, 1, 1, 8, 2, 2]):  # sizes that a size-balanced split would follow
+        sub = tmp_path / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{i}.jsonl").write_bytes(b"x" * size)
+    folder = get_datafolder(str(tmp_path))
+    for k in (1, 2, 3, 5, 8):
+        for i in range(k):
+            theirs = [folder.resolve_paths(f) for f in folder.get_shard(i, k)]
+            assert assign_files(expand_inputs([str(tmp_path)]), k, i) == theirs
