@@ -140,3 +140,36 @@ def test_split_init_needs_base_tokenizer(tmp_path, capsys):
     with pytest.raises(ValueError, match="--init split needs"):
         new = Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad"))
         resize_model(_load(h.tiny_model_dir("base")), new, None, "split")
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_rows_are_the_models_not_the_tokenizers(tmp_path, tie):
+    # Qwen2.5 pads its embedding to 151,936 rows for 151,665 tokens. Here: a 400-token base in a
+    # 416-row model. The new tokens (ids 400-409) take padding rows; no row is appended; the
+    # padding rows no token uses (410-415) keep their values.
+    from transformers import LlamaForCausalLM
+
+    from zhllama.tokenizer.directory import copy_tokenizer_files
+
+    padded = tmp_path / "padded"
+    torch.manual_seed(3)
+    LlamaForCausalLM(h.tiny_config(416, tie)).save_pretrained(padded)
+    copy_tokenizer_files(h.tokenizer_dir("base"), padded)
+    out = tmp_path / "out"
+    assert h.cli("resize", "--model", padded, "--tokenizer", h.tokenizer_dir("merged-pad"), "--out", out,
+                 "--init", "subword-mean") == 0
+    base, model = _load(padded), _load(out)
+    assert model.config.vocab_size == 416 and model.get_input_embeddings().weight.shape[0] == 416
+    for get in (lambda m: m.get_input_embeddings().weight, lambda m: m.get_output_embeddings().weight):
+        w0, w1 = get(base), get(model)
+        assert torch.equal(w0[:400], w1[:400]) and torch.equal(w0[410:], w1[410:])
+        sp = spm.SentencePieceProcessor(model_file=str(h.base_sp_model()))
+        for i, piece in enumerate(h.NEW_PIECES, start=400):
+            ids = sp.encode(piece.replace("▁", " ").lstrip(" "))
+            if not piece.startswith("▁") and sp.id_to_piece(ids[0]) == "▁":
+                ids = ids[1:]
+            assert torch.allclose(w1[i], w0[ids].mean(0), atol=1e-6), piece
+        # [PAD] (409): the mean of the 400 real tokens' rows, not of the padding rows.
+        assert torch.allclose(w1[409], w0[:400].mean(0), atol=1e-6)
+    record = json.loads((out / "resize.json").read_text())
+    assert record["base_vocab_size"] == 400 and record["base_rows"] == 416 and record["vocab_size"] == 416

@@ -15,6 +15,14 @@ Chinese and English, English kept at the base's level after adaptation (0.45 bpc
 subword-mean, beyond the seed spread) and Chinese inside subword-mean's spread.
 The tokenizer must extend the model's: same first V pieces, then the added ones. Anything else
 (the 49,953 vs 49,954 vs 32,000 mix-ups) is refused with the reason and the fix.
+
+The row count is the model's, not the tokenizer's: Qwen2.5 pads its embedding to 151,936 rows
+for 151,665 tokens. The base tokenizer's ids must all be rows of the model; the new tokens' ids
+(from ``len(base)`` on, after the base's special tokens, which keep their ids) are initialised
+wherever they fall: in padding rows the model already has (which no token ever produced, so
+they were never trained), or in rows appended after the model's last row. Rows that no token
+uses keep their values (padding stays padding; appended padding gets the mean). With a
+byte-level base (LLaMA-3, Qwen, SmolLM2) a new token's text is its decoded bytes.
 """
 
 from __future__ import annotations
@@ -50,34 +58,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_extends(base: Tokenizer, new: Tokenizer, model_rows: int) -> None:
     """Refuse a tokenizer that does not extend the model's vocabulary, saying why and what to do."""
-    if len(base) != model_rows:
+    if len(base) > model_rows:
         raise ValueError(
-            f"the base tokenizer {base.source} has {len(base):,} tokens but the model has {model_rows:,} "
+            f"the base tokenizer {base.source} has {len(base):,} tokens but the model has only {model_rows:,} "
             f"embedding rows; pass --base-tokenizer the tokenizer this model was trained with "
             f"(a model resized before keeps its tokenizer in its directory)")
-    if len(new) == model_rows:
+    if len(new) == len(base):
         raise ValueError(
-            f"the tokenizer {new.source} has {len(new):,} tokens, the same as the model's {model_rows:,} rows: "
+            f"the tokenizer {new.source} has {len(new):,} tokens, the same as the base tokenizer {base.source}: "
             f"nothing to resize; train this model directly")
-    if len(new) < model_rows:
+    if len(new) < len(base):
         raise ValueError(
-            f"the tokenizer {new.source} has {len(new):,} tokens but the model already has {model_rows:,} rows "
-            f"(e.g. 49,953 vs 49,954: the model was resized for another tokenizer); use the tokenizer the model "
-            f"was resized with, or resize the original base model")
-    for i in range(model_rows):
+            f"the tokenizer {new.source} has {len(new):,} tokens but the base tokenizer {base.source} has "
+            f"{len(base):,} (e.g. 49,953 vs 49,954: the model was resized for another tokenizer); use the tokenizer "
+            f"the model was resized with, or resize the original base model")
+    for i in range(len(base)):
         a, b = base.id_to_piece(i), new.id_to_piece(i)
         if a != b:
             raise ValueError(
                 f"the tokenizer {new.source} does not extend the model's vocabulary: id {i} is {b!r} there but "
                 f"{a!r} in the base tokenizer {base.source}; build it with `zhllama merge-vocab --base` on this "
-                f"model's tokenizer so that the first {model_rows:,} pieces are kept in order")
+                f"model's tokenizer so that its first {len(base):,} tokens are kept in order")
 
 
-def subword_ids(base: Tokenizer, piece: str) -> list[int]:
-    """The base-tokenizer ids of a new piece's text (▁ read as a space)."""
-    text = piece.replace("\u2581", " ")
+def _dummy_prefix(base: Tokenizer) -> bool:
+    """Whether ``base`` is a SentencePiece model that prepends "▁" to the text (LLaMA-1/2)."""
     probe = base.encode("a")
-    dummy_prefix = bool(probe) and base.id_to_piece(probe[0]).startswith("\u2581")
+    return bool(probe) and base.id_to_piece(probe[0]).startswith("\u2581")
+
+
+def subword_ids(base: Tokenizer, piece: str, text: Optional[str] = None) -> list[int]:
+    """The base-tokenizer ids of a new piece's text: ``piece`` with ▁ read as a space
+    (SentencePiece), or ``text``, the token's decoded bytes (byte-level BPE, whose pieces are
+    spelled in GPT-2's byte alphabet)."""
+    dummy_prefix = _dummy_prefix(base)
+    if not dummy_prefix and text is not None:
+        return base.encode(text) if text else []
+    text = piece.replace("\u2581", " ")
     if dummy_prefix and text.startswith(" "):
         text = text[1:]  # the dummy prefix sentencepiece adds restores this space
     ids = base.encode(text) if text else []
@@ -86,19 +103,23 @@ def subword_ids(base: Tokenizer, piece: str) -> list[int]:
     return ids
 
 
-def _new_rows(weight, base: Optional[Tokenizer], new: Tokenizer, old_rows: int, new_rows: int,
-              init: str):
+def _init_rows(weight, base: Optional[Tokenizer], new: Tokenizer, ids: list[int], real_rows: int, init: str):
+    """Initial values of rows ``ids``, from ``weight`` (a copy of the old matrix): the mean of the
+    ``real_rows`` rows of real base tokens, or (subword-mean) of the rows of the base pieces a new
+    token's text splits into."""
     import torch
 
-    old = weight[:old_rows].float()
-    mean = old.mean(dim=0)
-    rows = mean.expand(new_rows - old_rows, -1).clone()
+    old = weight[:real_rows].float()
+    rows = old.mean(dim=0).expand(len(ids), -1).clone()
     if init == "subword-mean":
         assert base is not None
-        for i in range(old_rows, min(new_rows, new.vocab_size)):
-            ids = subword_ids(base, new.id_to_piece(i))
-            if ids:
-                rows[i - old_rows] = old[torch.tensor(ids)].mean(dim=0)
+        spm = _dummy_prefix(base)
+        for k, i in enumerate(ids):
+            if i >= new.vocab_size:  # an added token ([PAD]) or an empty row: its text says nothing
+                continue
+            sub = subword_ids(base, new.id_to_piece(i), None if spm else new.decode([i]))
+            if sub:
+                rows[k] = old[torch.tensor(sub)].mean(dim=0)
     return rows.to(weight.dtype)
 
 
@@ -121,19 +142,27 @@ def resize_model(model, new: Tokenizer, base: Optional[Tokenizer], init: str = "
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
     inp_old = model.get_input_embeddings().weight.detach().clone()
     out_old = None if tied else model.get_output_embeddings().weight.detach().clone()
-    model.resize_token_embeddings(len(new), pad_to_multiple_of=pad_to_multiple_of, mean_resizing=(init == "hf"))
+    # The new tokens' ids start after the base tokenizer's (its specials keep their ids); those
+    # below old_rows are padding rows the model already has (Qwen), the rest are appended rows.
+    real = len(base) if base is not None else old_rows
+    if len(new) > old_rows or pad_to_multiple_of is not None:
+        model.resize_token_embeddings(max(len(new), old_rows), pad_to_multiple_of=pad_to_multiple_of,
+                                      mean_resizing=(init == "hf"))
     rows = model.get_input_embeddings().weight.shape[0]
-    if init != "hf":
+    fresh = sorted(set(range(real, len(new))) | set(range(old_rows, rows)))
+    if init != "hf" and fresh:
+        idx = torch.tensor(fresh)
         with torch.no_grad():
             emb = model.get_input_embeddings().weight
-            emb[old_rows:] = _new_rows(inp_old, base, new, old_rows, rows, "subword-mean" if init == "split" else init)
+            emb[idx] = _init_rows(inp_old, base, new, fresh, real, "subword-mean" if init == "split" else init)
             if not tied:
                 head = model.get_output_embeddings().weight
-                head[old_rows:] = _new_rows(out_old, base, new, old_rows, rows, "mean" if init == "split" else init)
-    with torch.no_grad():  # rows 0..V-1 are the base rows, bit for bit
-        model.get_input_embeddings().weight[:old_rows].copy_(inp_old)
+                head[idx] = _init_rows(out_old, base, new, fresh, real, "mean" if init == "split" else init)
+    keep = real if init != "hf" else old_rows
+    with torch.no_grad():  # the base tokens' rows are the base rows, bit for bit
+        model.get_input_embeddings().weight[:keep].copy_(inp_old[:keep])
         if not tied:
-            model.get_output_embeddings().weight[:old_rows].copy_(out_old)
+            model.get_output_embeddings().weight[:keep].copy_(out_old[:keep])
     model.config.vocab_size = rows
     return old_rows, rows
 
@@ -150,6 +179,15 @@ def run(args: argparse.Namespace) -> int:
     new = Tokenizer.from_pretrained(args.tokenizer)
     base_path = args.base_tokenizer or (model_dir if (model_dir / "tokenizer.model").is_file() else None)
     base = Tokenizer.from_pretrained(base_path) if base_path is not None else None
+    record_path = model_dir / RESIZE_RECORD
+    if base is not None and record_path.is_file():
+        # Rows past the base tokenizer's tokens are padding in a base model (Qwen) but tokens in a
+        # resized one: a resized model's base tokenizer is the one it was resized to.
+        resized_to = json.loads(record_path.read_text()).get("tokenizer_vocab_size")
+        if resized_to is not None and resized_to != len(base):
+            raise ValueError(f"--model {model_dir} was resized for a tokenizer of {resized_to:,} tokens but the base "
+                             f"tokenizer {base.source} has {len(base):,}; pass --base-tokenizer the tokenizer it was "
+                             f"resized with (its own, in {model_dir})")
     log.info("loading %s", model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
     old_rows, rows = resize_model(model, new, base, args.init, args.pad_to_multiple_of)
@@ -157,7 +195,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     copy_tokenizer_files(args.tokenizer, out)
-    record = {"base_vocab_size": old_rows, "vocab_size": rows, "tokenizer_vocab_size": len(new),
+    # base_vocab_size: the rows below it are the base tokens' (what --new-rows-only keeps); a padded
+    # model (Qwen) has more rows than that (base_rows).
+    record = {"base_vocab_size": len(base) if base is not None else old_rows, "base_rows": old_rows,
+              "vocab_size": rows, "tokenizer_vocab_size": len(new),
               "init": args.init, "base_model": str(model_dir), "tokenizer": str(args.tokenizer),
               "base_tokenizer": None if base_path is None else str(base_path)}
     (out / RESIZE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
