@@ -104,7 +104,10 @@ def local(pipeline: list, logs: Path) -> LocalPipelineExecutor:
 
 def ray_executor(pipeline: list, logs: Path):
     ray = pytest.importorskip("ray", reason="pip install ray (datatrove's RayPipelineExecutor)")
-    from datatrove.executor import RayPipelineExecutor
+    try:
+        from datatrove.executor import RayPipelineExecutor
+    except ImportError:
+        pytest.skip("RayPipelineExecutor needs datatrove>=0.5.0")
 
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
