@@ -15,8 +15,8 @@ transformers = pytest.importorskip("transformers")
 
 from zhllama.infer.evaluate import evaluate  # noqa: E402
 from zhllama.infer.generate import IncrementalDecoder, format_prompt  # noqa: E402
+from zhllama.prompt import build_prompt  # noqa: E402
 from zhllama.tokenizer import Tokenizer  # noqa: E402
-from zhllama.train.sft_data import build_prompt  # noqa: E402
 
 
 def test_incremental_decoder_holds_back_partial_characters():

@@ -20,14 +20,14 @@ import train_helpers as h
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from zhllama.model.loading import load_model, torch_dtype  # noqa: E402
 from zhllama.train.args import LORA_SFT_TARGETS, LoraArguments  # noqa: E402
-from zhllama.train.pretrain import load_model  # noqa: E402
 from zhllama.train.trainable import (  # noqa: E402
     apply_lora,
     train_embeddings_only,
     upcast_trainable,
 )
-from zhllama.train.trainer import TORCH_DTYPES, expose_interpreter_bin, resolve_precision  # noqa: E402
+from zhllama.train.trainer import expose_interpreter_bin, resolve_precision  # noqa: E402
 
 LOSS_TOLERANCE = 0.02
 
@@ -56,7 +56,7 @@ def test_frozen_in_training_dtype_trainable_fp32(resized, stage, precision):
                 and any("modules_to_save" in n and "lm_head" in n for n in trainable))
         assert any("gate_proj.lora_A" in n for n in trainable) == (stage == "sft")
     for name, p in model.named_parameters():
-        want = torch.float32 if p.requires_grad else TORCH_DTYPES[precision]
+        want = torch.float32 if p.requires_grad else torch_dtype(precision)
         assert p.dtype == want, (name, p.dtype)
 
 

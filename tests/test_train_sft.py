@@ -13,9 +13,10 @@ from fixture_paths import llama_tokenizer
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from zhllama.prompt import build_prompt, read_records  # noqa: E402
 from zhllama.tokenizer import Tokenizer  # noqa: E402
 from zhllama.tokenizer.directory import write_tokenizer_dir_from_model as write_tokenizer_dir  # noqa: E402
-from zhllama.train.sft_data import IGNORE_INDEX, PaddingCollator, build_prompt, encode_record, read_records  # noqa: E402
+from zhllama.train.sft_data import IGNORE_INDEX, InstructionDataset, PaddingCollator, encode_record  # noqa: E402
 
 EXPECTED_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                    "the request.\n\n### Instruction:\n写一首诗\n关于春天\n\n### Response: ")
@@ -60,12 +61,38 @@ def test_tokenization_equals_sentencepiece_on_chinese_with_llama_fixture():
 def test_missing_field_names_the_record(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"instruction": "a", "input": "", "output": "b"}\n{"instruction": "a", "input": ""}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl: record 1 has no string field 'output'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: the record has no string field 'output'"):
+        read_records(path)
+    # In a .json list too, the error names the line the record starts on (1-based), as tokenize-corpus does.
+    path = tmp_path / "bad.json"
+    path.write_text('[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "a",\n   "output": 3}\n]\n')
+    with pytest.raises(ValueError, match=r"bad.json:3: the record has no string field 'output'"):
+        read_records(path)
+    path.write_text('[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "a" "output": 3}\n]\n')
+    with pytest.raises(ValueError, match=r"bad.json:3: not valid JSON"):
         read_records(path)
     # input may be absent (treated as empty)
     path = tmp_path / "ok.json"
     path.write_text(json.dumps([{"instruction": "a", "output": "b"}]))
     assert read_records(path)[0]["input"] == ""
+
+
+def test_truncation_keeps_the_eos_and_is_counted(tmp_path, caplog):
+    """A response longer than the room left is cut before its EOS: every example ends in EOS."""
+    tok = Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad"))
+    data = h.write_alpaca(tmp_path / "a.json", 12)
+    records = json.loads(data.read_text(encoding="utf-8"))
+    for r in records[:5]:
+        r["output"] = "经济发展" * 200  # far over 160 tokens
+    data.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="zhllama.train"):
+        ds = InstructionDataset([data], tok, 160)
+    assert len(ds) == 12 and ds.truncated == 5 and ds.dropped == 0
+    for ex in ds.examples:
+        assert ex["input_ids"][-1] == tok.eos_id and ex["labels"][-1] == tok.eos_id
+        assert len(ex["input_ids"]) <= 160
+    assert sum(len(ex["input_ids"]) == 160 for ex in ds.examples) == 5
+    assert "truncated 5 of 12 records" in caplog.text
 
 
 def test_sft_requires_pad_token(tmp_path, capsys):

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.block_size < 1:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
     docs = list(islice(read_documents([args.text_file]), args.max_documents))
-    model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device)
+    model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device,
+                                          args.allow_mismatch)
     result = {"model": args.model, "lora": args.lora, "text_file": args.text_file,
               **evaluate(model, tokenizer, docs, args.block_size)}
     text = json.dumps(result, indent=2, ensure_ascii=False)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from zhllama.model.loading import add_model_arguments, load_for_inference
-from zhllama.train.sft_data import build_prompt
+from zhllama.prompt import build_prompt
 
 TEMPLATES = ("alpaca", "none")
 
@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.manual_seed(args.seed)
-    model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device)
+    model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device,
+                                          args.allow_mismatch)
     if args.prompt is not None:
         records: Iterator[dict] | list[dict] = [{"prompt": args.prompt}]
     elif args.input_file is not None:

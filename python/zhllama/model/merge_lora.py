@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama.model.identity import ALLOW_FLAG, ALLOW_HELP, check_adapter_base
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
 
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Weight dtype of the merged model (auto: the base's).")
     parser.add_argument("--tokenizer", default=None,
                         help="Tokenizer to copy into the output (default: the last adapter's, else the base's).")
+    parser.add_argument(ALLOW_FLAG, action="store_true", help=ALLOW_HELP)
 
 
 def adapter_vocab_size(lora_dir: Path) -> Optional[int]:
@@ -112,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     base, out = Path(args.base), Path(args.out)
     if not (base / "config.json").is_file():
         raise FileNotFoundError(f"--base {base}: no config.json; pass a Hugging Face model directory")
+    # The first adapter was trained on --base (the later ones on the merge before them, not on disk).
+    check_adapter_base(args.lora[0], base, args.allow_mismatch)
     model = merge_lora(base, args.lora, args.dtype)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -33,6 +33,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+from zhllama.model.identity import tokenizer_sha256
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
 
@@ -200,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     record = {"base_vocab_size": len(base) if base is not None else old_rows, "base_rows": old_rows,
               "vocab_size": rows, "tokenizer_vocab_size": len(new),
               "init": args.init, "base_model": str(model_dir), "tokenizer": str(args.tokenizer),
-              "base_tokenizer": None if base_path is None else str(base_path)}
+              "base_tokenizer": None if base_path is None else str(base_path),
+              "tokenizer_sha256": tokenizer_sha256(args.tokenizer)}  # zhllama.model.identity checks pairings
     (out / RESIZE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     log.info("wrote %s", out)
     return 0

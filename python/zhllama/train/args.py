@@ -21,6 +21,8 @@ from typing import Any, Optional
 
 from transformers.hf_argparser import HfArgumentParser, string_to_bool
 
+from zhllama.model.identity import ALLOW_HELP
+
 LORA_PRETRAIN_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 LORA_SFT_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -42,6 +44,7 @@ class ModelArguments:
     attn_implementation: str = field(default="sdpa", metadata=_help(
         "Attention kernel: sdpa (PyTorch scaled_dot_product_attention), flash_attention_2 (needs the flash-attn "
         "package, a GPU and bf16/fp16) or eager.", choices=ATTN_IMPLEMENTATIONS))
+    allow_mismatch: bool = field(default=False, metadata=_help(ALLOW_HELP))
 
     def __post_init__(self) -> None:
         if not Path(self.model).is_dir():

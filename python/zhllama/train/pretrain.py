@@ -16,7 +16,7 @@ import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, cast
+from typing import Optional
 
 from zhllama.train.args import (
     Group,
@@ -88,32 +88,6 @@ def parse(args: argparse.Namespace) -> tuple[PretrainArguments, ModelArguments, 
     return parse_arguments(args, GROUPS)
 
 
-def load_model(model_dir: str, vocab_size: int, precision: str = "fp32", attn_implementation: str = "sdpa"):
-    """The model with its weights in ``precision`` (bf16/fp16/fp32), checked against the tokenizer.
-
-    Weights load straight into the training dtype: in stage 2 and SFT almost all of them stay
-    frozen, and a 7B model then holds ~13 GB instead of ~26 GB. Call
-    :func:`zhllama.train.trainable.upcast_trainable` once the trainable tensors are chosen.
-    """
-    from torch import nn
-    from transformers import AutoModelForCausalLM
-
-    from zhllama.train.trainer import TORCH_DTYPES
-
-    if attn_implementation == "flash_attention_2" and precision not in ("bf16", "fp16"):
-        raise ValueError(f"--attn-implementation flash_attention_2 runs in bf16 or fp16, not {precision}: pass "
-                         f"--precision bf16 (or fp16), or use --attn-implementation sdpa")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=TORCH_DTYPES[precision],
-                                                 attn_implementation=attn_implementation)
-    # transformers types get_input_embeddings() as any nn.Module; a causal LM's is an nn.Embedding.
-    rows = cast("nn.Embedding", model.get_input_embeddings()).weight.shape[0]
-    if rows < vocab_size:
-        raise ValueError(f"the tokenizer has {vocab_size:,} tokens but the model {model_dir} has {rows:,} embedding "
-                         f"rows; run `zhllama resize --model {model_dir} --tokenizer TOKENIZER --out DIR` first")
-    model.config.use_cache = False
-    return model
-
-
 def base_rows_of(model_dir: str, given: Optional[int]) -> Optional[int]:
     if given is not None:
         return given
@@ -123,10 +97,24 @@ def base_rows_of(model_dir: str, given: Optional[int]) -> Optional[int]:
     return None
 
 
+def data_identity(data: PretrainArguments) -> dict:
+    """The fingerprint's data fields: the raw files with their sizes, or the corpus manifest's sha256."""
+    from zhllama.tokenizer.directory import sha256_file
+    from zhllama.train.fingerprint import files_with_sizes
+
+    if data.dataset_dir is not None:
+        manifest = Path(data.dataset_dir) / "manifest.json"
+        return {"dataset_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None}
+    return {"train_files": files_with_sizes(data.train_files)}
+
+
 def run(args: argparse.Namespace) -> int:
     from transformers import default_data_collator
 
+    from zhllama.model.identity import check_model_tokenizer
+    from zhllama.model.loading import load_model
     from zhllama.tokenizer import Tokenizer
+    from zhllama.train.run_lock import lock_output_dir
     from zhllama.train.text_data import (
         PackedTextDataset,
         check_corpus_tokenizer,
@@ -134,30 +122,36 @@ def run(args: argparse.Namespace) -> int:
         split_validation,
     )
     from zhllama.train.trainable import apply_lora, train_embeddings_only
-    from zhllama.train.trainer import fit, resolve_precision, setup_logging
+    from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)
     if data.new_rows_only and run_args.weight_decay != 0:
         raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
                          f"the original rows")
     setup_logging()
-    tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
-    if data.dataset_dir is not None:
-        if (Path(data.dataset_dir) / "manifest.json").is_file():
-            check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer_path)
-        dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
-    else:
-        dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size,
-                                               max_bytes=data.max_train_file_bytes)
-    train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
+    check_model_tokenizer(model_args.model, model_args.tokenizer_path, model_args.allow_mismatch)
+    if data.dataset_dir is not None and (Path(data.dataset_dir) / "manifest.json").is_file():
+        check_corpus_tokenizer(data.dataset_dir, model_args.tokenizer_path)
+    groups = (data, model_args, lora, run_args) if data.stage == 2 else (data, model_args, run_args)
+    with lock_output_dir(run_args.output_dir):
+        start = start_run("pretrain", groups, data_identity(data), run_args, model_args, STAGE_LR[data.stage],
+                          has_eval=data.validation_split_percentage > 0)
+        if start is None:
+            return 0
+        tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
+        if data.dataset_dir is not None:
+            dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
+        else:
+            dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size,
+                                                   max_bytes=data.max_train_file_bytes)
+        train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
 
-    model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
-                       model_args.attn_implementation)
-    if data.stage == 1:
-        train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
-    else:
-        model = apply_lora(model, lora)
-    fit(model, train_ds, eval_ds, default_data_collator, run_args, STAGE_LR[data.stage], model_args, tokenizer,
-        seq_len=data.block_size, extra_metrics={"stage": data.stage})
+        model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
+                           model_args.attn_implementation)
+        if data.stage == 1:
+            train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
+        else:
+            model = apply_lora(model, lora)
+        fit(start, model, train_ds, eval_ds, default_data_collator, run_args, model_args, tokenizer,
+            seq_len=data.block_size, extra_metrics={"stage": data.stage})
     return 0
-

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from zhllama.train.args import (
@@ -73,31 +74,46 @@ def require_pad(tokenizer) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zhllama.model.identity import check_model_tokenizer
+    from zhllama.model.loading import load_model
     from zhllama.tokenizer import Tokenizer
-    from zhllama.train.pretrain import load_model
+    from zhllama.train.fingerprint import files_with_sizes
+    from zhllama.train.run_lock import lock_output_dir
     from zhllama.train.sft_data import InstructionDataset, PaddingCollator
     from zhllama.train.text_data import split_validation
     from zhllama.train.trainable import apply_lora
-    from zhllama.train.trainer import fit, resolve_precision, setup_logging
+    from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)
     setup_logging()
     tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
     pad_id = require_pad(tokenizer)
-    records = InstructionDataset(data.train_file.split(","), tokenizer, data.max_seq_length)
-    dropped = records.dropped
-    train_ds: Dataset = records
-    eval_ds: Optional[Dataset]
-    if data.validation_file:
-        eval_ds = InstructionDataset(data.validation_file.split(","), tokenizer, data.max_seq_length)
-    else:
-        train_ds, eval_ds = split_validation(records, data.validation_split_percentage, run_args.seed)
-    model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
-                       model_args.attn_implementation)
-    model.config.pad_token_id = pad_id
-    model = apply_lora(model, lora)
-    # Attention FLOPs are counted at --max-seq-length, an upper bound for records that are shorter.
-    fit(model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, SFT_LR, model_args, tokenizer,
-        seq_len=data.max_seq_length, extra_metrics={"dropped_truncated_records": dropped})
+    check_model_tokenizer(model_args.model, model_args.tokenizer_path, model_args.allow_mismatch)
+    files = data.train_file.split(",")
+    validation = data.validation_file.split(",") if data.validation_file else []
+    for f in files + validation:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"{f}: no such file")
+    derived = {"train_files": files_with_sizes(files, expand=False),
+               "validation_files": files_with_sizes(validation, expand=False)}
+    with lock_output_dir(run_args.output_dir):
+        start = start_run("sft", (data, model_args, lora, run_args), derived, run_args, model_args, SFT_LR,
+                          has_eval=bool(validation) or data.validation_split_percentage > 0)
+        if start is None:
+            return 0
+        records = InstructionDataset(files, tokenizer, data.max_seq_length)
+        train_ds: Dataset = records
+        eval_ds: Optional[Dataset]
+        if validation:
+            eval_ds = InstructionDataset(validation, tokenizer, data.max_seq_length)
+        else:
+            train_ds, eval_ds = split_validation(records, data.validation_split_percentage, run_args.seed)
+        model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
+                           model_args.attn_implementation)
+        model.config.pad_token_id = pad_id
+        model = apply_lora(model, lora)
+        # Attention FLOPs are counted at --max-seq-length, an upper bound for records that are shorter.
+        fit(start, model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, model_args, tokenizer,
+            seq_len=data.max_seq_length, extra_metrics={"dropped_truncated_records": records.dropped,
+                                                        "truncated_records": records.truncated})
     return 0
-

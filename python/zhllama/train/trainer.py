@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -19,6 +20,7 @@ import torch
 
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
+from zhllama.train import checkpoints, fingerprint
 from zhllama.train.args import ModelArguments, RunArguments
 
 log = logging.getLogger("zhllama.train")
@@ -28,9 +30,6 @@ def setup_logging() -> None:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-
-TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def resolve_precision(precision: str) -> str:
@@ -64,24 +63,90 @@ def expose_interpreter_bin() -> None:
                     "this environment (%s)", here, sys.executable)
 
 
-def resume_checkpoint(run: RunArguments) -> Optional[str]:
-    """The checkpoint to resume from, or None; refuses to silently restart over old checkpoints."""
-    from transformers.trainer_utils import get_last_checkpoint
+@dataclass
+class Start:
+    """A run about to train: its TrainingArguments, the checkpoint it resumes (or None), its fingerprint."""
 
+    args: Any
+    resume: Optional[str]
+    fingerprint: dict[str, Any]
+    base: dict[str, Any]  # zhllama.model.identity.base_record: saved beside the adapter and in each checkpoint
+
+
+def start_run(verb: str, groups: tuple[Any, ...], derived: dict[str, Any], run: RunArguments,
+              model_args: ModelArguments, default_lr: float, has_eval: bool) -> Optional[Start]:
+    """Check the output directory, the resume target and the fingerprint, before any tokenizing or
+    model loading; None when the run to resume has already finished (said in the log).
+
+    Call it holding ``zhllama.train.run_lock.lock_output_dir(run.output_dir)``. It makes the
+    TrainingArguments first: that starts the process group (torchrun) and, under
+    ``--deepspeed``, registers the DeepSpeed config, so ``from_pretrained`` afterwards builds a
+    ZeRO-3 model partitioned across the ranks (``deepspeed.zero.Init``) instead of whole on each.
+    Rank 0 checks and cleans the directory first; the other ranks then read what it left.
+    """
+    from zhllama.model.identity import base_record, tokenizer_sha256, weights_digest
+
+    args = training_arguments(run, default_lr, has_eval, model_args.gradient_checkpointing)
+    derived = {**derived, "tokenizer_sha256": tokenizer_sha256(model_args.tokenizer_path),
+               "base_model_digest": weights_digest(model_args.model),
+               "deepspeed_zero_stage": fingerprint.zero_stage(run.deepspeed)}
+    fp = fingerprint.build(verb, groups, derived)
+    with args.main_process_first(desc="checking --output-dir", local=False):
+        resume = _check_output_dir(run, fp, writer=args.process_index == 0)
+    if resume is _FINISHED:
+        return None
+    base = base_record(model_args.model, model_args.tokenizer_path)
+    return Start(args=args, resume=resume, fingerprint=fp, base=base)
+
+
+_FINISHED = "finished"
+
+
+def _check_output_dir(run: RunArguments, fp: dict[str, Any], writer: bool) -> Optional[str]:
     out = Path(run.output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    found = checkpoints.all_checkpoints(out)
+    finished = fingerprint.finished_at(out)
     if run.resume is None:
-        if last is not None and not run.overwrite_output_dir:
-            raise ValueError(f"--output-dir {out} already holds {Path(last).name}; pass --resume to continue "
-                             f"from it or --overwrite-output-dir to start over")
+        if (found or finished) and not run.overwrite_output_dir:
+            what = found[-1][1].name if found else f"a finished run ({fingerprint.FINGERPRINT})"
+            raise ValueError(f"--output-dir {out} already holds {what}; pass --resume to continue from it or "
+                             f"--overwrite-output-dir to delete its checkpoints and start over")
+        if writer:
+            if found:
+                log.warning("--overwrite-output-dir: deleting %d checkpoints of the previous run in %s", len(found),
+                            out)
+            for _, path in found:
+                shutil.rmtree(path)
+            for name in (fingerprint.FINGERPRINT, "zhllama_metrics.json"):
+                (out / name).unlink(missing_ok=True)
+            fingerprint.write(out, fp)
         return None
     if run.resume == "last":
-        if last is None:
-            raise FileNotFoundError(f"--resume: no checkpoint-* directory in --output-dir {out}")
-        return last
-    if not Path(run.resume).is_dir():
-        raise FileNotFoundError(f"--resume {run.resume}: no such checkpoint directory")
-    return run.resume
+        complete = checkpoints.complete_checkpoints(out)
+        if not complete:
+            partial = f" ({len(found)} incomplete: saves that did not finish)" if found else ""
+            raise FileNotFoundError(f"--resume: no complete checkpoint-* directory in --output-dir {out}{partial}")
+        step, target = complete[-1]
+    else:
+        target = Path(run.resume)
+        if not target.is_dir():
+            raise FileNotFoundError(f"--resume {run.resume}: no such checkpoint directory")
+        if not checkpoints.is_complete(target):
+            raise ValueError(f"--resume {run.resume}: an incomplete checkpoint (no {checkpoints.MARKER}: its save did "
+                             f"not finish); pass an earlier one, or --resume last for the newest complete one")
+    fingerprint.check_resume(out, fp)
+    settings = fp["settings"]
+    if finished and finished.get("max_steps") == settings["max_steps"] and (
+            settings["max_steps"] > 0 or finished.get("num_train_epochs") == settings["num_train_epochs"]):
+        log.warning("%s: this run already finished at step %s; nothing to do (raise --max-steps or "
+                    "--num-train-epochs to train on)", out, finished.get("global_step"))
+        print(f"zhllama: {out} already finished at step {finished.get('global_step')}: nothing to do "
+              f"(raise --max-steps or --num-train-epochs to train on)", file=sys.stderr)
+        return _FINISHED
+    if writer:
+        checkpoints.remove_incomplete(out)
+        fingerprint.write(out, fp)  # the allowed changes are now this run's settings; not finished any more
+    return str(target)
 
 
 def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gradient_checkpointing: bool):
@@ -110,7 +175,7 @@ def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gra
         logging_first_step=True,
         save_strategy="steps",
         save_steps=run.save_steps,
-        save_total_limit=run.save_total_limit,
+        save_total_limit=None,  # rotated by checkpoints.callback, after a save is complete
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps if has_eval else None,
         bf16=precision == "bf16",
@@ -147,39 +212,42 @@ def measure_tokens_per_char(dataset, tokenizer, sample: int = 64) -> Optional[fl
     return tokens_per_char(blocks, tokenizer.decode)
 
 
-def fit(model, train_dataset, eval_dataset, collator: Callable, run: RunArguments, default_lr: float,
+def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, run: RunArguments,
         model_args: ModelArguments, tokenizer: Tokenizer, seq_len: int,
         extra_metrics: Optional[dict[str, Any]] = None) -> dict:
     """Train ``model`` (its trainable tensors chosen), evaluate, save the final model/adapter and
     the tokenizer files to ``run.output_dir``; the one training loop of pretrain and sft.
 
-    The trainable tensors become fp32 masters here, and their share is logged and saved.
-    ``seq_len`` (the block or maximum sequence length) and the tokens per character measured on
-    ``train_dataset`` feed the throughput figures: tokens/s, characters/s, MFU and peak memory in
-    every log and in the final metrics.
+    ``start`` is :func:`start_run`'s answer. The trainable tensors become fp32 masters here, and
+    their share is logged and saved. ``seq_len`` (the block or maximum sequence length) and the
+    tokens per character measured on ``train_dataset`` feed the throughput figures: tokens/s,
+    characters/s, MFU and peak memory in every log and in the final metrics.
     """
     from transformers import Trainer
+    from transformers.trainer_utils import IntervalStrategy
 
+    from zhllama.model.identity import write_base_record
     from zhllama.train.throughput import ThroughputCallback, device_peak_tflops, model_flops_per_token
     from zhllama.train.trainable import log_trainable, upcast_trainable
 
     upcast_trainable(model)
     extra_metrics = {"trainable_percent": log_trainable(model), **(extra_metrics or {})}
     tokens_per_char = measure_tokens_per_char(train_dataset, tokenizer)
-    gradient_checkpointing = model_args.gradient_checkpointing
-    resume = resume_checkpoint(run)
-    args = training_arguments(run, default_lr, eval_dataset is not None, gradient_checkpointing)
-    if gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
+    args = start.args
+    if eval_dataset is None:
+        args.eval_strategy = IntervalStrategy.NO  # too few blocks to hold any out
+    if model_args.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
     flops = model_flops_per_token(model, seq_len)
     throughput = ThroughputCallback(flops, run.peak_tflops or device_peak_tflops(resolve_precision(run.precision)),
                                     tokens_per_char)
     trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=collator)
+                      data_collator=collator,
+                      callbacks=[checkpoints.callback(run.output_dir, run.save_total_limit, start.base)])
     throughput.install(trainer)
-    if resume:
-        log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    if start.resume:
+        log.info("resuming from %s", start.resume)
+    result = trainer.train(resume_from_checkpoint=start.resume)
     metrics = dict(result.metrics)
     metrics.update(throughput.final_metrics())
     metrics["flops_per_token"] = flops
@@ -199,5 +267,7 @@ def fit(model, train_dataset, eval_dataset, collator: Callable, run: RunArgument
     trainer.save_state()
     if trainer.is_world_process_zero():
         copy_tokenizer_files(model_args.tokenizer_path, run.output_dir)
+        write_base_record(run.output_dir, start.base)
         (Path(run.output_dir) / "zhllama_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        fingerprint.mark_finished(run.output_dir, trainer.state.global_step, start.fingerprint["settings"])
     return metrics
