@@ -16,7 +16,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -94,7 +94,7 @@ class IncrementalDecoder:
         return delta
 
 
-def make_streamer(tokenizer, write: Callable[[str], None]):
+def make_streamer(tokenizer, write: Callable[[str], None], stop_ids: Sequence[int] = ()):
     from transformers.generation.streamers import BaseStreamer
 
     class Streamer(BaseStreamer):
@@ -105,7 +105,7 @@ def make_streamer(tokenizer, write: Callable[[str], None]):
             if not self.prompt_seen:  # generate() first hands over the prompt
                 self.prompt_seen = True
                 return
-            write(self.decoder.push(value.reshape(-1).tolist()))
+            write(self.decoder.push([i for i in value.reshape(-1).tolist() if i not in stop_ids]))
 
         def end(self) -> None:
             write(self.decoder.flush())
@@ -113,25 +113,39 @@ def make_streamer(tokenizer, write: Callable[[str], None]):
     return Streamer()
 
 
+def eos_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a response: the tokenizer's EOS and each EOS id of the model's
+    ``generation_config`` (LLaMA-3-Instruct stops on <|end_of_text|>, <|eom_id|> and <|eot_id|>)."""
+    ids = [] if tokenizer.eos_id is None else [int(tokenizer.eos_id)]
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    for i in extra if isinstance(extra, (list, tuple)) else ([] if extra is None else [extra]):
+        if int(i) not in ids:
+            ids.append(int(i))
+    return ids
+
+
 def generate(model, tokenizer, prompt: str, args: argparse.Namespace,
              write: Optional[Callable[[str], None]] = None) -> str:
     import torch
 
+    # add_bos follows the tokenizer's post-processor: LLaMA's <s>, LLaMA-3's <|begin_of_text|>;
+    # nothing for tokenizers that add no BOS (Qwen, SmolLM2: their bos_id is None).
     ids = torch.tensor([tokenizer.encode(prompt, add_bos=True)], device=model.device)
     sample = args.temperature > 0
+    stops = eos_ids(model, tokenizer)
     kwargs = {"do_sample": sample, "max_new_tokens": args.max_new_tokens,
-              "repetition_penalty": args.repetition_penalty, "eos_token_id": tokenizer.eos_id,
-              "pad_token_id": tokenizer.pad_id if tokenizer.pad_id is not None else tokenizer.eos_id,
+              "repetition_penalty": args.repetition_penalty, "eos_token_id": stops or None,
+              "pad_token_id": tokenizer.pad_id if tokenizer.pad_id is not None else (stops or [None])[0],
               "bos_token_id": tokenizer.bos_id}
     if sample:
         kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    streamer = make_streamer(tokenizer, write) if write is not None else None
+    streamer = make_streamer(tokenizer, write, stops) if write is not None else None
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **kwargs)
     new = out[0, ids.shape[1]:].tolist()
-    if tokenizer.eos_id in new:
-        new = new[: new.index(tokenizer.eos_id)]
-    return tokenizer.decode(new)
+    end = next((k for k, i in enumerate(new) if i in stops), len(new))
+    return tokenizer.decode(new[:end])
 
 
 def _interactive_prompts() -> Iterator[dict]:
