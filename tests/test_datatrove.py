@@ -130,6 +130,17 @@ def test_steps_on_an_executor_equal_tokenize_corpus_skip_done_tasks_and_rebuild_
     make = doc_pipeline if level == "documents" else file_pipeline
     run = lambda: executor(make(d / "src", out, llama), logs).run()  # noqa: E731 - a fresh executor each time
     run()
+    # Each task reports what it wrote in datatrove's stats.
+    for r in range(TASKS):
+        steps = json.loads((logs / "stats" / f"{r:05d}.json").read_text())
+        stats = next(st["stats"] for st in steps if "zhllama" in st["name"])
+        total = {k: v["total"] if isinstance(v, dict) else v for k, v in stats.items()}
+        m = manifest(part_dir(out, r))
+        assert (total["documents"], total["tokens"]) == (m["num_docs"], m["num_tokens"]) and m["num_docs"] > 150
+        if level == "documents":
+            assert total["bytes"] == sum(len(t.encode()) for t in texts[r])
+        else:
+            assert total["input_bytes"] == (d / "src" / f"in-{r}.jsonl.gz").stat().st_size
     merged = merge(out)
     # The merged corpus is tokenize-corpus's: same shards byte for byte, same manifest.
     assert shards(merged) == shards(d / "cli-all") and len(shards(merged)) > 2 * TASKS
@@ -144,6 +155,14 @@ def test_steps_on_an_executor_equal_tokenize_corpus_skip_done_tasks_and_rebuild_
     want = [ids + [sp.eos_id()] for ids in sp.encode([t for part in texts for t in part if t.strip()])]
     c = TokenizedCorpus(merged)
     assert [c.doc(i).tolist() for i in range(len(c))] == want
+    try:  # Megatron-LM's own reader reads the merged shards as they are
+        from megatron.core.datasets.indexed_dataset import IndexedDataset
+    except ImportError:  # pragma: no cover - pip install --no-deps megatron-core==0.16.1 (CI)
+        IndexedDataset = None
+    if IndexedDataset is not None:
+        theirs = [ds[i].tolist() for s in c.manifest["shards"]
+                  for ds in [IndexedDataset(str(merged / s["name"]))] for i in range(len(ds))]
+        assert theirs == want
     # A relaunch skips every finished task: nothing is read, written or touched.
     before = snapshot(out)
     run()
