@@ -28,6 +28,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "train-spm": ("zhllama.tokenizer.train_spm", "Train a SentencePiece model (20K Chinese pieces by default)."),
     "merge-vocab": ("zhllama.tokenizer.merge_vocab",
                     "Merge an added SentencePiece model into a base (LLaMA) tokenizer."),
+    "extend-vocab": ("zhllama.tokenizer.extend_vocab",
+                     "Grow a byte-level BPE tokenizer (LLaMA-3, SmolLM2, Qwen) with Chinese merges."),
     "tokenize-corpus": ("zhllama.corpus.tokenize", "Tokenize a corpus into Megatron-format token shards, in parallel."),
     "stats": ("zhllama.corpus.stats", "Compare tokenizers on a corpus: tokens/char, lengths, byte fallback."),
     "convert-gguf": ("zhllama.model.convert_gguf",

@@ -5,17 +5,21 @@
         --mode reference --pad-token "[PAD]"
 
 ``--mode reference`` reproduces the Chinese-LLaMA-Alpaca script byte for byte (49,953 pieces);
-the default mode fixes its measured flaws (see README, "Merge modes").
+the default mode fixes its measured flaws (see README, "Merge modes"). A byte-level BPE base
+(a tokenizer.json, LLaMA-3's tiktoken file) has no pieces to append to: ``zhllama extend-vocab``
+grows it with merges.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from zhllama.tokenizer.directory import resolve_model_file, sha256_file, write_tokenizer_dir
+from zhllama.tokenizer.directory import MODEL_FILE, resolve_model_file, sha256_file, write_tokenizer_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,7 +47,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def merge_vocab(base: str, add: str, out: str, mode: str = "default", pad_token: str | None = None) -> dict[str, Any]:
     """Merge and write the tokenizer directory; returns the report (also in merge_report.json)."""
     from zhllama import _native
+    from zhllama.tokenizer.bytelevel_base import tokenizer_file
 
+    # A directory's tokenizer.model decides (HF LLaMA-2 directories also hold a tokenizer.json).
+    model_file = Path(base) / MODEL_FILE
+    with contextlib.suppress(FileNotFoundError):  # a missing base is reported below, as before
+        found, kind = tokenizer_file(model_file if model_file.is_file() else base)
+        if kind != "sentencepiece":
+            # A byte-level BPE has no pieces to append: it grows by merges learned on text.
+            raise ValueError(f"{found}: a byte-level BPE tokenizer ({kind}); extend it with Chinese merges "
+                             f"learned on a corpus: zhllama extend-vocab --base {base} --out OUT [--input CORPUS]")
     base_path, add_path = resolve_model_file(base), resolve_model_file(add)
     base_model = _native.SentencePieceModel.from_file(str(base_path))
     add_model = _native.SentencePieceModel.from_file(str(add_path))

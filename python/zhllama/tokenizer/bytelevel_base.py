@@ -1,0 +1,285 @@
+"""The base of a byte-level BPE extension: a Hugging Face ``tokenizer.json`` (SmolLM2, GPT-2,
+LLaMA-3 and Qwen as published) or LLaMA-3's original tiktoken ``tokenizer.model``, read as
+one HF ``tokenizer.json`` document plus the ``tokenizer_config.json`` beside it.
+
+A tiktoken file has no merge list: its ranks imply one. A token of rank r is formed from two
+parts whose ranks are both below r, so every split of a token into two tokens of the file is
+a merge that yields it, ranked by the token's rank (ties by the parts' ranks). This is the
+conversion that the published LLaMA-3 ``tokenizer.json`` was made with, with
+``ignore_merges`` on: a whole pre-token found in the vocabulary is one token, as tiktoken looks
+it up first. The pattern and the 256 special tokens are LLaMA-3's (the file does not carry
+them), so a tiktoken file of another size is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+from zhllama.tokenizer.directory import CONFIG_FILE, MODEL_FILE, SPECIAL_TOKENS_FILE, read_json_object
+
+HF_TOKENIZER_FILE = "tokenizer.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+
+# LLaMA-3's pre-tokenizer pattern and special tokens (Meta's llama_models/llama3/tokenizer.py;
+# the names of llama-models' tokenizer, the one a fresh machine can install).
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_BASE_TOKENS = 128_000
+LLAMA3_NAMED_SPECIALS = (
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+    "<|finetune_right_pad_id|>", "<|step_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>",
+    "<|eot_id|>", "<|python_tag|>", "<|image|>",
+)
+LLAMA3_NUM_SPECIALS = 256
+
+
+def llama3_specials() -> list[str]:
+    reserved = [f"<|reserved_special_token_{2 + i}|>" for i in range(LLAMA3_NUM_SPECIALS - len(LLAMA3_NAMED_SPECIALS))]
+    return [*LLAMA3_NAMED_SPECIALS, *reserved]
+
+
+@lru_cache(maxsize=1)
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's byte alphabet: printable bytes stand for themselves, the others are shifted
+    to U+0100 and up, so that every byte is one visible character of the vocabulary."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in keep}
+    n = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + n)
+            n += 1
+    return table
+
+
+@lru_cache(maxsize=1)
+def unicode_to_byte() -> dict[str, int]:
+    return {c: b for b, c in byte_to_unicode().items()}
+
+
+def to_bytelevel(data: bytes) -> str:
+    table = byte_to_unicode()
+    return "".join(table[b] for b in data)
+
+
+def from_bytelevel(token: str) -> bytes:
+    """The bytes of a vocabulary string; ``KeyError`` for a character outside the alphabet."""
+    table = unicode_to_byte()
+    return bytes(table[c] for c in token)
+
+
+@dataclass
+class ByteLevelBase:
+    """A byte-level BPE tokenizer to extend: its ``tokenizer.json`` document and config."""
+
+    tokenizer_json: dict[str, Any]
+    source: Path  # the file read (tokenizer.json or the tiktoken file)
+    kind: str  # "tokenizer.json" | "tiktoken"
+    config: dict[str, Any] = field(default_factory=dict)  # tokenizer_config.json, {} if none
+    special_tokens_map: dict[str, Any] = field(default_factory=dict)
+    chat_template: Optional[str] = None
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return self.tokenizer_json["model"]
+
+    @property
+    def ignore_merges(self) -> bool:
+        return bool(self.model.get("ignore_merges", False))
+
+    def specials(self) -> dict[str, int]:
+        """Added tokens (specials and others) by content: they must keep their ids."""
+        return {t["content"]: int(t["id"]) for t in self.tokenizer_json.get("added_tokens", [])}
+
+    def next_id(self) -> int:
+        """The first id after every existing one (LLaMA-3: 128,256, after its 256 specials)."""
+        ids = [*self.model["vocab"].values(), *self.specials().values()]
+        return max(ids) + 1
+
+
+def sniff_kind(path: Path) -> str:
+    """``"tokenizer.json"``, ``"tiktoken"`` or ``"sentencepiece"`` for a tokenizer file."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    stripped = head.lstrip()
+    if stripped.startswith(b"{"):
+        return "tokenizer.json"
+    first = head.split(b"\n", 1)[0].split()
+    if len(first) == 2 and first[1].isdigit():
+        try:
+            base64.b64decode(first[0], validate=True)
+            return "tiktoken"
+        except (binascii.Error, ValueError):
+            pass
+    return "sentencepiece"
+
+
+def tokenizer_file(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The tokenizer file a ``--base`` names (a file, or a directory with ``tokenizer.json`` or
+    ``tokenizer.model``) and its kind."""
+    p = Path(path)
+    if p.is_dir():
+        for name in (HF_TOKENIZER_FILE, MODEL_FILE):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            raise FileNotFoundError(f"{p}: holds neither {HF_TOKENIZER_FILE} nor {MODEL_FILE}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such tokenizer file")
+    return p, sniff_kind(p)
+
+
+def load_base(path: str | os.PathLike[str]) -> ByteLevelBase:
+    """Read a byte-level BPE base; one-line ``ValueError`` for any other kind of tokenizer."""
+    p, kind = tokenizer_file(path)
+    if kind == "sentencepiece":
+        raise ValueError(f"{p}: a SentencePiece model, not a byte-level BPE tokenizer; merge Chinese pieces into it "
+                         f"with `zhllama merge-vocab --base {path} --add CHINESE.model`")
+    if kind == "tiktoken":
+        base = ByteLevelBase(tiktoken_to_tokenizer_json(p), p, kind)
+        base.config = llama3_config()
+    else:
+        base = ByteLevelBase(read_tokenizer_json(p), p, kind)
+        base.config = read_json_object(p.parent / CONFIG_FILE)
+        if (p.parent / CHAT_TEMPLATE_FILE).is_file():
+            base.chat_template = (p.parent / CHAT_TEMPLATE_FILE).read_text(encoding="utf-8")
+        base.special_tokens_map = read_json_object(p.parent / SPECIAL_TOKENS_FILE)
+    if not base.special_tokens_map:
+        base.special_tokens_map = {k: base.config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")
+                                   if base.config.get(k)}
+    check_merges(base.model, p)
+    return base
+
+
+def _has_bytelevel(component: Optional[dict[str, Any]]) -> bool:
+    if not component:
+        return False
+    if component.get("type") == "ByteLevel":
+        return True
+    return any(_has_bytelevel(c) for c in component.get("pretokenizers", []))
+
+
+def read_tokenizer_json(p: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    model = doc.get("model") if isinstance(doc, dict) else None
+    if not isinstance(model, dict):
+        raise ValueError(f"{p}: not a tokenizers tokenizer.json (no \"model\" object)")
+    mtype = model.get("type") or ("BPE" if "merges" in model else "unknown")
+    if mtype != "BPE":
+        raise ValueError(f"{p}: model type {mtype} is not supported; extend-vocab grows byte-level BPE "
+                         f"tokenizers (GPT-2, LLaMA-3, Qwen, SmolLM2)")
+    if not _has_bytelevel(doc.get("pre_tokenizer")):
+        pre = (doc.get("pre_tokenizer") or {}).get("type")
+        raise ValueError(f"{p}: pre-tokenizer {pre} is not byte-level; extend-vocab grows byte-level BPE "
+                         f"tokenizers (a ByteLevel pre-tokenizer, alone or after a Split)")
+    if model.get("byte_fallback") or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+        raise ValueError(f"{p}: a BPE with byte_fallback, a continuing-subword prefix or an end-of-word suffix "
+                         f"is not byte-level BPE; extend-vocab does not support it")
+    return doc
+
+
+def check_merges(model: dict[str, Any], source: Path) -> None:
+    """Every merge's parts and result are in the vocabulary (HF refuses the file otherwise,
+    with a message that names neither the file nor the merge)."""
+    vocab = model["vocab"]
+    for i, m in enumerate(model["merges"]):
+        a, b = m if isinstance(m, list) else m.split(" ", 1)
+        for part in (a, b, a + b):
+            if part not in vocab:
+                raise ValueError(f"{source}: merge {i} ({a!r} {b!r}): {part!r} is not in the vocabulary; "
+                                 f"the tokenizer file is inconsistent")
+
+
+def read_tiktoken(p: Path) -> dict[bytes, int]:
+    ranks: dict[bytes, int] = {}
+    with open(p, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            try:
+                token, rank = base64.b64decode(parts[0], validate=True), int(parts[1])
+                if len(parts) != 2:
+                    raise ValueError
+            except (IndexError, ValueError, binascii.Error):
+                raise ValueError(f"{p}:{lineno}: expected 'BASE64TOKEN RANK', found {line[:60]!r}") from None
+            if rank != len(ranks) or token in ranks:
+                raise ValueError(f"{p}:{lineno}: rank {rank} out of order (expected {len(ranks)}, one token a rank)")
+            ranks[token] = rank
+    return ranks
+
+
+def tiktoken_to_tokenizer_json(p: Path) -> dict[str, Any]:
+    ranks = read_tiktoken(p)
+    if len(ranks) != LLAMA3_BASE_TOKENS:
+        raise ValueError(f"{p}: {len(ranks):,} tokens, but the only tiktoken file zhllama knows the pattern and "
+                         f"special tokens of is LLaMA-3's ({LLAMA3_BASE_TOKENS:,}: the file may be truncated); "
+                         f"convert it to a tokenizer.json first")
+    if any(bytes([b]) not in ranks for b in range(256)):
+        raise ValueError(f"{p}: not a byte-level vocabulary (some single bytes have no token)")
+    merges: list[tuple[int, int, int]] = []
+    for token, rank in ranks.items():
+        for i in range(1, len(token)):
+            left, right = ranks.get(token[:i]), ranks.get(token[i:])
+            if left is not None and right is not None:
+                merges.append((rank, left, right))
+    merges.sort()
+    strings = {r: to_bytelevel(t) for t, r in ranks.items()}
+    specials = llama3_specials()
+    bos = specials[0]
+    added = [{"id": LLAMA3_BASE_TOKENS + i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, s in enumerate(specials)]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ]},
+        # LLaMA-3 starts every sequence with <|begin_of_text|> (Meta's encode(bos=True)).
+        "post_processor": {"type": "Sequence", "processors": [
+            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+            {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+             "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                      {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+             "special_tokens": {bos: {"id": bos, "ids": [LLAMA3_BASE_TOKENS], "tokens": [bos]}}},
+        ]},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
+                  "vocab": {strings[r]: r for r in range(len(strings))},
+                  "merges": [[strings[a], strings[b]] for _, a, b in merges]},
+    }
+
+
+def llama3_config() -> dict[str, Any]:
+    """``tokenizer_config.json`` of LLaMA-3 (the base model's: EOS is ``<|end_of_text|>``)."""
+    specials = llama3_specials()
+    return {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": specials[0],
+        "eos_token": specials[1],
+        "clean_up_tokenization_spaces": True,
+        "model_input_names": ["input_ids", "attention_mask"],
+        "model_max_length": 131072,
+        "added_tokens_decoder": {str(LLAMA3_BASE_TOKENS + i): {
+            "content": s, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+            for i, s in enumerate(specials)},
+    }
