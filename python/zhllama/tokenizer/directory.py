@@ -18,6 +18,7 @@ from typing import Any, Optional
 from zhllama._native import PieceType
 
 MODEL_FILE = "tokenizer.model"
+JSON_FILE = "tokenizer.json"  # HF tokenizers: byte-level BPE bases (LLaMA-3, Qwen2, SmolLM2)
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 REPORT_FILE = "merge_report.json"
@@ -69,13 +70,15 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def resolve_model_file(path: str | os.PathLike[str]) -> Path:
-    """A ``.model`` file, or a directory holding ``tokenizer.model``."""
+    """The tokenizer file the native code reads: a file as given, or in a directory
+    ``tokenizer.model`` (SentencePiece, or tiktoken for LLaMA-3's original layout), else
+    ``tokenizer.json`` (byte-level BPE; its ``tokenizer_config.json`` is read beside it)."""
     p = Path(path)
     if p.is_dir():
-        p = p / MODEL_FILE
+        p = p / MODEL_FILE if (p / MODEL_FILE).exists() or not (p / JSON_FILE).exists() else p / JSON_FILE
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such SentencePiece model "
-                                f"(give a .model file or a directory with {MODEL_FILE})")
+        raise FileNotFoundError(f"{p}: no such tokenizer (give a .model or tokenizer.json file, or a directory "
+                                f"with {MODEL_FILE} or {JSON_FILE})")
     return p
 
 

@@ -1,4 +1,5 @@
-"""``zhllama.Tokenizer``: the exact SentencePiece encoder (Rust, ``zhllama._native``).
+"""``zhllama.Tokenizer``: the exact encoder (Rust, ``zhllama._native``) of SentencePiece models and
+byte-level BPE tokenizers (LLaMA-3, Qwen2, SmolLM2, GPT-2).
 
 ``encode`` returns exactly what ``sentencepiece.SentencePieceProcessor(model_file=p).encode``
 returns (BPE and Unigram, every normalizer sentencepiece supports), and ``decode`` exactly
@@ -12,6 +13,27 @@ the Alpaca scripts append): ``vocab_size`` stays the SentencePiece piece count (
 embedding matrix needs), and ``pad_id`` is the added pad token's id when the model has none.
 ``encode`` never produces added tokens (sentencepiece does not know them); ``decode`` writes
 their text.
+
+Byte-level BPE (``from_pretrained`` on a directory with a ``tokenizer.json`` and no SentencePiece
+``tokenizer.model``, or on a tiktoken file such as LLaMA-3's ``tokenizer.model``): ids equal
+``tokenizers.Tokenizer.from_file(p).encode(text)`` (tokenizer.json) and tiktoken's
+``encode_ordinary`` (tiktoken files, read with LLaMA-3's pattern and its 256 specials at
+128000-128255), for every str. Special-token text inside the text is encoded **as text** by
+default (safe for corpora; HF's ``encode_special_tokens = True``; tiktoken's ``encode_ordinary``);
+``parse_special=True`` turns it into the special ids (HF ``encode``'s default; tiktoken's
+``allowed_special="all"``). Long runs without a split point cost O(n log n), and are not cut
+(tiktoken's ``encode_ordinary`` does not cut them either; Meta's wrapper cuts at 25,000 chars).
+
+Special ids (both families): ``bos_id`` is what ``add_bos=True`` prepends: the token the
+tokenizer's post-processor puts first (LLaMA-3 ``<|begin_of_text|>``; ``None`` for SmolLM2 and
+Qwen2, whose post-processor adds none: ``add_bos=True`` then adds nothing). ``eos_id`` is what
+``add_eos=True`` appends: the post-processor's end token, else ``tokenizer_config.json``'s
+``eos_token`` (LLaMA-3 tiktoken: ``<|end_of_text|>``); it is the document separator of
+``tokenize-corpus --append-eos``. ``eos_ids`` lists every id generation should stop on:
+``eos_id``, then ``generation_config.json``'s ``eos_token_id`` entries in the directory (LLaMA-3
+tiktoken: ``<|end_of_text|>``, ``<|eom_id|>``, ``<|eot_id|>`` as Meta's ``stop_tokens``).
+``pad_id``: ``tokenizer_config.json``'s ``pad_token`` (LLaMA-3 tiktoken:
+``<|finetune_right_pad_id|>``).
 """
 
 from __future__ import annotations
@@ -25,6 +47,7 @@ from zhllama import _native
 from zhllama.tokenizer.directory import (
     ADDED_TOKENS_FILE,
     CONFIG_FILE,
+    JSON_FILE,
     MODEL_FILE,
     SPECIAL_TOKENS_FILE,
     read_json_object,
@@ -45,11 +68,18 @@ class Tokenizer(_native.Tokenizer):
     """
 
     def __init__(
-        self, model_bytes: bytes, added_tokens: Optional[dict[int, str]] = None, source: Optional[str] = None
+        self,
+        model_bytes: bytes,
+        added_tokens: Optional[dict[int, str]] = None,
+        source: Optional[str] = None,
+        path: Optional[str] = None,
     ) -> None:
-        # The native __new__ has parsed model_bytes already (its errors name ``source``).
+        # The native __new__ has parsed model_bytes (or read ``path``) already; its errors name
+        # ``source``/``path``.
         self._bytes = bytes(model_bytes)
+        self._path = path
         self._added: dict[int, str] = dict(added_tokens or {})
+        self._eos_ids: list[int] = []
         n = super().vocab_size
         for i, content in self._added.items():
             if i < n:
@@ -61,10 +91,28 @@ class Tokenizer(_native.Tokenizer):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """A SentencePiece ``.model``, a tiktoken rank file or a ``tokenizer.json`` (by content)."""
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such SentencePiece model file")
-        return cls(p.read_bytes(), source=str(p))
+            raise FileNotFoundError(f"{p}: no such tokenizer file (a SentencePiece .model, a tiktoken file "
+                                    "or a tokenizer.json)")
+        data = p.read_bytes()
+        if not _is_sentencepiece(data):
+            return cls._byte_level(p)
+        return cls(data, source=str(p))
+
+    @classmethod
+    def _byte_level(cls, p: Path) -> Tokenizer:
+        tok = cls(b"", source=str(p), path=str(p))
+        tok.source = str(p)
+        eos = [] if tok.eos_id is None else [tok.eos_id]
+        if tok.format == "tiktoken":
+            # Meta's llama3 Tokenizer.stop_tokens: end of text, end of message, end of turn.
+            eos += [tok.piece_to_id(t) for t in ("<|eom_id|>", "<|eot_id|>")]
+        gen = read_json_object((p if p.is_dir() else p.parent) / "generation_config.json").get("eos_token_id")
+        eos += gen if isinstance(gen, list) else [] if gen is None else [gen]
+        tok._eos_ids = list(dict.fromkeys(int(i) for i in eos if i is not None and i >= 0))
+        return tok
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Tokenizer:
@@ -86,12 +134,14 @@ class Tokenizer(_native.Tokenizer):
             return cls.from_file(p)
         model = p / MODEL_FILE
         if not p.is_dir():
-            raise FileNotFoundError(f"{p}: no such tokenizer directory or SentencePiece model file")
-        if not model.is_file():
-            raise FileNotFoundError(f"{p}: no {MODEL_FILE} in this directory; pass the output directory of "
-                                    "`zhllama merge-vocab` or a .model file")
+            raise FileNotFoundError(f"{p}: no such tokenizer directory or tokenizer file")
+        data = model.read_bytes() if model.is_file() else b""
+        if not model.is_file() or not _is_sentencepiece(data):
+            if not model.is_file() and not (p / JSON_FILE).is_file():
+                raise FileNotFoundError(f"{p}: no {MODEL_FILE} or {JSON_FILE} in this directory; pass the output "
+                                        "directory of `zhllama merge-vocab`, a HF tokenizer directory or a .model file")
+            return cls._byte_level(model if model.is_file() else p / JSON_FILE)
         config = read_json_object(p / CONFIG_FILE)
-        data = model.read_bytes()
         n = _native.Tokenizer(data, source=str(model)).vocab_size
         added: dict[int, str] = {}
         for key, spec in (config.get("added_tokens_decoder") or {}).items():
@@ -110,7 +160,10 @@ class Tokenizer(_native.Tokenizer):
         return tok
 
     def decode(self, ids: Sequence[int]) -> str:
-        """``sentencepiece.decode``; added tokens (``from_pretrained``) decode to their text."""
+        """``sentencepiece.decode``; added tokens (``from_pretrained``) decode to their text.
+        Byte-level: the bytes the ids spell (special tokens: their text, as tiktoken and HF's
+        ``decode(ids, skip_special_tokens=False)``), each invalid UTF-8 sequence (a character
+        cut between ids) one U+FFFD; ``decode_bytes`` gives the exact bytes."""
         ids = [int(i) for i in ids]
         if not self._added or not any(i in self._added for i in ids):
             return super().decode(ids)
@@ -158,14 +211,33 @@ class Tokenizer(_native.Tokenizer):
         return v if v is not None else self._pad_added
 
     @property
+    def eos_ids(self) -> list[int]:
+        """Every id generation stops on (see the module docstring); ``[eos_id]`` for SentencePiece."""
+        if self._eos_ids:
+            return list(self._eos_ids)
+        return [] if self.eos_id is None else [self.eos_id]
+
+    @property
     def model_bytes(self) -> bytes:
         return self._bytes
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self._path is not None:
+            return (_rebuild_path, (self._path,))
         return (_rebuild, (self._bytes, self._added, self._pad_added, self.source))
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, added_tokens={len(self._added)})"
+
+
+def _is_sentencepiece(data: bytes) -> bool:
+    """A SentencePiece ModelProto starts with its first piece (field 1, wire type 2: 0x0A);
+    a tokenizer.json with ``{`` and a tiktoken file with a base64 token."""
+    return data[:1] == b"\x0a"
+
+
+def _rebuild_path(path: str) -> Tokenizer:
+    return Tokenizer.from_pretrained(path)
 
 
 def _rebuild(model_bytes: bytes, added: dict[int, str], pad_added: Optional[int], source: str) -> Tokenizer:

@@ -5,10 +5,14 @@
 //! - [`normalizer`], [`bpe`], [`unigram`], [`encoder`]: an encoder whose ids equal sentencepiece's.
 //! - [`merge`]: vocabulary merging (reference mode and the default, flaw-fixing mode).
 //! - [`corpus`]: streaming, parallel, resumable corpus tokenization into Megatron indexed shards.
+//! - [`bytelevel`]: byte-level BPE (LLaMA-3, Qwen2, SmolLM2): HF tokenizer.json and tiktoken
+//!   files, ids equal to HF tokenizers' / tiktoken's; [`any`]: one type over both families.
 //! - [`stats`]: token-length statistics.
 
+pub mod any;
 pub mod bpe;
 mod bpe_table;
+pub mod bytelevel;
 pub mod corpus;
 pub mod decoder;
 pub mod encoder;
@@ -19,5 +23,7 @@ pub mod proto;
 pub mod stats;
 pub mod unigram;
 
+pub use any::AnyTokenizer;
+pub use bytelevel::ByteLevelTokenizer;
 pub use encoder::{EncoderError, Tokenizer};
 pub use model::{ModelProto, Piece, PieceType};

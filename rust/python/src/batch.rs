@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use zhllama_core::Tokenizer;
+use zhllama_core::AnyTokenizer;
 
 /// The largest `num_threads` accepted.
 pub const MAX_THREADS: i64 = 1024;
@@ -107,10 +107,9 @@ pub type Block = (Vec<u32>, Vec<u32>);
 /// raises) stops the workers at their next block and is raised here within ~20 ms.
 pub fn encode_blocks(
     py: Python<'_>,
-    tok: &Tokenizer,
+    tok: &AnyTokenizer,
     texts: &[&str],
-    add_bos: bool,
-    add_eos: bool,
+    (add_bos, add_eos, parse_special): (bool, bool, bool),
     threads: usize,
     take: &mut dyn FnMut(Block) -> PyResult<()>,
 ) -> PyResult<()> {
@@ -121,6 +120,7 @@ pub fn encode_blocks(
             &texts[i * size..((i + 1) * size).min(texts.len())],
             add_bos,
             add_eos,
+            parse_special,
         )
     };
     if n_blocks <= 1 {

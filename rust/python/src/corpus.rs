@@ -19,7 +19,7 @@ use std::time::Duration;
 use zhllama_core::corpus::{
     self, CorpusError, Options, Progress, RunSummary, TableBatches, TableReader, TokenizeConfig,
 };
-use zhllama_core::Tokenizer;
+use zhllama_core::AnyTokenizer;
 
 impl IntoPyErr for CorpusError {
     fn into_pyerr(self) -> PyErr {
@@ -233,7 +233,7 @@ fn tokenize_corpus_start(
 ) -> PyResult<PyCorpusJob> {
     let threads = crate::batch::check_threads("--threads", threads, "")?;
     let on_bad_line = parse_on_bad_line(on_bad_line)?;
-    let tokenizer = detach(py, || Tokenizer::from_file(&tokenizer_path))?;
+    let tokenizer = detach(py, || AnyTokenizer::from_path(&tokenizer_path))?;
     let inputs = input_files(py, inputs)?;
     let extra = serde_json::from_str(&extra_json)
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;

@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use std::path::PathBuf;
 use zhllama_core::corpus::{DocEncoder, Documents, TableReader};
 use zhllama_core::stats::{collect_stats, StatsError};
-use zhllama_core::Tokenizer;
+use zhllama_core::AnyTokenizer;
 
 impl IntoPyErr for StatsError {
     fn into_pyerr(self) -> PyErr {
@@ -43,7 +43,7 @@ fn stats_collect<'py>(
     let tokenizers = detach(py, || {
         tokenizer_paths
             .iter()
-            .map(Tokenizer::from_file)
+            .map(|p| AnyTokenizer::from_path(p))
             .collect::<Result<Vec<_>, _>>()
     })?;
     let inputs = input_files(py, inputs)?;

@@ -1,0 +1,366 @@
+//! Pre-tokenizers: text → the pieces BPE sees.
+//!
+//! The patterns of the known bases are hand-written splitters (a regex engine per piece costs
+//! more than the BPE of Chinese pieces):
+//! - `Splitter::Gpt2`: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
+//!   HF's ByteLevel pre-tokenizer with `use_regex` (GPT-2, SmolLM2);
+//! - `Splitter::Cl100k`: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,K}|
+//!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` with K = 3 (cl100k, LLaMA-3) or 1 (Qwen2).
+//!
+//! Each splitter decides at every position which alternative the leftmost-first regex would
+//! take (comments at each step give the reasoning); any other pattern runs on `fancy-regex`.
+//! Every splitter is linear in the text: no alternative looks further than the run it matches.
+
+use super::unicode::{class, LETTER, NUMBER, OTHER, SPACE};
+
+pub(crate) const GPT2_PATTERN: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+pub(crate) const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub(crate) const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+pub(crate) enum Splitter {
+    Gpt2,
+    Cl100k { max_digits: usize },
+    Regex(Box<fancy_regex::Regex>),
+}
+
+/// One stage of a pre-tokenizer `Sequence`.
+pub(crate) enum Stage {
+    /// HF `Digits`: every `\p{N}` its own piece (`individual`), or each run of them.
+    Digits { individual: bool },
+    /// HF `Split(pattern, Isolated)` / ByteLevel's regex / a tiktoken pattern: matches and the
+    /// gaps between them are the pieces.
+    Split(Splitter),
+}
+
+impl Splitter {
+    /// The hand-written splitter for a known pattern, else the pattern compiled.
+    pub(crate) fn for_pattern(pattern: &str) -> Result<Self, String> {
+        Ok(match pattern {
+            GPT2_PATTERN => Splitter::Gpt2,
+            LLAMA3_PATTERN => Splitter::Cl100k { max_digits: 3 },
+            QWEN2_PATTERN => Splitter::Cl100k { max_digits: 1 },
+            p => Splitter::Regex(Box::new(
+                fancy_regex::Regex::new(p).map_err(|e| format!("{e}"))?,
+            )),
+        })
+    }
+
+    pub(crate) fn is_hand_written(&self) -> bool {
+        !matches!(self, Splitter::Regex(_))
+    }
+
+    #[inline]
+    pub(crate) fn split<'a>(&self, text: &'a str, f: &mut impl FnMut(&'a str)) {
+        match self {
+            Splitter::Gpt2 => split_gpt2(text, f),
+            Splitter::Cl100k { max_digits } => split_cl100k(text, *max_digits, f),
+            Splitter::Regex(re) => split_regex(re, text, f),
+        }
+    }
+}
+
+/// The char starting at byte `i` of `s` (`i` on a boundary, `i < s.len()`) and its class.
+#[inline(always)]
+fn at(s: &str, i: usize) -> (char, u8) {
+    let b = s.as_bytes()[i];
+    if b < 0x80 {
+        return (b as char, ascii_class(b));
+    }
+    // SAFETY-free: `i` is a char boundary, so the slice starts with a whole char.
+    let c = s[i..].chars().next().unwrap_or('\0');
+    (c, class(c))
+}
+
+#[inline(always)]
+fn ascii_class(b: u8) -> u8 {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => LETTER,
+        b'0'..=b'9' => NUMBER,
+        b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ' => SPACE,
+        _ => OTHER,
+    }
+}
+
+/// End of the run of chars of class `k` starting at `i` (at most `max` chars).
+#[inline(always)]
+fn run_end(s: &str, mut i: usize, k: u8, mut max: usize) -> usize {
+    let b = s.as_bytes();
+    while i < b.len() && max > 0 {
+        if b[i] < 0x80 {
+            if ascii_class(b[i]) != k {
+                break;
+            }
+            i += 1;
+        } else {
+            let (c, ck) = at(s, i);
+            if ck != k {
+                break;
+            }
+            i += c.len_utf8();
+        }
+        max -= 1;
+    }
+    i
+}
+
+/// Length of the contraction after an apostrophe at `i - 1` (`'s|'t|'re|'ve|'m|'ll|'d`), or 0.
+/// `fold`: case-insensitive as `(?i:...)` (simple case folding: `ſ` U+017F folds to `s`).
+#[inline]
+fn contraction(s: &str, i: usize, fold: bool) -> usize {
+    let b = &s.as_bytes()[i..];
+    let lower = |x: u8| if fold { x.to_ascii_lowercase() } else { x };
+    match b.first().map(|&x| lower(x)) {
+        Some(b's' | b't' | b'm' | b'd') => 1,
+        Some(b'r' | b'v') if b.get(1).map(|&x| lower(x)) == Some(b'e') => 2,
+        Some(b'l') if b.get(1).map(|&x| lower(x)) == Some(b'l') => 2,
+        _ if fold && b.starts_with("ſ".as_bytes()) => 2,
+        _ => 0,
+    }
+}
+
+/// Where the whitespace alternatives end for a whitespace run starting at `p`:
+/// `newline_alt`: `\s*[\r\n]+` first (through the run's last `\r`/`\n`); then `\s+(?!\S)`
+/// (the run up to its last char when a non-space follows; the whole run at the end of the
+/// text); then `\s+` (a single whitespace char followed by a non-space).
+#[inline]
+fn whitespace_end(s: &str, p: usize, newline_alt: bool) -> usize {
+    let b = s.as_bytes();
+    let mut i = p;
+    let mut last_nl = None;
+    let mut last_start = p;
+    while i < b.len() {
+        let (c, k) = at(s, i);
+        if k != SPACE {
+            break;
+        }
+        if c == '\r' || c == '\n' {
+            last_nl = Some(i + 1);
+        }
+        last_start = i;
+        i += c.len_utf8();
+    }
+    if newline_alt {
+        if let Some(e) = last_nl {
+            return e;
+        }
+    }
+    if i == b.len() || last_start == p {
+        i
+    } else {
+        last_start
+    }
+}
+
+fn split_gpt2<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) {
+    let mut p = 0;
+    while p < s.len() {
+        let (c, k) = at(s, p);
+        // 's|'t|... (case-sensitive), before everything else.
+        if c == '\'' {
+            let n = contraction(s, p + 1, false);
+            if n > 0 {
+                f(&s[p..p + 1 + n]);
+                p += 1 + n;
+                continue;
+            }
+        }
+        // ` ?X+` for X = \p{L}, \p{N}, [^\s\p{L}\p{N}]: an optional literal space, then a run.
+        let q = if c == ' ' { p + 1 } else { p };
+        if q < s.len() {
+            let k2 = if q == p { k } else { at(s, q).1 };
+            if k2 != SPACE {
+                let e = run_end(s, q, k2, usize::MAX);
+                f(&s[p..e]);
+                p = e;
+                continue;
+            }
+        }
+        let e = whitespace_end(s, p, false);
+        f(&s[p..e]);
+        p = e;
+    }
+}
+
+fn split_cl100k<'a>(s: &'a str, max_digits: usize, f: &mut impl FnMut(&'a str)) {
+    let mut p = 0;
+    while p < s.len() {
+        let (c, k) = at(s, p);
+        let cl = c.len_utf8();
+        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        if c == '\'' {
+            let n = contraction(s, p + 1, true);
+            if n > 0 {
+                f(&s[p..p + 1 + n]);
+                p += 1 + n;
+                continue;
+            }
+        }
+        // [^\r\n\p{L}\p{N}]?\p{L}+ : a letter run, with one leading non-letter, non-digit,
+        // non-newline char (a space, a tab, punctuation, an apostrophe) when a letter follows.
+        if k == LETTER {
+            let e = run_end(s, p, LETTER, usize::MAX);
+            f(&s[p..e]);
+            p = e;
+            continue;
+        }
+        if k != NUMBER && c != '\r' && c != '\n' && p + cl < s.len() && at(s, p + cl).1 == LETTER {
+            let e = run_end(s, p + cl, LETTER, usize::MAX);
+            f(&s[p..e]);
+            p = e;
+            continue;
+        }
+        // \p{N}{1,K}
+        if k == NUMBER {
+            let e = run_end(s, p, NUMBER, max_digits);
+            f(&s[p..e]);
+            p = e;
+            continue;
+        }
+        // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+        let q = if c == ' ' { p + 1 } else { p };
+        if q < s.len() && (if q == p { k } else { at(s, q).1 }) == OTHER {
+            let mut e = run_end(s, q, OTHER, usize::MAX);
+            let b = s.as_bytes();
+            while e < b.len() && (b[e] == b'\r' || b[e] == b'\n') {
+                e += 1;
+            }
+            f(&s[p..e]);
+            p = e;
+            continue;
+        }
+        // Only whitespace is left here: `\s*[\r\n]+|\s+(?!\S)|\s+`.
+        let e = whitespace_end(s, p, true);
+        f(&s[p..e]);
+        p = e;
+    }
+}
+
+fn split_regex<'a>(re: &fancy_regex::Regex, s: &'a str, f: &mut impl FnMut(&'a str)) {
+    // HF Split(Isolated): each match is a piece and so is each gap between matches.
+    let mut last = 0;
+    for m in re.find_iter(s) {
+        let Ok(m) = m else {
+            // A backtracking limit: the rest as one piece (fancy-regex's default limit is
+            // far above any text it can reach on these patterns).
+            break;
+        };
+        if m.start() > last {
+            f(&s[last..m.start()]);
+        }
+        if m.end() > m.start() {
+            f(m.as_str());
+        }
+        last = m.end();
+    }
+    if last < s.len() {
+        f(&s[last..]);
+    }
+}
+
+/// HF `Digits`: every digit (`\p{N}`, Rust's `char::is_numeric`) its own piece, or each run.
+fn split_digits<'a>(s: &'a str, individual: bool, f: &mut dyn FnMut(&'a str)) {
+    let mut start = 0;
+    let mut in_digits = false;
+    for (i, c) in s.char_indices() {
+        let d = c.is_numeric();
+        if d && individual {
+            if i > start {
+                f(&s[start..i]);
+            }
+            f(&s[i..i + c.len_utf8()]);
+            start = i + c.len_utf8();
+        } else if d != in_digits && i > start {
+            f(&s[start..i]);
+            start = i;
+        }
+        in_digits = d;
+    }
+    if start < s.len() {
+        f(&s[start..]);
+    }
+}
+
+/// The stages of a pre-tokenizer, applied in order (each to the pieces of the previous).
+pub(crate) struct PreTokenizer {
+    pub(crate) stages: Vec<Stage>,
+}
+
+impl PreTokenizer {
+    pub(crate) fn split<'a>(&self, text: &'a str, f: &mut impl FnMut(&'a str)) {
+        match self.stages.as_slice() {
+            [] => f(text),
+            [Stage::Split(sp)] => sp.split(text, f),
+            stages => run_stages(stages, text, f),
+        }
+    }
+}
+
+fn run_stages<'a>(stages: &[Stage], text: &'a str, f: &mut dyn FnMut(&'a str)) {
+    let Some((first, rest)) = stages.split_first() else {
+        f(text);
+        return;
+    };
+    let mut next = |piece: &'a str| run_stages(rest, piece, f);
+    match first {
+        Stage::Digits { individual } => split_digits(text, *individual, &mut next),
+        Stage::Split(sp) => sp.split(text, &mut next),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(sp: &Splitter, s: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        sp.split(s, &mut |p| v.push(p.to_string()));
+        v
+    }
+
+    /// The hand-written splitters against the same pattern on fancy-regex.
+    #[test]
+    fn hand_written_equals_regex() {
+        let texts = [
+            "Hello world",
+            "  two  spaces  ",
+            "a\r\n\r\n b",
+            "don't I'LL 'S 'ſ x'",
+            "12345 6789x",
+            "(hello) ,,, !!\n\n",
+            "中华人民共和国，成立了。",
+            "\t\tx\u{3000}y  \n",
+            "'llama 'Re",
+            " ",
+            "\n",
+            "a ",
+            "a  ",
+            " \n ",
+            "x\u{0301}y ²³⁴⁵ 😀😀 a😀",
+            "\r\n",
+            "  \r\n  x",
+        ];
+        for (name, pat) in [
+            ("gpt2", GPT2_PATTERN),
+            ("llama3", LLAMA3_PATTERN),
+            ("qwen2", QWEN2_PATTERN),
+        ] {
+            let fast = Splitter::for_pattern(pat).unwrap();
+            assert!(fast.is_hand_written());
+            let slow = Splitter::Regex(Box::new(fancy_regex::Regex::new(pat).unwrap()));
+            for t in texts {
+                assert_eq!(pieces(&fast, t), pieces(&slow, t), "{name} {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn digits() {
+        let mut v = Vec::new();
+        split_digits("ab12 3c", true, &mut |p| v.push(p));
+        assert_eq!(v, ["ab", "1", "2", " ", "3", "c"]);
+        v.clear();
+        split_digits("ab12 3c", false, &mut |p| v.push(p));
+        assert_eq!(v, ["ab", "12", " ", "3", "c"]);
+    }
+}

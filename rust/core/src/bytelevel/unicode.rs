@@ -1,0 +1,97 @@
+//! The character classes of the pre-tokenizer patterns (`\p{L}`, `\p{N}`, `\s`), from the
+//! Unicode tables of `regex-syntax`: the tables behind the `regex`/`fancy-regex` crates that
+//! tiktoken matches with, so the hand-written splitters agree with tiktoken's regex on every
+//! assigned character of that Unicode version (HF tokenizers' Oniguruma: see the parity tests).
+
+use std::sync::OnceLock;
+
+pub(crate) const OTHER: u8 = 0;
+pub(crate) const LETTER: u8 = 1;
+pub(crate) const NUMBER: u8 = 2;
+pub(crate) const SPACE: u8 = 4;
+
+struct Classes {
+    /// Class of every code point below U+10000.
+    bmp: Vec<u8>,
+    /// Sorted, disjoint ranges above U+FFFF with their class.
+    astral: Vec<(u32, u32, u8)>,
+}
+
+fn ranges(pattern: &str) -> Vec<(u32, u32)> {
+    use regex_syntax::hir::{Class, HirKind};
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .expect("a fixed Unicode class parses");
+    match hir.kind() {
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| (r.start() as u32, r.end() as u32))
+            .collect(),
+        _ => unreachable!("{pattern} is a Unicode class"),
+    }
+}
+
+fn classes() -> &'static Classes {
+    static CLASSES: OnceLock<Classes> = OnceLock::new();
+    CLASSES.get_or_init(|| {
+        let mut bmp = vec![OTHER; 0x10000];
+        let mut astral = Vec::new();
+        for (pattern, class) in [(r"\p{L}", LETTER), (r"\p{N}", NUMBER), (r"\s", SPACE)] {
+            for (lo, hi) in ranges(pattern) {
+                for cp in lo..=hi.min(0xFFFF) {
+                    bmp[cp as usize] |= class;
+                }
+                if hi > 0xFFFF {
+                    astral.push((lo.max(0x10000), hi, class));
+                }
+            }
+        }
+        astral.sort_unstable();
+        Classes { bmp, astral }
+    })
+}
+
+/// The class of `c`: [`LETTER`], [`NUMBER`], [`SPACE`] or [`OTHER`] (the three are disjoint).
+#[inline]
+pub(crate) fn class(c: char) -> u8 {
+    let cp = c as u32;
+    let t = classes();
+    if cp < 0x10000 {
+        return t.bmp[cp as usize];
+    }
+    let i = t.astral.partition_point(|&(lo, _, _)| lo <= cp);
+    match i.checked_sub(1).map(|i| t.astral[i]) {
+        Some((_, hi, class)) if cp <= hi => class,
+        _ => OTHER,
+    }
+}
+
+/// Build the tables now (about 1 ms) rather than inside the first encode.
+pub(crate) fn init() {
+    classes();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_disjoint_and_known() {
+        assert_eq!(class('a'), LETTER);
+        assert_eq!(class('中'), LETTER);
+        assert_eq!(class('7'), NUMBER);
+        assert_eq!(class('²'), NUMBER);
+        assert_eq!(class('\u{3000}'), SPACE);
+        assert_eq!(class('\u{85}'), SPACE);
+        assert_eq!(class('\u{200B}'), OTHER);
+        assert_eq!(class('😀'), OTHER);
+        assert_eq!(class('𠀀'), LETTER);
+        assert_eq!(class('\u{0301}'), OTHER);
+        for c in (0..0x11_0000).filter_map(char::from_u32) {
+            let k = class(c);
+            assert!(k == OTHER || k.count_ones() == 1, "{c:?} {k}");
+        }
+    }
+}

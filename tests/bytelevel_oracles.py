@@ -1,0 +1,94 @@
+"""The byte-level tokenizers under test and their oracles, and the one parity check the
+byte-level tests use: zhllama against HF tokenizers (``tokenizer.json``) or tiktoken (LLaMA-3's
+tiktoken file), never against saved outputs.
+
+Modes: ``parse_special=False`` (zhllama's default: special-token text is text) is checked against
+HF with ``encode_special_tokens = True`` and tiktoken's ``encode_ordinary``; ``parse_special=True``
+against HF's default ``encode`` and tiktoken's ``encode(allowed_special="all")``. Both add what
+the model's own code adds (HF: the post-processor, ``add_special_tokens=True``; LLaMA-3: BOS, as
+Meta's ``Tokenizer.encode(bos=True)``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+import fixture_paths as fp
+from conftest import Parity
+from zhllama import Tokenizer
+
+NAMES = ["smollm2", "llama3-tiktoken", "llama3-json"]
+
+
+@dataclass
+class Oracle:
+    name: str
+    tok: Tokenizer
+    encode: Callable[[list[str], bool], list[list[int]]]  # (texts, parse_special) -> ids
+    decode: Callable[[Sequence[int]], str]
+
+
+def _hf(name: str, path: Any) -> Oracle:
+    pytest.importorskip("tokenizers", reason="HF tokenizers is the oracle: pip install tokenizers")
+    from tokenizers import Tokenizer as HF
+
+    text_mode = HF.from_file(str(path / "tokenizer.json"))
+    text_mode.encode_special_tokens = True
+    parse_mode = HF.from_file(str(path / "tokenizer.json"))
+
+    def encode(texts: list[str], parse_special: bool) -> list[list[int]]:
+        hf = parse_mode if parse_special else text_mode
+        return [e.ids for e in hf.encode_batch_fast(texts)] if hasattr(hf, "encode_batch_fast") else \
+            [e.ids for e in hf.encode_batch(texts)]
+
+    return Oracle(name, Tokenizer.from_pretrained(path), encode,
+                  lambda ids: parse_mode.decode(list(ids), skip_special_tokens=False))
+
+
+def _tiktoken() -> Oracle:
+    enc = fp.llama3_tiktoken_encoding()
+    tok = Tokenizer.from_file(fp.llama3_tiktoken().path)
+    bos = enc.encode_single_token("<|begin_of_text|>")
+
+    def encode(texts: list[str], parse_special: bool) -> list[list[int]]:
+        if parse_special:
+            return [[bos, *enc.encode(t, allowed_special="all")] for t in texts]
+        return [[bos, *ids] for ids in enc.encode_ordinary_batch(texts, num_threads=1)]
+
+    return Oracle("llama3-tiktoken", tok, encode, lambda ids: enc.decode(list(ids)))
+
+
+@functools.cache
+def oracle(name: str) -> Oracle:
+    if name == "smollm2":
+        return _hf(name, fp.smollm2_dir().path)
+    if name == "llama3-json":
+        return _hf(name, fp.llama3_hf_dir().path)
+    if name == "llama3-tiktoken":
+        return _tiktoken()
+    raise KeyError(name)
+
+
+def compare(o: Oracle, texts: Iterable[str], parse_special: bool = False, decode: bool = True) -> Parity:
+    """Encode every text with zhllama (single and batch) and the oracle, decode the oracle's ids
+    with both; count differences."""
+    texts = list(texts)
+    r = Parity(texts=len(texts))
+    want_all = o.encode(texts, parse_special)
+    got_batch = o.tok.encode_batch(texts, add_bos=True, num_threads=2, parse_special=parse_special)
+    for text, want, got_b in zip(texts, want_all, got_batch):
+        got = o.tok.encode(text, add_bos=True, parse_special=parse_special)
+        if got != want or got_b != want:
+            r.encode += 1
+            r.note("encode", text, want, got if got != want else got_b)
+        if decode:
+            d_want, d_got = o.decode(want), o.tok.decode(want)
+            if d_want != d_got:
+                r.decode += 1
+                r.note("decode", text, d_want, d_got)
+    return r
