@@ -268,3 +268,33 @@ def test_cli_workers_take_the_files_datatrove_gives_each_task(tmp_path):
         for i in range(k):
             theirs = [folder.resolve_paths(f) for f in folder.get_shard(i, k)]
             assert assign_files(expand_inputs([str(tmp_path)]), k, i) == theirs
+
+
+def test_document_level_step_takes_a_byte_level_tokenizer(tmp_path):
+    """Nothing in the steps is SentencePiece's: LLaMA-3's tokenizer.json gives tokenize-corpus's
+    output, int32 shards (128,256 ids) and HF tokenizers' ids."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from fixture_paths import llama3_hf_dir
+
+    tok = llama3_hf_dir().path
+    src = tmp_path / "src"
+    src.mkdir()
+    texts = generated_docs(120, seed=3) + ["def f(x):\n    return x  # 中文 ｆｕｌｌ"]
+    for k in range(2):
+        with gzip.open(src / f"in-{k}.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps({"text": t}) + "\n" for t in texts[k::2])
+    out = tmp_path / "tok"
+    LocalPipelineExecutor(pipeline=[JsonlReader(str(src)), ZhllamaTokenize(out, tokenizer=tok, shard_size="4KB")],
+                          tasks=2, workers=1, logging_dir=str(tmp_path / "logs")).run()
+    for r in range(2):
+        assert cli("--tokenizer", str(tok), "--input", str(src), "--shard-size", "4KB", "--quiet", "--num-shards", "2",
+                   "--shard-index", str(r), "--out", str(tmp_path / f"cli-{r}")) == 0
+        assert shards(part_dir(out, r)) == shards(tmp_path / f"cli-{r}")
+        m = manifest(part_dir(out, r))
+        assert comparable(m, False) == comparable(manifest(tmp_path / f"cli-{r}"), False) and m["dtype"] == "int32"
+    hf = HFTokenizer.from_file(str(Path(tok) / "tokenizer.json") if Path(tok).is_dir() else str(tok))
+    c = TokenizedCorpus(part_dir(out, 0))
+    eos = m["eos_id"]
+    want = [hf.encode(t, add_special_tokens=False).ids + [eos] for t in texts[0::2] if t.strip()]
+    assert [c.doc(i).tolist() for i in range(len(c))] == want

@@ -24,7 +24,7 @@ use zhllama_core::corpus::pipeline::{fresh_manifest, remove_stale_files, ShardSi
 use zhllama_core::corpus::reader::Record;
 use zhllama_core::corpus::record::document_text;
 use zhllama_core::corpus::{CorpusError, Options, Progress, TokenizeConfig};
-use zhllama_core::Tokenizer;
+use zhllama_core::AnyTokenizer;
 
 /// One batch as the Python step sends it: per document its text (`""` for a bad one), its
 /// ids (`ids[offsets[i]:offsets[i + 1]]`, BOS/EOS included), source, 1-based line in that
@@ -81,7 +81,7 @@ fn write_shard_set(
     let extra =
         serde_json::from_str(&extra_json).map_err(|e| PyValueError::new_err(e.to_string()))?;
     // The manifest's vocabulary, dtype and BOS/EOS come from the loader tokenize-corpus uses.
-    let tokenizer = detach(py, || Tokenizer::from_file(&tokenizer_path))?;
+    let tokenizer = detach(py, || AnyTokenizer::from_path(&tokenizer_path))?;
     let cfg = TokenizeConfig {
         inputs: Vec::new(),
         out_dir,
