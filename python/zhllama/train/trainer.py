@@ -87,6 +87,12 @@ def start_run(verb: str, groups: tuple[Any, ...], derived: dict[str, Any], run: 
     from zhllama.model.identity import base_record, tokenizer_sha256, weights_digest
 
     args = training_arguments(run, default_lr, has_eval, model_args.gradient_checkpointing)
+    if run.deepspeed is not None:
+        # The process group exists now (TrainingArguments started it); DeepSpeed's own view of it
+        # must too before from_pretrained's zero.Init reads the world size from it.
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     derived = {**derived, "tokenizer_sha256": tokenizer_sha256(model_args.tokenizer_path),
                "base_model_digest": weights_digest(model_args.model),
                "deepspeed_zero_stage": fingerprint.zero_stage(run.deepspeed)}
@@ -96,6 +102,11 @@ def start_run(verb: str, groups: tuple[Any, ...], derived: dict[str, Any], run: 
     if resume is _FINISHED:
         return None
     base = base_record(model_args.model, model_args.tokenizer_path)
+    # Seeded before the model is built: LoRA's A matrices are drawn at apply_lora, before the
+    # Trainer seeds, and a run must be a function of its --seed (two runs alike, a resumed one alike).
+    from transformers import set_seed
+
+    set_seed(run.seed)
     return Start(args=args, resume=resume, fingerprint=fp, base=base)
 
 
