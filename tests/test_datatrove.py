@@ -298,3 +298,18 @@ def test_document_level_step_takes_a_byte_level_tokenizer(tmp_path):
     eos = m["eos_id"]
     want = [hf.encode(t, add_special_tokens=False).ids + [eos] for t in texts[0::2] if t.strip()]
     assert [c.doc(i).tolist() for i in range(len(c))] == want
+
+
+def test_a_text_that_is_not_unicode_is_a_bad_document_named_by_its_id(tmp_path, llama):
+    """Lone surrogates (a reader's adapter can make them; JSON parsers refuse them, so does
+    tokenize-corpus) fail the task with the document's source, line and id, or are counted."""
+    from datatrove.data import Document
+
+    src = str(tmp_path / "any-source.jsonl")
+    texts = (("好", "a"), ("x\ud800y", "b"), ("z", "c"))
+    docs = [Document(text=t, id=i, metadata={"file_path": src}) for t, i in texts]
+    with pytest.raises(ValueError, match=r"any-source.jsonl:2: document 'b': text holds a lone surrogate \(U\+D800"):
+        list(ZhllamaTokenize(tmp_path / "fail", llama).run(iter(docs)))
+    list(ZhllamaTokenize(tmp_path / "skip", llama, on_bad_line="skip").run(iter(docs)))
+    m = manifest(part_dir(tmp_path / "skip", 0))
+    assert (m["num_docs"], m["totals"]["bad_lines"], m["sources"][0]["lines"]) == (2, 1, 3)
