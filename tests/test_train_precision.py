@@ -68,6 +68,20 @@ def test_precision_choices_on_cpu(monkeypatch):
         resolve_precision("fp16")
 
 
+@pytest.mark.parametrize(("capability", "emulated_bf16", "want"), [
+    ((7, 0), True, "fp16"),  # V100: is_bf16_supported() says yes (emulation); real bf16 needs 8.0
+    ((7, 5), True, "fp16"),  # T4
+    ((8, 0), True, "bf16"),  # A100
+    ((9, 0), True, "bf16"),  # H100/H200
+])
+def test_auto_precision_follows_compute_capability(monkeypatch, capability, emulated_bf16, want):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: emulated_bf16)
+    assert resolve_precision("auto") == want
+    assert resolve_precision("fp16") == "fp16"  # a GPU is there: fp16 (with loss scaling) is allowed
+
+
 def _train(model, text, out, precision, *extra):
     assert h.cli("pretrain", "--model", model, "--train-file", text, "--output-dir", out, "--block-size", "32",
                  "--max-steps", "3", "--save-steps", "10", "--logging-steps", "1", "--report-to", "none",

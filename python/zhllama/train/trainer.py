@@ -33,16 +33,19 @@ def setup_logging() -> None:
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto``: bf16 where the GPU supports it, else fp16 on GPU; fp32 on CPU.
+    """``auto``: bf16 on a GPU of compute capability >= 8.0 (Ampere and later), fp16 with loss
+    scaling on an older GPU, fp32 on CPU.
 
-    bf16 also runs on CPU (autocast); fp16 needs a GPU (its loss scaler is CUDA's).
+    Not ``torch.cuda.is_bf16_supported()``: it answers yes on T4/V100 too (its default counts
+    emulation), where bf16 runs emulated, slowly. bf16 also runs on CPU (autocast); fp16 needs a
+    GPU (its loss scaler is CUDA's).
     """
     if precision != "auto":
         if precision == "fp16" and not torch.cuda.is_available():
             raise ValueError("--precision fp16 needs a GPU; use bf16 or fp32 (or auto) on CPU")
         return precision
     if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16"
     return "fp32"
 
 
