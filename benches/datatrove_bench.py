@@ -15,8 +15,9 @@ Same input for every row: People's Daily paragraphs replicated to --mb MB of tex
 
 Each row is its own process (start-up included), ``--threads`` encoder threads (HF: RAYON
 threads), timed from the parent; MB/s are of the JSONL file's bytes. Prints the rows side by
-side and each zhllama row's ratio to HF-in-datatrove (Megatron), plus the share of documents
-on which HF's ids differ from zhllama's (= sentencepiece's; tests/test_datatrove.py).
+side (wall MB/s, and MB per CPU-second, which other work on a shared machine disturbs less) and
+each zhllama row's ratio to HF-in-datatrove (Megatron), plus the share of documents on which
+HF's ids differ from zhllama's (= sentencepiece's; tests/test_datatrove.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -77,8 +79,13 @@ def pipeline(row: str, src: Path, out: Path, tok: Path, hf: Path, threads: int) 
     raise ValueError(row)
 
 
-def run_row(row: str, src: Path, work: Path, tok: Path, hf: Path, threads: int) -> float:
-    """Seconds for one row, in a fresh process."""
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_row(row: str, src: Path, work: Path, tok: Path, hf: Path, threads: int) -> tuple[float, float]:
+    """Wall and CPU seconds (user + sys) of one row, in a fresh process."""
     out, logs = work / f"out-{row}", work / f"logs-{row}"
     for d in (out, logs):
         shutil.rmtree(d, ignore_errors=True)
@@ -92,9 +99,9 @@ def run_row(row: str, src: Path, work: Path, tok: Path, hf: Path, threads: int) 
     else:
         cmd = [sys.executable, __file__, "--row", row, "--src", str(src), "--out", str(out), "--logs", str(logs),
                "--tok", str(tok), "--hf", str(hf), "--threads", str(threads)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), child_cpu()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, child_cpu() - c0
 
 
 def child(args: argparse.Namespace) -> None:
@@ -156,19 +163,23 @@ def main() -> None:
     if not (src / jsonl.name).exists():
         os.link(jsonl, src / jsonl.name)
     mb = jsonl.stat().st_size / 1e6
-    seconds = {}
+    seconds, cpu = {}, {}
     for r in rows:
         runs = sorted(run_row(r, src, work, tok, hf, args.threads) for _ in range(args.repeat))
-        seconds[r] = runs[len(runs) // 2]
+        seconds[r], cpu[r] = runs[len(runs) // 2]
     print(f"\ninput: {jsonl.name}, {mb:.1f} MB JSONL, {args.threads} threads, {os.cpu_count()} cores; "
           f"tokenizer: reference merge ({tok})")
-    base = seconds.get("hf-megatron")
+    # MB per CPU-second moves less than wall MB/s when other work shares the machine.
+    print(f"{'':<58} {'wall':>9}  {'MB/s':>7}  {'MB/CPU-s':>8}  vs HF-in-datatrove (wall, CPU)")
+    base = "hf-megatron" if "hf-megatron" in rows else None
     for r in rows:
-        ours = r not in ("hf-megatron", "hf-document")
-        ratio = f"  {base / seconds[r]:5.2f}x HF-in-datatrove" if base and ours else ""
-        print(f"{ROWS[r]:<58} {seconds[r]:7.2f} s  {mb / seconds[r]:7.1f} MB/s{ratio}")
+        ratio = ""
+        if base and r not in ("hf-megatron", "hf-document"):
+            ratio = f"  {seconds[base] / seconds[r]:5.2f}x, {cpu[base] / cpu[r]:5.2f}x"
+        print(f"{ROWS[r]:<58} {seconds[r]:7.2f} s  {mb / seconds[r]:7.1f}  {mb / cpu[r]:8.1f}{ratio}")
     result = {"bench": "datatrove", "input_mb": round(mb, 1), "threads": args.threads,
-              "mb_per_s": {r: round(mb / s, 2) for r, s in seconds.items()}}
+              "mb_per_s": {r: round(mb / s, 2) for r, s in seconds.items()},
+              "mb_per_cpu_s": {r: round(mb / c, 2) for r, c in cpu.items()}}
     if "documents" in rows and "hf-megatron" in rows:
         result["hf_ids_differ"] = round(disagreement(work), 4)
         print(f"documents whose HF ids differ from zhllama's (= sentencepiece's), first 20,000: "
