@@ -263,11 +263,13 @@ def test_cli_workers_take_the_files_datatrove_gives_each_task(tmp_path):
         sub = tmp_path / ("a" if i % 2 else "b")
         sub.mkdir(exist_ok=True)
         (sub / f"f{i}.jsonl").write_bytes(b"x" * size)
+    (tmp_path / "a" / "README.md").write_text("not a corpus file\n")  # left out by both
     folder = get_datafolder(str(tmp_path))
     for k in (1, 2, 3, 5, 8):
         for i in range(k):
-            theirs = [folder.resolve_paths(f) for f in folder.get_shard(i, k)]
+            theirs = [folder.resolve_paths(f) for f in folder.get_shard(i, k, glob_pattern="**/*.jsonl")]
             assert assign_files(expand_inputs([str(tmp_path)]), k, i) == theirs
+            assert assign_files(expand_inputs([f"{tmp_path}/**/*.jsonl"]), k, i) == theirs
 
 
 def test_document_level_step_takes_a_byte_level_tokenizer(tmp_path):

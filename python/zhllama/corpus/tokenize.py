@@ -20,9 +20,10 @@ corpus holds task 0's files, then task 1's, ...)::
     #!/bin/bash
     #SBATCH --array=0-15 --cpus-per-task=32
     zhllama tokenize-corpus --tokenizer merged/ --input 'corpus/**/*.jsonl.zst' \\
-        --out tokens/part-$SLURM_ARRAY_TASK_ID --threads $SLURM_CPUS_PER_TASK \\
+        --out tokens/part-$(printf %05d $SLURM_ARRAY_TASK_ID) --threads $SLURM_CPUS_PER_TASK \\
         --num-shards $SLURM_ARRAY_TASK_COUNT --shard-index $SLURM_ARRAY_TASK_ID
-    # then, once all tasks are done (e.g. sbatch --dependency=afterok:$JOBID):
+    # then, once all tasks are done (e.g. sbatch --dependency=afterok:$JOBID); five digits
+    # keep tokens/part-* in task order, and name the parts as zhllama.datatrove does:
     zhllama tokenize-corpus --merge-manifests tokens/part-* --out tokens/all
 """
 
