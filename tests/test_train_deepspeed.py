@@ -60,10 +60,48 @@ def _check(out, lora_targets):
         assert len(embed) == 2 and all(t.shape == (410, 32) for t in embed)  # real tensors, not ZeRO-3 stubs
 
 
+@pytest.fixture(scope="module")
+def zero_runs(resized, tmp_path_factory):
+    """Stage 2 for 3 steps on two processes under ZeRO-2 and under ZeRO-3: {config: output dir}."""
+    return {config: _stage2(resized, tmp_path_factory.mktemp(config), config, steps=3)
+            for config in ("ds_zero2", "ds_zero3")}
+
+
 @pytest.mark.parametrize("config", ["ds_zero2", "ds_zero3"])
-def test_stage2_zero_two_processes(resized, tmp_path, config):
-    out = _stage2(resized, tmp_path, config, steps=3)
-    _check(out, ("q_proj", "k_proj", "v_proj", "o_proj"))
+def test_stage2_zero_two_processes(zero_runs, config):
+    _check(zero_runs[config], ("q_proj", "k_proj", "v_proj", "o_proj"))
+
+
+def test_zero3_trains_as_zero2(zero_runs):
+    """Partitioning the weights (ZeRO-3, loaded by zero.Init) changes where they live, not the training."""
+    import torch
+
+    a, b = (json.loads((zero_runs[c] / "trainer_state.json").read_text())["log_history"] for c in zero_runs)
+    la, lb = ([e["loss"] for e in h if "loss" in e] for h in (a, b))
+    assert len(la) == len(lb) == 3
+    assert lb == pytest.approx(la, rel=1e-4, abs=1e-4)
+    wa, wb = (h.safetensors_of(zero_runs[c] / "adapter_model.safetensors") for c in zero_runs)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], atol=1e-4), name
+
+
+def test_zero3_partitions_at_load(resized, tmp_path):
+    """Right after from_pretrained, as pretrain/sft load it under ZeRO-3, each of 2 ranks holds only its
+    partition: every parameter an empty stub with a ds_tensor of about half its ds_numel."""
+    env = package_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(h.REPO / "benches" / "zero3_load.py"), str(resized), str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, cwd=h.REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank-*.json"))]
+    assert sorted(r["rank"] for r in reports) == [0, 1]
+    total = reports[0]["ds_numel"]
+    assert total > 40_000  # the tiny model: 410 x 32 embeddings and head, 2 layers
+    for r in reports:
+        assert r["partitioned"] and r["in_stubs"] == 0
+        assert r["ds_numel"] == total
+        assert total / 2 <= r["held"] <= total / 2 + 2 * 64  # half, plus at most a little padding per tensor
 
 
 def test_sft_zero2_two_processes(resized, tmp_path):

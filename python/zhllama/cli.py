@@ -21,7 +21,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 
 EPILOG = f"""exit status: 0 success; {EXIT_ERROR} an error in the input, options or files (one line on stderr:
 'zhllama VERB: error: ...'); {EXIT_INTERNAL} an internal error in zhllama (a bug: the line says where;
-please report it); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."""
+please report it); 1 an exception with its traceback (raised inside a library such as transformers or
+DeepSpeed, or an unexpected one); {EXIT_INTERRUPTED} interrupted (Ctrl-C)."""
 
 # verb -> (module, one-line help). Order is pipeline order, as `zhllama --help` shows it.
 VERBS: dict[str, tuple[str, str]] = {
@@ -121,9 +122,31 @@ def exit_status(e: BaseException) -> Optional[int]:
 
     if isinstance(e, _native.InternalError):
         return EXIT_INTERNAL
-    if isinstance(e, (_native.ZhllamaError, ValueError, OSError)):
+    if isinstance(e, (_native.ZhllamaError, ValueError, OSError)) and not raised_in_library(e):
         return EXIT_ERROR
     return None
+
+
+def raised_in_library(e: BaseException) -> bool:
+    """Whether ``e`` was raised inside an installed third-party package (transformers, accelerate,
+    DeepSpeed, torch...) rather than by zhllama (or by the standard library on its behalf).
+
+    A ValueError from inside transformers is that library's report, often of its own bug, not a
+    message written for the user: it keeps its traceback (exit status 1) instead of one line.
+    """
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    owner = None
+    tb = e.__traceback__
+    while tb is not None:  # the innermost frame that is zhllama's or a package's decides
+        path = os.path.abspath(tb.tb_frame.f_code.co_filename)
+        if path.startswith(here):
+            owner = "zhllama"
+        elif f"{os.sep}site-packages{os.sep}" in path or f"{os.sep}dist-packages{os.sep}" in path:
+            owner = "library"
+        tb = tb.tb_next
+    return owner == "library"
 
 
 def error_line(e: BaseException) -> str:

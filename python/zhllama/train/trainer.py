@@ -27,6 +27,18 @@ log = logging.getLogger("zhllama.train")
 
 
 def setup_logging() -> None:
+    """Log INFO on rank 0, WARNING elsewhere; silence what a user could not act on.
+
+    - peft probes ``model.is_gradient_checkpointing``, a property transformers 5 deprecates with a
+      FutureWarning on every stage-2/SFT run: peft's call, nothing the user can change.
+    - DeepSpeed, imported on a machine without a GPU, warns "Setting accelerator to CPU" unless
+      ``DS_ACCELERATOR`` names one: on a CPU-only machine CPU is the only choice, so name it.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    if "DS_ACCELERATOR" not in os.environ and "deepspeed" not in sys.modules and not torch.cuda.is_available():
+        os.environ["DS_ACCELERATOR"] = "cpu"
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -89,13 +101,7 @@ def start_run(verb: str, groups: tuple[Any, ...], derived: dict[str, Any], run: 
     """
     from zhllama.model.identity import base_record, tokenizer_sha256, weights_digest
 
-    args = training_arguments(run, default_lr, has_eval, model_args.gradient_checkpointing)
-    if run.deepspeed is not None:
-        # The process group exists now (TrainingArguments started it); DeepSpeed's own view of it
-        # must too before from_pretrained's zero.Init reads the world size from it.
-        import deepspeed
-
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    args = distributed_training_arguments(run, default_lr, has_eval, model_args.gradient_checkpointing)
     derived = {**derived, "tokenizer_sha256": tokenizer_sha256(model_args.tokenizer_path),
                "base_model_digest": weights_digest(model_args.model),
                "deepspeed_zero_stage": fingerprint.zero_stage(run.deepspeed)}
@@ -161,6 +167,22 @@ def _check_output_dir(run: RunArguments, fp: dict[str, Any], writer: bool) -> Op
         checkpoints.remove_incomplete(out)
         fingerprint.write(out, fp)  # the allowed changes are now this run's settings; not finished any more
     return str(target)
+
+
+def distributed_training_arguments(run: RunArguments, default_lr: float, has_eval: bool,
+                                   gradient_checkpointing: bool):
+    """:func:`training_arguments`, with every process set up as ``from_pretrained`` then needs.
+
+    Making them starts the process group (torchrun) and registers the DeepSpeed config, so a
+    ZeRO-3 model is built inside ``deepspeed.zero.Init``; DeepSpeed's communicator is started on
+    that group here, because zero.Init reads the world size from it.
+    """
+    args = training_arguments(run, default_lr, has_eval, gradient_checkpointing)
+    if run.deepspeed is not None:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    return args
 
 
 def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gradient_checkpointing: bool):
@@ -244,7 +266,20 @@ def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, ru
     from zhllama.train.throughput import ThroughputCallback, device_peak_tflops, model_flops_per_token
     from zhllama.train.trainable import log_trainable, upcast_trainable
 
-    upcast_trainable(model)
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        # The weights are partitions built by zero.Init (a stub in each parameter), in the training
+        # dtype; DeepSpeed keeps fp32 masters of what trains itself. Parameters made after the load
+        # (LoRA's, fp32) join them in that dtype: its optimizer needs one dtype per group.
+        from zhllama.model.loading import torch_dtype
+
+        dtype = torch_dtype(resolve_precision(run.precision))
+        for p in model.parameters():
+            if not hasattr(p, "ds_id") and p.dtype != dtype:
+                p.data = p.data.to(dtype)
+    else:
+        upcast_trainable(model)
     extra_metrics = {"trainable_percent": log_trainable(model), **(extra_metrics or {})}
     tokens_per_char = measure_tokens_per_char(train_dataset, tokenizer)
     args = start.args
