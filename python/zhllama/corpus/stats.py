@@ -57,7 +57,7 @@ def summarize(name: str, path: Path, raw: dict[str, Any], corpus: dict[str, Any]
 
     # sentencepiece piece types that the encoder emits as ordinary text pieces.
     text_types = (_native.PieceType.NORMAL, _native.PieceType.USER_DEFINED)
-    pieces = _native.SentencePieceModel.from_file(str(path)).pieces()
+    pieces, byte_level = _pieces(path)
     counts: np.ndarray = raw["piece_counts"]
     lengths: np.ndarray = raw["lengths"]
     tokens = int(raw["tokens"])
@@ -78,7 +78,12 @@ def summarize(name: str, path: Path, raw: dict[str, Any], corpus: dict[str, Any]
                        "p99": pct(99), "max": int(lengths.max()) if len(lengths) else 0},
         "byte_fallback_tokens": int(raw["byte_tokens"]),
         "byte_fallback_share": share(raw["byte_tokens"]),
+        # SentencePiece: characters spelled with byte pieces; byte-level BPE: Chinese characters
+        # split across tokens (no whole-character token covers them).
         "top_fallback_chars": [[c, n] for c, n in raw["fallback_chars"][:_TOP_FALLBACK]],
+        "byte_level": bool(byte_level),
+        "han_chars": int(raw["han_chars"]),
+        "split_han_share": raw["split_han_chars"] / raw["han_chars"] if raw["han_chars"] else 0.0,
         "unk_tokens": int(raw["unk_tokens"]),
         "unk_rate": share(raw["unk_tokens"]),
         "text_pieces": len(text_ids),
@@ -88,13 +93,30 @@ def summarize(name: str, path: Path, raw: dict[str, Any], corpus: dict[str, Any]
     }
 
 
+def _pieces(path: Path) -> tuple[list[tuple[str, float, Any]], bool]:
+    """``(piece, score, type)`` of every id: the SentencePiece model's, or a byte-level
+    tokenizer's tokens (special added tokens CONTROL); and whether it is byte-level."""
+    from zhllama import Tokenizer, _native
+
+    tok = Tokenizer.from_file(path)
+    if not tok.is_byte_level:
+        return _native.SentencePieceModel.from_file(str(path)).pieces(), False
+    return [(tok.id_to_piece(i), 0.0, tok.piece_type(i)) for i in range(tok.vocab_size)], True
+
+
+def _fallback_cell(t: dict[str, Any]) -> str:
+    if t.get("byte_level"):
+        return f"{100 * t['split_han_share']:.2f}% split"
+    return f"{100 * t['byte_fallback_share']:.2f}%"
+
+
 def write_markdown(path: Path, report: dict[str, Any]) -> None:
     c = report["corpus"]
     lines = [
         f"# Tokenizer statistics: {c['docs']:,} documents, {c['chars']:,} characters, {c['bytes']:,} bytes",
         "",
         "| tokenizer | vocab | tokens | tokens/char | p50 | p90 | p99 | max "
-        "| byte fallback | unk | unused pieces | added-piece tokens |",
+        "| byte fallback (byte-level: split 汉字) | unk | unused pieces | added-piece tokens |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in report["tokenizers"]:
@@ -102,10 +124,12 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
         lines.append(
             f"| {t['name']} | {t['vocab_size']:,} | {t['tokens']:,} | {t['tokens_per_char']:.3f} "
             f"| {d['p50']} | {d['p90']} | {d['p99']} | {d['max']} "
-            f"| {100 * t['byte_fallback_share']:.2f}% | {100 * t['unk_rate']:.3f}% | {t['unused_pieces']:,} "
+            f"| {_fallback_cell(t)} | {100 * t['unk_rate']:.3f}% | {t['unused_pieces']:,} "
             f"| {100 * t['added_token_share']:.1f}% |"
         )
-    lines += ["", "Characters spelled with byte-fallback pieces most often:", ""]
+    lines += ["", "Byte-fallback tokens are a share of all tokens; for byte-level BPE tokenizers the column is the "
+              "share of Chinese characters no single token covers (split across tokens).", "",
+              "Characters spelled with byte-fallback pieces (byte-level: Chinese characters split) most often:", ""]
     for t in report["tokenizers"]:
         top = ", ".join(f"{c!r} ×{n:,}" for c, n in t["top_fallback_chars"][:10]) or "none"
         lines.append(f"- {t['name']}: {top}")
@@ -141,7 +165,7 @@ def compute_stats(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--sample {args.sample} must be positive")
     models = [resolve_model_file(t) for t in args.tokenizer]
     base_model = resolve_model_file(args.base) if args.base else models[0]
-    base_size = len(_native.SentencePieceModel.from_file(str(base_model)).pieces())
+    base_size = len(_pieces(base_model)[0])
     files = expand_inputs(args.input)
     raw = _native.stats_collect(
         [str(m) for m in models], files, text_field=args.text_field, on_bad_line=args.on_bad_line, sample=args.sample,

@@ -212,6 +212,9 @@ impl DocEncoder for ByteLevelTokenizer {
     fn eos_id(&self) -> Option<u32> {
         ByteLevelTokenizer::eos_id(self)
     }
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        ByteLevelTokenizer::token_bytes(self, id)
+    }
 }
 
 impl DocEncoder for AnyTokenizer {
@@ -241,5 +244,8 @@ impl DocEncoder for AnyTokenizer {
     }
     fn is_unknown(&self, id: u32) -> bool {
         self.sentencepiece().is_some_and(|t| t.is_unknown(id))
+    }
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        self.byte_level().and_then(|t| t.token_bytes(id))
     }
 }

@@ -37,8 +37,13 @@ pub struct TokenizerStats {
     pub lengths: Vec<u32>,
     /// How often each id occurs.
     pub piece_counts: Vec<u64>,
-    /// Characters spelled with byte-fallback pieces, and how often.
+    /// Characters spelled with byte-fallback pieces (byte-level BPE: Chinese characters that
+    /// no single token covers), and how often.
     pub fallback_chars: FxHashMap<char, u64>,
+    /// Byte-level BPE: Chinese characters in the encoded text, and those split across tokens
+    /// (the byte-level counterpart of byte fallback).
+    pub han_chars: u64,
+    pub split_han_chars: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -65,6 +70,13 @@ struct PieceTable {
     /// The byte a byte-fallback piece stands for, or -1.
     byte: Vec<i16>,
     unk: Vec<bool>,
+    /// Byte-level BPE: every token's bytes (empty for SentencePiece).
+    bytes: Vec<Vec<u8>>,
+}
+
+/// CJK ideographs (URO, extension A, compatibility, the astral extensions).
+fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF)
 }
 
 impl PieceTable {
@@ -75,6 +87,12 @@ impl PieceTable {
                 .map(|i| enc.byte_value(i).map_or(-1, i16::from))
                 .collect(),
             unk: (0..n).map(|i| enc.is_unknown(i)).collect(),
+            bytes: match enc.token_bytes(0) {
+                Some(_) => (0..n)
+                    .map(|i| enc.token_bytes(i).unwrap_or_default().to_vec())
+                    .collect(),
+                None => Vec::new(),
+            },
         }
     }
 }
@@ -96,6 +114,39 @@ impl TokenizerStats {
             }
         }
         self.flush_run(run);
+        if !table.bytes.is_empty() {
+            self.count_split_han(table, ids, run);
+        }
+    }
+
+    /// Walk the bytes the ids spell and count the Chinese characters whose bytes do not all
+    /// lie inside one token.
+    fn count_split_han(&mut self, table: &PieceTable, ids: &[u32], buf: &mut Vec<u8>) {
+        buf.clear();
+        let mut ends = Vec::with_capacity(ids.len());
+        for &id in ids {
+            buf.extend_from_slice(&table.bytes[id as usize]);
+            ends.push(buf.len());
+        }
+        let mut tok = 0;
+        for chunk in buf.utf8_chunks() {
+            let base = chunk.valid().as_ptr() as usize - buf.as_ptr() as usize;
+            for (i, c) in chunk.valid().char_indices() {
+                if !is_han(c) {
+                    continue;
+                }
+                let (s, e) = (base + i, base + i + c.len_utf8());
+                while ends[tok] <= s {
+                    tok += 1;
+                }
+                self.han_chars += 1;
+                if ends[tok] < e {
+                    self.split_han_chars += 1;
+                    *self.fallback_chars.entry(c).or_default() += 1;
+                }
+            }
+        }
+        buf.clear();
     }
 
     fn flush_run(&mut self, run: &mut Vec<u8>) {
@@ -112,6 +163,8 @@ impl TokenizerStats {
         self.tokens += o.tokens;
         self.byte_tokens += o.byte_tokens;
         self.unk_tokens += o.unk_tokens;
+        self.han_chars += o.han_chars;
+        self.split_han_chars += o.split_han_chars;
         self.lengths.extend(o.lengths);
         self.piece_counts
             .iter_mut()

@@ -68,6 +68,8 @@ fn stats_collect<'py>(
         d.set_item("tokens", t.tokens)?;
         d.set_item("byte_tokens", t.byte_tokens)?;
         d.set_item("unk_tokens", t.unk_tokens)?;
+        d.set_item("han_chars", t.han_chars)?;
+        d.set_item("split_han_chars", t.split_han_chars)?;
         d.set_item("lengths", t.lengths.into_pyarray(py))?;
         d.set_item("piece_counts", t.piece_counts.into_pyarray(py))?;
         let mut chars: Vec<(String, u64)> = t

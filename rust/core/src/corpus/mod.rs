@@ -54,6 +54,11 @@ pub trait DocEncoder: Send + Sync {
     fn is_unknown(&self, _id: u32) -> bool {
         false
     }
+    /// The bytes a byte-level token spells (`None` for SentencePiece pieces): `stats` finds
+    /// with them the Chinese characters that no single token covers.
+    fn token_bytes(&self, _id: u32) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl DocEncoder for crate::Tokenizer {
