@@ -81,26 +81,49 @@ def unreachable_pieces(model: SentencePieceModel) -> list[int]:
 # ---- tokenizer (tokenizer.rs) ------------------------------------------------------------
 
 class Tokenizer:
-    """A SentencePiece model that encodes and decodes exactly as sentencepiece does.
-    (``zhllama.Tokenizer`` wraps this with added tokens and pickling.)"""
+    """A SentencePiece model (ids equal sentencepiece's) or a byte-level BPE tokenizer (ids equal HF
+    tokenizers' ``encode`` for a tokenizer.json, tiktoken's ``encode_ordinary`` for a tiktoken
+    file). (``zhllama.Tokenizer`` wraps this with added tokens, ``eos_ids`` and pickling.)
 
-    def __new__(cls, model_bytes: bytes, *_args: object, source: Optional[str] = None, **_kwargs: object) -> Tokenizer:
-        """Parse ``model_bytes``; errors name ``source``, the file they came from. Other
+    Special ids: ``bos_id`` is what ``add_bos=True`` prepends (byte-level: the token the
+    post-processor puts first, LLaMA-3 ``<|begin_of_text|>``; None for SmolLM2/Qwen2, where
+    ``add_bos=True`` adds nothing instead of raising); ``eos_id`` is what ``add_eos=True``
+    appends and tokenize-corpus's document separator (byte-level: the post-processor's end
+    token, else tokenizer_config.json's ``eos_token``); ``pad_id`` from tokenizer_config.json.
+    ``parse_special`` (byte-level only): False (default) encodes special-token text as text
+    (HF ``encode_special_tokens=True``, tiktoken ``encode_ordinary``); True turns it into the
+    special ids (HF's default ``encode``, tiktoken ``allowed_special="all"``)."""
+
+    def __new__(
+        cls,
+        model_bytes: bytes,
+        *_args: object,
+        source: Optional[str] = None,
+        path: Optional[str] = None,
+        **_kwargs: object,
+    ) -> Tokenizer:
+        """Parse ``model_bytes`` (a SentencePiece model, a tiktoken file or a tokenizer.json, by
+        content), or read ``path`` (a file or directory; a tokenizer.json also reads the
+        tokenizer_config.json beside it). Errors name ``source``/``path`` in one line. Other
         arguments are left to a subclass's ``__init__``."""
     @staticmethod
     def from_bytes(data: bytes) -> Tokenizer: ...
     @staticmethod
     def from_file(path: Union[str, PathLike[str]]) -> Tokenizer: ...
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        """Ids as ``sentencepiece.encode``; a BOS/EOS the model lacks is left out."""
-    def encode_bytes(self, data: bytes, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        """Raw bytes, possibly invalid UTF-8 (each malformed byte normalizes to U+FFFD)."""
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False, parse_special: bool = False) -> list[int]:
+        """Ids as ``sentencepiece.encode`` / HF / tiktoken; a BOS/EOS the model lacks is left out."""
+    def encode_bytes(
+        self, data: bytes, add_bos: bool = False, add_eos: bool = False, parse_special: bool = False
+    ) -> list[int]:
+        """Raw bytes, possibly invalid UTF-8 (SentencePiece: each malformed byte normalizes to
+        U+FFFD; byte-level: as ``data.decode("utf-8", "replace")``)."""
     def encode_batch(
         self,
         texts: Sequence[str],
         add_bos: bool = False,
         add_eos: bool = False,
         num_threads: Optional[int] = None,
+        parse_special: bool = False,
     ) -> list[list[int]]:
         """Encoded on a pool of ``num_threads`` threads (1 to 1024; None: all cores; anything
         else is a ValueError), GIL released. Ctrl-C raises KeyboardInterrupt within ~20 ms."""
@@ -110,15 +133,30 @@ class Tokenizer:
         add_bos: bool = False,
         add_eos: bool = False,
         num_threads: Optional[int] = None,
+        parse_special: bool = False,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
         """``(ids, offsets)``; text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``. Threads and
         Ctrl-C as ``encode_batch``."""
     def decode(self, ids: Sequence[int]) -> str:
-        """As ``sentencepiece.decode``; IndexError for ids outside the vocabulary."""
+        """As ``sentencepiece.decode`` (byte-level: the bytes the ids spell, specials as their text,
+        each invalid UTF-8 sequence one U+FFFD, as HF and tiktoken); IndexError for ids outside
+        the vocabulary."""
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        """The exact bytes (byte-level), including characters cut between ids."""
     @property
-    def vocab_size(self) -> int: ...
+    def vocab_size(self) -> int:
+        """Byte-level: every id, added tokens included (LLaMA-3: 128,256)."""
+    @property
+    def format(self) -> str:
+        """``"sentencepiece"``, ``"tokenizer.json"`` or ``"tiktoken"``."""
+    @property
+    def is_byte_level(self) -> bool: ...
+    @property
+    def special_tokens(self) -> list[tuple[str, int, bool]]:
+        """Byte-level: ``(content, id, special)`` of every added token; ``[]`` for SentencePiece."""
     def id_to_piece(self, id: int) -> str:
-        """IndexError naming the id and the vocabulary size when out of range."""
+        """The piece (byte-level: HF's token string, or an added token's text); IndexError naming
+        the id and the vocabulary size when out of range."""
     def piece_to_id(self, piece: str) -> Optional[int]:
         """The id of exactly this piece, or None (sentencepiece would answer unk_id)."""
     @property
@@ -130,15 +168,16 @@ class Tokenizer:
     @property
     def unk_id(self) -> Optional[int]:
         """``SentencePieceProcessor.unk_id()``; None where it reports -1 (the spec's unk_piece
-        is not the UNKNOWN piece). Core: ``Tokenizer::unk_id``."""
+        is not the UNKNOWN piece) and for byte-level BPE. Core: ``Tokenizer::unk_id``."""
     @property
     def model_unk_id(self) -> Optional[int]:
         """The model's UNKNOWN piece id (what unknown text encodes to without byte fallback).
 
-        None for a byte-fallback model with no UNKNOWN piece (sentencepiece loads those).
-        Core: ``Tokenizer::model_unk_id``."""
+        None for a byte-fallback model with no UNKNOWN piece (sentencepiece loads those), and
+        for byte-level BPE. Core: ``Tokenizer::model_unk_id``."""
     def piece_type(self, id: int) -> PieceType:
-        """The type of piece ``id``; IndexError as ``id_to_piece`` when out of range."""
+        """The type of piece ``id`` (byte-level: CONTROL for special tokens, USER_DEFINED for
+        other added tokens, NORMAL otherwise); IndexError as ``id_to_piece`` when out of range."""
     def __len__(self) -> int: ...
 
 # ---- corpus (corpus.rs) ------------------------------------------------------------------
