@@ -29,6 +29,7 @@ from zhllama.train.args import (
 from zhllama.train.args import add_arguments as add_group_arguments
 
 STAGE_LR = {1: 2e-4, 2: 1e-4}
+PACKING_MODES = ("stream", "doc")  # zhllama.train.doc_packing.PACKING_MODES (that module imports torch)
 
 
 @dataclass
@@ -44,6 +45,11 @@ class PretrainArguments:
         "each); tokenize bigger corpora once with `zhllama tokenize-corpus` and pass --dataset-dir (memory-mapped). "
         "0: no limit."))
     block_size: int = field(default=512, metadata=_help("Tokens per training sequence (documents are packed)."))
+    packing: str = field(default="stream", metadata=_help(
+        "stream: blocks cut from the packed documents, attending across document boundaries (the reference "
+        "script's group_texts); doc: position ids restart at each document and attention stays inside it "
+        "(see zhllama.train.doc_packing; free with flash_attention_2, an explicit mask with sdpa/eager).",
+        choices=PACKING_MODES))
     validation_split_percentage: float = field(default=1.0, metadata=_help(
         "Percent of the blocks held out for the eval loss (0: none)."))
     new_rows_only: bool = field(default=False, metadata=_help(
@@ -63,6 +69,8 @@ class PretrainArguments:
         if not 0 <= self.validation_split_percentage < 100:
             raise ValueError(f"--validation-split-percentage must be in [0, 100), "
                              f"got {self.validation_split_percentage}")
+        if self.packing not in PACKING_MODES:
+            raise ValueError(f"--packing must be one of {', '.join(PACKING_MODES)}, got {self.packing!r}")
         if self.new_rows_only and self.stage != 1:
             raise ValueError("--new-rows-only applies to --stage 1 only")
 
@@ -152,6 +160,15 @@ def run(args: argparse.Namespace) -> int:
             train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
         else:
             model = apply_lora(model, lora)
-        fit(start, model, train_ds, eval_ds, default_data_collator, run_args, model_args, tokenizer,
+        collator = default_data_collator
+        if data.packing == "doc":
+            from zhllama.corpus.packing import Packing
+            from zhllama.train.doc_packing import DocumentCollator
+
+            corpus = getattr(dataset, "corpus", None)  # --dataset-dir: packed as its manifest says
+            packing = Packing.of_corpus(corpus.manifest) if corpus is not None else Packing()
+            collator = DocumentCollator(packing, tokenizer.bos_id, tokenizer.eos_id,
+                                        flatten=model_args.attn_implementation == "flash_attention_2")
+        fit(start, model, train_ds, eval_ds, collator, run_args, model_args, tokenizer,
             seq_len=data.block_size, extra_metrics={"stage": data.stage})
     return 0
