@@ -37,7 +37,7 @@ def test_packed_block_logits_equal_each_document_alone(attn, flatten):
     batch = DocumentCollator(Packing(), BOS, EOS, flatten=flatten)(
         [{"input_ids": a, "labels": a}, {"input_ids": b, "labels": b}])
     with torch.no_grad():
-        # use_cache=False, as training runs (load_model): transformers reads packing from position_ids only without a cache
+        # use_cache=False as in training (load_model): packing is read from position_ids only without a cache
         logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                        use_cache=False).logits.reshape(2, n, -1)
         offsets = ((0, 0), (0, len(docs[0])), (1, 0), (1, len(docs[2])))

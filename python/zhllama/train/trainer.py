@@ -260,13 +260,12 @@ def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, ru
     characters/s, MFU and peak memory in every log and in the final metrics.
     """
     from transformers import Trainer
+    from transformers.integrations import is_deepspeed_zero3_enabled
     from transformers.trainer_utils import IntervalStrategy
 
     from zhllama.model.identity import write_base_record
     from zhllama.train.throughput import ThroughputCallback, device_peak_tflops, model_flops_per_token
     from zhllama.train.trainable import log_trainable, upcast_trainable
-
-    from transformers.integrations import is_deepspeed_zero3_enabled
 
     if is_deepspeed_zero3_enabled():
         # The weights are partitions built by zero.Init (a stub in each parameter), in the training
