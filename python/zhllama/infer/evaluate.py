@@ -30,10 +30,15 @@ log = logging.getLogger("zhllama.eval")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from zhllama.corpus.inputs import ON_BAD_LINE
+
     add_model_arguments(parser)
     parser.add_argument("--text-file", default=None,
                         help="Held-out text: .txt (a document a line) or .jsonl[.gz|.zst] ('text' field), "
                              "as tokenize-corpus reads it. Or --tasks.")
+    parser.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the document text.")
+    parser.add_argument("--on-bad-line", choices=ON_BAD_LINE, default="fail",
+                        help="Malformed JSON or a missing field: fail naming file:line (default) or skip and count.")
     parser.add_argument("--block-size", type=int, default=512, help="Tokens scored per forward pass.")
     parser.add_argument("--max-documents", type=int, default=None, help="Score only the first N documents.")
     parser.add_argument("--output", default=None,
@@ -89,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --text-file (bits per character) or --tasks/--preset (lm-eval benchmarks)")
     if args.block_size < 1:
         raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
-    docs = list(islice(read_documents([args.text_file]), args.max_documents))
+    docs = list(islice(read_documents([args.text_file], text_field=args.text_field, on_bad_line=args.on_bad_line),
+                       args.max_documents))
     model, tokenizer = load_for_inference(args.model, args.lora, args.tokenizer, args.dtype, args.device,
                                           args.allow_mismatch)
     result = {"model": args.model, "lora": args.lora, "text_file": args.text_file,

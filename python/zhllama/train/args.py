@@ -106,7 +106,8 @@ class RunArguments:
     max_steps: int = field(default=-1, metadata=_help(
         "Stop after this many optimizer steps (-1: use --num-train-epochs)."))
     per_device_train_batch_size: int = field(default=1, metadata=_help("Micro-batch size per process."))
-    per_device_eval_batch_size: int = field(default=1, metadata=_help("Evaluation batch size per process."))
+    per_device_eval_batch_size: Optional[int] = field(default=None, metadata=_help(
+        "Evaluation batch size per process (default: --per-device-train-batch-size)."))
     gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches accumulated per optimizer step."))
     lr_scheduler_type: str = field(default="cosine", metadata=_help(
         "Learning-rate schedule (a transformers scheduler name).", metavar="NAME"))
@@ -146,7 +147,7 @@ class RunArguments:
             raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
                      "logging_steps", "save_steps"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"--max-steps must be > 0 or -1, got {self.max_steps}")

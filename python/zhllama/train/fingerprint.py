@@ -30,9 +30,9 @@ FINGERPRINT = "zhllama-run.json"
 # the derived entries of `derived_fields`.
 STRICT: dict[str, str] = {
     **dict.fromkeys(("stage", "train_files", "dataset_manifest_sha256", "block_size", "packing", "text_field",
-                     "on_bad_line", "validation_split_percentage", "validation_files", "max_seq_length", "seed",
-                     "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "tokenizer_sha256"),
-                    "data order"),
+                     "on_bad_line", "validation_split_percentage", "max_eval_blocks", "validation_files",
+                     "max_seq_length", "seed", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "world_size", "tokenizer_sha256"), "data order"),
     **dict.fromkeys(("base_model_digest", "lora_rank", "lora_alpha", "lora_target", "modules_to_save",
                      "new_rows_only", "base_vocab_size", "deepspeed_zero_stage"), "model shape"),
 }

@@ -29,6 +29,7 @@ from zhllama.train.args import (
 from zhllama.train.args import add_arguments as add_group_arguments
 
 STAGE_LR = {1: 2e-4, 2: 1e-4}
+MAX_EVAL_BLOCKS = 1000  # zhllama.train.text_data.MAX_EVAL_BLOCKS
 PACKING_MODES = ("stream", "doc")  # zhllama.train.doc_packing.PACKING_MODES (that module imports torch)
 
 
@@ -38,6 +39,11 @@ class PretrainArguments:
     train_file: Optional[str] = field(default=None, metadata=_help(
         "Raw text to train on: .txt (a document a line) or .jsonl ('text' field); comma-separated for several.",
         metavar="FILES"))
+    text_field: str = field(default="text", metadata=_help(
+        "--train-file: the JSON field / Parquet column holding each document's text.", metavar="NAME"))
+    on_bad_line: str = field(default="fail", metadata=_help(
+        "--train-file: a malformed JSON line or a missing field stops the run naming file:line (fail), or is "
+        "skipped and counted (skip).", choices=("fail", "skip")))
     dataset_dir: Optional[str] = field(default=None, metadata=_help(
         "Tokenized-corpus directory from `zhllama tokenize-corpus` (instead of --train-file).", metavar="DIR"))
     max_train_file_gib: float = field(default=1.0, metadata=_help(  # text_data.MAX_TRAIN_FILE_GIB
@@ -51,7 +57,10 @@ class PretrainArguments:
         "(see zhllama.train.doc_packing; free with flash_attention_2, an explicit mask with sdpa/eager).",
         choices=PACKING_MODES))
     validation_split_percentage: float = field(default=1.0, metadata=_help(
-        "Percent of the blocks held out for the eval loss (0: none)."))
+        "Percent of the blocks held out for the eval loss (0: none), at most --max-eval-blocks."))
+    max_eval_blocks: int = field(default=MAX_EVAL_BLOCKS, metadata=_help(
+        "Hold out at most this many blocks: each evaluation (every --eval-steps) scores them all, and 1 %% of "
+        "a 10^7-block corpus would be 10^5 blocks."))
     new_rows_only: bool = field(default=False, metadata=_help(
         "Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
     base_vocab_size: Optional[int] = field(default=None, metadata=_help(
@@ -69,6 +78,8 @@ class PretrainArguments:
         if not 0 <= self.validation_split_percentage < 100:
             raise ValueError(f"--validation-split-percentage must be in [0, 100), "
                              f"got {self.validation_split_percentage}")
+        if self.max_eval_blocks < 1:
+            raise ValueError(f"--max-eval-blocks must be >= 1, got {self.max_eval_blocks}")
         if self.packing not in PACKING_MODES:
             raise ValueError(f"--packing must be one of {', '.join(PACKING_MODES)}, got {self.packing!r}")
         if self.new_rows_only and self.stage != 1:
@@ -124,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.tokenizer import Tokenizer
     from zhllama.train.run_lock import lock_output_dir
     from zhllama.train.text_data import (
-        PackedTextDataset,
         check_corpus_tokenizer,
         load_tokenized_corpus,
         split_validation,
+        tokenize_once,
     )
     from zhllama.train.trainable import apply_lora, train_embeddings_only
     from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
@@ -150,9 +161,14 @@ def run(args: argparse.Namespace) -> int:
         if data.dataset_dir is not None:
             dataset = load_tokenized_corpus(data.dataset_dir, data.block_size, run_args.seed)
         else:
-            dataset = PackedTextDataset.from_files(data.train_files, tokenizer, data.block_size,
-                                                   max_bytes=data.max_train_file_bytes)
-        train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed)
+            settings = start.fingerprint["settings"]
+            dataset = tokenize_once(start.args, run_args.output_dir,
+                                    {k: settings[k] for k in ("train_files", "tokenizer_sha256", "text_field",
+                                                              "on_bad_line")},
+                                    data.train_files, tokenizer, data.block_size, data.max_train_file_bytes,
+                                    data.text_field, data.on_bad_line)
+        train_ds, eval_ds = split_validation(dataset, data.validation_split_percentage, run_args.seed,
+                                             data.max_eval_blocks)
 
         model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
                            model_args.attn_implementation)

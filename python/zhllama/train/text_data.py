@@ -77,7 +77,8 @@ def _batches(docs: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def encode_files(files: Sequence[str], total: int, tokenizer: Tokenizer, packing: Packing) -> tuple[np.ndarray, int]:
+def encode_files(files: Sequence[str], total: int, tokenizer: Tokenizer, packing: Packing, text_field: str = "text",
+                 on_bad_line: str = "fail") -> tuple[np.ndarray, int]:
     """``(stream, documents)``: the packed ids of every document of ``files`` (expanded paths,
     ``total`` bytes in all: ``check_train_file_size``'s answer), back to back as one int32 array,
     read and encoded a batch at a time."""
@@ -91,7 +92,7 @@ def encode_files(files: Sequence[str], total: int, tokenizer: Tokenizer, packing
     ndocs = tokens = 0
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1000, desc="tokenizing", file=sys.stderr,
               dynamic_ncols=True, disable=quiet) as bar:
-        reader = read_documents(files)
+        reader = read_documents(files, text_field=text_field, on_bad_line=on_bad_line)
         for batch in _batches(reader):
             chunks.append(packing.encode_flat(tokenizer, batch))
             ndocs += len(batch)
@@ -101,6 +102,8 @@ def encode_files(files: Sequence[str], total: int, tokenizer: Tokenizer, packing
                 bar.set_postfix_str(f"{ndocs:,} docs, {tokens:,} tokens", refresh=False)
         bar.update(total - bar.n)
     stream = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
+    if reader.bad_lines:
+        log.warning("--train-file: skipped %d bad lines (--on-bad-line skip)", reader.bad_lines)
     return stream, ndocs
 
 
@@ -112,13 +115,15 @@ class PackedTextDataset(Dataset):
 
     def __init__(self, tokens: torch.Tensor, block_size: int) -> None:
         self.block_size = block_size
+        self.stream = tokens.numpy()
         n = tokens.numel() // block_size
         self.blocks = tokens[: n * block_size].view(n, block_size)
 
     @classmethod
     def from_files(cls, files: Sequence[str | Path], tokenizer: Tokenizer, block_size: int,
                    packing: Optional[Packing] = None,
-                   max_bytes: Optional[int] = int(MAX_TRAIN_FILE_GIB * 2**30)) -> PackedTextDataset:
+                   max_bytes: Optional[int] = int(MAX_TRAIN_FILE_GIB * 2**30), text_field: str = "text",
+                   on_bad_line: str = "fail") -> PackedTextDataset:
         """Blocks of ``files`` (files, directories or globs), each document packed by ``packing``.
 
         Streamed: the documents are encoded a batch at a time into int32 chunks, joined once.
@@ -127,7 +132,7 @@ class PackedTextDataset(Dataset):
         """
         paths = expand_inputs([os.fspath(f) for f in files])
         total = check_train_file_size(paths, max_bytes)
-        stream, ndocs = encode_files(paths, total, tokenizer, packing or Packing())
+        stream, ndocs = encode_files(paths, total, tokenizer, packing or Packing(), text_field, on_bad_line)
         ds = cls(torch.from_numpy(stream), block_size)
         if len(ds) == 0:
             raise ValueError(f"{', '.join(map(str, files))}: {stream.size} tokens, fewer than one block of "
@@ -141,6 +146,40 @@ class PackedTextDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         block = self.blocks[i].long()  # a copy for int32 storage; the block itself for int64
         return {"input_ids": block, "labels": block.clone()}
+
+
+CACHE_DIR = ".zhllama-cache"  # in --output-dir: --train-file's token stream, keyed by what it depends on
+
+
+def tokenize_once(training_args, out_dir: str | Path, key: dict, files: Sequence[str], tokenizer: Tokenizer,
+                  block_size: int, max_bytes: Optional[int], text_field: str = "text",
+                  on_bad_line: str = "fail") -> PackedTextDataset:
+    """:meth:`PackedTextDataset.from_files`, encoded by global rank 0 only and read by the others.
+
+    Rank 0 goes first (``training_args.main_process_first``), encodes and saves the stream in
+    ``OUT/.zhllama-cache/train-HASH.npy``; the other ranks then load it instead of encoding the
+    same files again. ``key`` (the files with their sizes, the tokenizer's sha256) names the
+    cache, so a resumed run reads it too and changed inputs are encoded afresh. On a node that
+    does not share the output directory the cache is missing and that node encodes for itself.
+    """
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(out_dir) / CACHE_DIR / f"train-{digest}.npy"
+    with training_args.main_process_first(desc="tokenizing --train-file", local=False):
+        if cache.is_file():
+            log.info("--train-file: reading the tokens encoded before from %s", cache)
+            ds = PackedTextDataset(torch.from_numpy(np.load(cache)), block_size)
+        else:
+            ds = PackedTextDataset.from_files(files, tokenizer, block_size, max_bytes=max_bytes,
+                                              text_field=text_field, on_bad_line=on_bad_line)
+            if training_args.process_index == 0:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name(cache.name + ".tmp.npy")
+                np.save(tmp, ds.stream)
+                os.replace(tmp, cache)
+    return ds
 
 
 def check_corpus_tokenizer(dataset_dir: str | Path, tokenizer_path: str | Path) -> None:
@@ -168,11 +207,42 @@ def load_tokenized_corpus(dataset_dir: str | Path, block_size: int, seed: int) -
     return PackedDataset(str(dataset_dir), block_size=block_size, seed=seed)
 
 
-def split_validation(dataset: Dataset, percentage: float, seed: int) -> tuple[Dataset, Optional[Dataset]]:
-    """Hold out ``percentage`` % of the blocks (at least one when > 0), chosen by a seeded permutation."""
+class Without(Dataset):
+    """``dataset`` less the held-out indices ``held`` (sorted): item ``i`` is its ``i``-th index not held.
+
+    Memory is that of ``held`` only: a 10⁷-block corpus with 1,000 held out keeps 1,000 numbers,
+    not a list of the 10⁷ kept indices on every rank.
+    """
+
+    def __init__(self, dataset: Dataset, held: np.ndarray) -> None:
+        self.dataset = dataset
+        # Kept indices below held[j]: held[j] - j. The i-th kept index skips every held one whose
+        # count of kept indices below it is <= i.
+        self._kept_below = held - np.arange(len(held))
+
+    def __len__(self) -> int:
+        return len(self.dataset) - len(self._kept_below)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples")
+        i %= len(self)
+        return self.dataset[i + int(np.searchsorted(self._kept_below, i, side="right"))]
+
+
+MAX_EVAL_BLOCKS = 1000  # pretrain --max-eval-blocks (its default is spelled there: no torch at --help)
+
+
+def split_validation(dataset: Dataset, percentage: float, seed: int,
+                     max_eval: Optional[int] = None) -> tuple[Dataset, Optional[Dataset]]:
+    """Hold out ``percentage`` % of the blocks (at least one when > 0, at most ``max_eval``), chosen
+    by a seeded generator; both splits are index arrays over ``dataset`` (O(held) memory)."""
     n = len(dataset)  # type: ignore[arg-type]
     if percentage <= 0 or n < 2:
         return dataset, None
     k = min(n - 1, max(1, round(n * percentage / 100)))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return Subset(dataset, sorted(order[k:])), Subset(dataset, sorted(order[:k]))
+    if max_eval is not None:
+        k = max(1, min(k, max_eval))
+    dtype = np.int32 if n < 2**31 else np.int64
+    held = np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False)).astype(dtype)
+    return Without(dataset, held), Subset(dataset, held)  # type: ignore[arg-type]

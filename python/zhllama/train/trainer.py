@@ -139,6 +139,7 @@ def _check_output_dir(run: RunArguments, fp: dict[str, Any], writer: bool) -> Op
                 shutil.rmtree(path)
             for name in (fingerprint.FINGERPRINT, "zhllama_metrics.json"):
                 (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / ".zhllama-cache", ignore_errors=True)  # text_data.CACHE_DIR
             fingerprint.write(out, fp)
         return None
     if run.resume == "last":
@@ -199,7 +200,7 @@ def training_arguments(run: RunArguments, default_lr: float, has_eval: bool, gra
         num_train_epochs=run.num_train_epochs,
         max_steps=run.max_steps,
         per_device_train_batch_size=run.per_device_train_batch_size,
-        per_device_eval_batch_size=run.per_device_eval_batch_size,
+        per_device_eval_batch_size=run.per_device_eval_batch_size or run.per_device_train_batch_size,
         gradient_accumulation_steps=run.gradient_accumulation_steps,
         lr_scheduler_type=run.lr_scheduler_type,
         warmup_steps=run.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
