@@ -14,8 +14,9 @@ import sentencepiece as spm
 from corpus_helpers import cli, cli_subprocess, dir_bytes, generated_docs, invalid_utf8_lines, pd_docs
 from fixture_paths import fixture_or_substitute, llama_tokenizer
 from zhllama.corpus.dataset import TokenizedCorpus
-from zhllama.corpus.inputs import parquet_batches
-from zhllama.corpus.tokenize import assign_files, parse_size
+from zhllama.corpus.tokenize import assign_files
+from zhllama.documents import parquet_batches
+from zhllama.sizes import parse_size
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +80,12 @@ def test_formats_dirs_globs_and_bos(tmp_path, llama):
 
 
 def test_sizes_and_worker_assignment(tmp_path):
-    assert parse_size("1GB") == 1 << 30 and parse_size("24KB") == 24 << 10 and parse_size("1000") == 1000
-    with pytest.raises(ValueError, match="--shard-size"):
-        parse_size("big")
+    # One parser for every size flag: GB is 10^9 and GiB 2^30 (tokenize-corpus read GB as 2^30, plan as 10^9).
+    assert parse_size("1GB", "--shard-size") == 10**9 and parse_size("1GiB", "--shard-size") == 1 << 30
+    assert parse_size("24KB", "--shard-size") == 24_000 and parse_size("24KiB", "--shard-size") == 24 << 10
+    assert parse_size("1000", "--shard-size") == 1000
+    with pytest.raises(ValueError, match="--shard-size 'big': expected a positive size"):
+        parse_size("big", "--shard-size")
     files = [str(tmp_path / f"f{i}") for i in range(7)]
     parts = [assign_files(files, 3, i) for i in range(3)]
     # datatrove's rule (files[i::K]): worker 0 takes f0, f3, f6, whatever the sizes.

@@ -256,7 +256,7 @@ def test_steps_refuse_what_they_cannot_do(tmp_path, llama):
 def test_cli_workers_take_the_files_datatrove_gives_each_task(tmp_path):
     from datatrove.io import get_datafolder
 
-    from zhllama.corpus.inputs import expand_inputs
+    from zhllama.documents import expand_inputs
     from zhllama.corpus.tokenize import assign_files
 
     for i, size in enumerate([5, 1, 1, 1, 8, 2, 2]):  # sizes that a size-balanced split would follow

@@ -14,7 +14,7 @@ from corpus_helpers import cli
 from fixture_paths import llama_tokenizer
 from zhllama import _native
 from zhllama.cli import main
-from zhllama.corpus.inputs import read_documents
+from zhllama.documents import read_documents
 
 # What the inputs below hold, document by document: blank and whitespace-only lines (ASCII and
 # U+3000) are no documents; "\r\n" ends a line; an invalid byte becomes one U+FFFD.

@@ -20,11 +20,11 @@ import train_helpers as h
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from zhllama.sizes import parse_size  # noqa: E402
 from zhllama.train.plan import (  # noqa: E402
     activation_bytes,
     largest_batch,
     lora_for,
-    parse_size,
     plan_memory,
     read_config,
 )
@@ -96,9 +96,11 @@ def test_largest_batch(llama7b):
 
 
 def test_parse_size():
-    assert parse_size("80GB") == 80e9 and parse_size("141GiB") == 141 * 2**30 and parse_size("24") == 24e9
-    with pytest.raises(ValueError, match="expected a size such as 80GB"):
-        parse_size("lots")
+    assert parse_size("80GB", "--gpu-memory", "GB") == 80e9
+    assert parse_size("141GiB", "--gpu-memory", "GB") == 141 * 2**30
+    assert parse_size("24", "--gpu-memory", "GB") == 24e9
+    with pytest.raises(ValueError, match="--gpu-memory 'lots': expected a positive size"):
+        parse_size("lots", "--gpu-memory", "GB")
 
 
 def test_cli_reads_only_config_json(tmp_path, capsys):

@@ -5,7 +5,7 @@
 Writes ``stats.json`` (everything), ``stats.md`` (a table) and ``lengths.png`` (overlaid
 histograms of tokens per document). Counting runs in Rust at tokenization speed; percentiles
 and ratios are derived here. Documents are read by the one document reader
-(``zhllama.corpus.inputs``), as ``tokenize-corpus`` reads them: a bad line stops the run with
+(``zhllama.documents``), as ``tokenize-corpus`` reads them: a bad line stops the run with
 ``file:line`` unless ``--on-bad-line skip``, which skips and counts it.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
+from zhllama.documents import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 
 _TOP_FALLBACK = 20

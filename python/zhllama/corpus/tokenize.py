@@ -37,27 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zhllama.corpus.inputs import ON_BAD_LINE, expand_inputs, parquet_batches
 from zhllama.corpus.merge_parts import merge_manifests
 from zhllama.corpus.packing import Packing
+from zhllama.documents import ON_BAD_LINE, expand_inputs, parquet_batches
+from zhllama.sizes import parse_size
 from zhllama.tokenizer.directory import resolve_model_file, sha256_file
-
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
-          "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """``"1GB"``, ``"512MB"``, ``"64K"``, ``"1000"`` → bytes (binary multiples)."""
-    s = text.strip().upper().replace("IB", "B")
-    num = s.rstrip("KMGTB")
-    unit = s[len(num):]
-    try:
-        value = float(num)
-    except ValueError:
-        raise ValueError(f"--shard-size {text!r}: expected a size like 1GB, 512MB or 100000") from None
-    if unit not in _UNITS or value <= 0:
-        raise ValueError(f"--shard-size {text!r}: expected a positive size like 1GB, 512MB or 100000")
-    return int(value * _UNITS[unit])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,7 +119,7 @@ def tokenize_corpus(args: argparse.Namespace, files: list[str] | None = None) ->
     if not args.tokenizer or not (args.input or files is not None):
         raise ValueError("--tokenizer and --input are required (unless --merge-manifests)")
     model = resolve_model_file(args.tokenizer)
-    shard_size = parse_size(args.shard_size)
+    shard_size = parse_size(args.shard_size, "--shard-size")
     if files is None:
         files = assign_files(expand_inputs(args.input), args.num_shards, args.shard_index)
     extra = {"num_shards": args.num_shards, "shard_index": args.shard_index}

@@ -72,7 +72,7 @@ class ZhllamaTokenizeFiles(PipelineStep):
         """This task's files (absolute paths), by datatrove's own sharding rule."""
         from datatrove.io import get_datafolder
 
-        from zhllama.corpus.inputs import input_format
+        from zhllama.documents import input_format
 
         folder = get_datafolder(str(self.data_folder))
         files = folder.get_shard(rank, world_size, recursive=self.recursive, glob_pattern=self.glob_pattern)

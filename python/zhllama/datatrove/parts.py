@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zhllama.corpus.inputs import ON_BAD_LINE
 from zhllama.corpus.packing import Packing
+from zhllama.documents import ON_BAD_LINE
 
 PART_PREFIX = "part-"
 
@@ -53,16 +53,16 @@ class CorpusOptions:
     on_bad_line: str = "fail"
 
     def __post_init__(self) -> None:
-        from zhllama.corpus.tokenize import parse_size
+        from zhllama.sizes import parse_size
 
         if self.on_bad_line not in ON_BAD_LINE:
             raise ValueError(f"on_bad_line {self.on_bad_line!r} is not one of {', '.join(ON_BAD_LINE)}")
-        parse_size(self.shard_size)  # a bad size fails when the pipeline is built, not in every task
+        parse_size(self.shard_size, "--shard-size")  # a bad size fails when the pipeline is built, not in every task
 
     def shard_bytes(self) -> int:
-        from zhllama.corpus.tokenize import parse_size
+        from zhllama.sizes import parse_size
 
-        return parse_size(self.shard_size)
+        return parse_size(self.shard_size, "--shard-size")
 
 
 def task_extra(rank: int, world_size: int) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
     zhllama eval --model chinese-llama-7b --text-file heldout.txt --output eval.json
 
-Documents are read as every verb reads them (``zhllama.corpus.inputs.read_documents``: a line
+Documents are read as every verb reads them (``zhllama.documents.read_documents``: a line
 of a .txt, the 'text' field of a .jsonl[.gz|.zst], blank lines skipped, a bad line an error
 naming file:line). Each is encoded with BOS by zhllama's
 exact tokenizer and scored in windows of ``--block-size`` tokens, each window carrying the last
@@ -30,7 +30,7 @@ log = logging.getLogger("zhllama.eval")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from zhllama.corpus.inputs import ON_BAD_LINE
+    from zhllama.documents import ON_BAD_LINE
 
     add_model_arguments(parser)
     parser.add_argument("--text-file", default=None,
@@ -82,7 +82,7 @@ def evaluate(model, tokenizer, docs: list[str], block_size: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     from itertools import islice
 
-    from zhllama.corpus.inputs import read_documents
+    from zhllama.documents import read_documents
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.tasks is not None or args.preset is not None:

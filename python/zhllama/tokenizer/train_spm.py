@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from zhllama.corpus.inputs import ON_BAD_LINE, read_documents
+from zhllama.documents import ON_BAD_LINE, read_documents
 
 NORMALIZATIONS = ("identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf")
 
@@ -97,7 +97,7 @@ def train_spm(
     quiet: bool = False,
     on_bad_line: str = "fail",
 ) -> Path:
-    """Train on the documents of ``inputs`` (``zhllama.corpus.inputs.read_documents``) and
+    """Train on the documents of ``inputs`` (``zhllama.documents.read_documents``) and
     return the path of ``PREFIX.model``."""
     import sentencepiece as spm
 

@@ -49,7 +49,7 @@ def label(name: str) -> str:
 
 def files_with_sizes(paths: list[str], expand: bool = True) -> list[list[Any]]:
     """``[path, size]`` of each file (``expand``: of each file the inputs name, as the corpus reader expands them)."""
-    from zhllama.corpus.inputs import expand_inputs
+    from zhllama.documents import expand_inputs
 
     files = expand_inputs(paths) if expand else [os.path.abspath(p) for p in paths]
     return [[f, os.path.getsize(f)] for f in files]

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama.sizes import parse_size
 from zhllama.train.args import LORA_PRETRAIN_TARGETS, LORA_SFT_TARGETS, LoraArguments
 
 STAGES = ("1", "2", "sft")
@@ -178,14 +178,6 @@ def largest_batch(config, stage: str, zero: int, gpus: int, precision: str, bloc
     return max(0, min(limit, int(room // per_sample))) if per_sample else limit
 
 
-def parse_size(text: str) -> float:
-    """``80GB`` (10⁹ bytes), ``80GiB`` (2³⁰), ``80`` (GB) -> bytes."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(gib|gb|g)?\s*", text.lower())
-    if not m:
-        raise ValueError(f"--gpu-memory {text!r}: expected a size such as 80GB or 141GiB")
-    return float(m.group(1)) * (2**30 if m.group(2) == "gib" else GB)
-
-
 def _gb(n: float) -> str:
     return f"{n / GB:,.2f}"
 
@@ -247,7 +239,7 @@ def default_gpu_memory() -> float:
 
 def run(args: argparse.Namespace) -> int:
     config = read_config(args.model)
-    gpu_memory = parse_size(args.gpu_memory) if args.gpu_memory else default_gpu_memory()
+    gpu_memory = parse_size(args.gpu_memory, "--gpu-memory", "GB") if args.gpu_memory else default_gpu_memory()
     lora = None if args.stage == "1" else lora_for(args.stage, args.lora_rank, args.lora_target)
     plan = plan_memory(config, args.stage, args.zero, args.gpus, args.precision, args.batch, args.block_size, lora,
                        args.attn_implementation)

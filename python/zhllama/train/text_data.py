@@ -3,7 +3,7 @@
 Two sources, packed the same way. A tokenized-corpus directory (``zhllama tokenize-corpus``
 output, Megatron-format shards; ``--dataset-dir``) is read by
 ``zhllama.corpus.dataset.PackedDataset``. Raw text (``--train-file``: any input
-``tokenize-corpus`` takes, read by the same reader, ``zhllama.corpus.inputs.read_documents``)
+``tokenize-corpus`` takes, read by the same reader, ``zhllama.documents.read_documents``)
 is tokenized here with zhllama's exact encoder. Either way each document is packed by
 ``zhllama.corpus.packing.Packing`` — ``doc </s>`` by default, where the reference script packs
 ``<s> doc`` (its ``LlamaTokenizer`` adds BOS, no EOS); the EOS marks where a document ends, so
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from zhllama.corpus.inputs import expand_inputs, read_documents
 from zhllama.corpus.packing import Packing
+from zhllama.documents import expand_inputs, read_documents
 from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")

@@ -1,4 +1,8 @@
-"""Corpus inputs: which files a ``--input`` names, and the one reader of their documents.
+"""Documents: which files an input names, and the one reader of their documents.
+
+A bottom layer (it imports only the native core): ``tokenizer/`` (train-spm, extend-vocab),
+``corpus/`` (tokenize-corpus, stats), ``train/`` (pretrain --train-file) and ``infer/`` (eval
+--text-file) all read text through it.
 
 Every verb that reads text goes through here: ``tokenize-corpus`` (its Rust pipeline reads the
 files ``expand_inputs`` returns), ``stats``, ``train-spm``, ``pretrain --train-file`` and
