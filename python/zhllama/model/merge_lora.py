@@ -121,8 +121,11 @@ def run(args: argparse.Namespace) -> int:
     model.save_pretrained(out)
     tokenizer = args.tokenizer
     if tokenizer is None:
-        with_tok = [Path(p) for p in args.lora if (Path(p) / "tokenizer.model").is_file()]
-        tokenizer = with_tok[-1] if with_tok else (base if (base / "tokenizer.model").is_file() else None)
+        def has_tokenizer(d: Path) -> bool:  # SentencePiece or byte-level BPE
+            return (d / "tokenizer.model").is_file() or (d / "tokenizer.json").is_file()
+
+        with_tok = [Path(p) for p in args.lora if has_tokenizer(Path(p))]
+        tokenizer = with_tok[-1] if with_tok else (base if has_tokenizer(base) else None)
     if tokenizer is not None:
         copy_tokenizer_files(tokenizer, out)
     else:
