@@ -137,7 +137,7 @@ def generate(model, tokenizer, prompt: str, args: argparse.Namespace,
     stops = eos_ids(model, tokenizer)
     kwargs = {"do_sample": sample, "max_new_tokens": args.max_new_tokens,
               "repetition_penalty": args.repetition_penalty, "eos_token_id": stops or None,
-              "pad_token_id": tokenizer.pad_id if tokenizer.pad_id is not None else (stops or [None])[0],
+              "pad_token_id": tokenizer.pad_id if tokenizer.pad_id is not None else (stops[0] if stops else None),
               "bos_token_id": tokenizer.bos_id}
     if sample:
         kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)

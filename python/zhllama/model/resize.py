@@ -162,7 +162,7 @@ def resize_model(model, new: Tokenizer, base: Optional[Tokenizer], init: str = "
     keep = real if init != "hf" else old_rows
     with torch.no_grad():  # the base tokens' rows are the base rows, bit for bit
         model.get_input_embeddings().weight[:keep].copy_(inp_old[:keep])
-        if not tied:
+        if out_old is not None:
             model.get_output_embeddings().weight[:keep].copy_(out_old[:keep])
     model.config.vocab_size = rows
     return old_rows, rows
