@@ -13,20 +13,37 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Pieces of at most this many bytes take the flat path.
-const FLAT_MAX: usize = 48;
+const FLAT_MAX: usize = 128;
 
 pub(crate) const NO_RANK: u32 = u32::MAX;
 
 /// (left id, right id) → (rank, merged id).
 pub(crate) struct PairTable {
     map: FxHashMap<u64, u64>,
+    /// The packed merge of every two single-byte tokens, by the two bytes: the first lookup
+    /// of every adjacent byte pair, from a 512 KiB array instead of the hash table.
+    byte_pairs: Vec<u64>,
 }
 
 impl PairTable {
     pub(crate) fn new() -> Self {
         PairTable {
             map: FxHashMap::default(),
+            byte_pairs: Vec::new(),
         }
+    }
+
+    /// Fill the byte-pair array once every merge is in; `byte_ids[b]`: the token of byte `b`.
+    pub(crate) fn finish(&mut self, byte_ids: &[u32; 256]) {
+        let mut t = vec![u64::MAX; 1 << 16];
+        for (a, &ia) in byte_ids.iter().enumerate() {
+            for (b, &ib) in byte_ids.iter().enumerate() {
+                if ia != u32::MAX && ib != u32::MAX {
+                    t[(a << 8) | b] = self.get_packed(ia, ib);
+                }
+            }
+        }
+        self.byte_pairs = t;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -41,6 +58,15 @@ impl PairTable {
             .entry(((left as u64) << 32) | right as u64)
             .and_modify(|old| *old = (*old).min(v))
             .or_insert(v);
+    }
+
+    /// `rank << 32 | merged id`, or `u64::MAX` for no merge.
+    #[inline(always)]
+    fn get_packed(&self, left: u32, right: u32) -> u64 {
+        self.map
+            .get(&(((left as u64) << 32) | right as u64))
+            .copied()
+            .unwrap_or(u64::MAX)
     }
 
     #[inline(always)]
@@ -63,14 +89,19 @@ struct Scratch {
     next: Vec<u32>,
     prev: Vec<u32>,
     version: Vec<u32>,
+    merged: Vec<u32>,
     heap: BinaryHeap<Reverse<(u32, u32, u32)>>,
 }
 
 /// Merge the byte ids `start` (each byte's single-byte token) and append the result to `out`.
-pub(crate) fn merge(table: &PairTable, start: &[u32], out: &mut Vec<u32>) {
+/// `raw`: the piece's bytes when every byte has a token (`start[i]` is `raw[i]`'s), else empty.
+pub(crate) fn merge(table: &PairTable, raw: &[u8], start: &[u32], out: &mut Vec<u32>) {
     if start.len() <= 1 {
         out.extend_from_slice(start);
         return;
+    }
+    if start.len() <= FLAT_MAX && raw.len() == start.len() && !table.byte_pairs.is_empty() {
+        return merge_flat_bytes(table, raw, start, out);
     }
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
@@ -83,45 +114,62 @@ pub(crate) fn merge(table: &PairTable, start: &[u32], out: &mut Vec<u32>) {
 }
 
 fn merge_flat(table: &PairTable, start: &[u32], s: &mut Scratch, out: &mut Vec<u32>) {
-    let Scratch { ids, ranks, .. } = s;
-    ids.clear();
-    ids.extend_from_slice(start);
-    ranks.clear();
-    // ranks[i]: the pair (ids[i], ids[i + 1]); merged ids kept in the other half of the u64.
-    let mut merged: [u32; FLAT_MAX] = [0; FLAT_MAX];
-    for i in 0..ids.len() - 1 {
-        let (r, m) = table.get(ids[i], ids[i + 1]);
-        ranks.push(r);
-        merged[i] = m;
+    let n = start.len();
+    let mut pairs = [0u64; FLAT_MAX];
+    for i in 0..n - 1 {
+        pairs[i] = table.get_packed(start[i], start[i + 1]);
     }
-    loop {
-        let mut best = NO_RANK;
+    let _ = s;
+    merge_flat_from(table, start, pairs, out)
+}
+
+fn merge_flat_bytes(table: &PairTable, raw: &[u8], start: &[u32], out: &mut Vec<u32>) {
+    let mut pairs = [0u64; FLAT_MAX];
+    for i in 0..start.len() - 1 {
+        pairs[i] = table.byte_pairs[((raw[i] as usize) << 8) | raw[i + 1] as usize];
+    }
+    merge_flat_from(table, start, pairs, out)
+}
+
+/// The flat merge loop. `pairs[i]`: (rank << 32 | merged id) of (start[i], start[i + 1]).
+/// Equal ranks always merge into the same token (tiktoken: rank = id of the merged token; HF:
+/// one rank per merge line), so the minimum of the packed values, first occurrence, is the
+/// leftmost lowest-rank pair.
+#[inline(always)]
+fn merge_flat_from(
+    table: &PairTable,
+    start: &[u32],
+    mut pairs: [u64; FLAT_MAX],
+    out: &mut Vec<u32>,
+) {
+    let n = start.len();
+    let mut ids = [0u32; FLAT_MAX];
+    ids[..n].copy_from_slice(start);
+    let mut len = n;
+    while len > 1 {
+        let mut best = u64::MAX;
         let mut at = 0;
-        for (i, &r) in ranks.iter().enumerate() {
-            if r < best {
-                best = r;
+        for (i, &p) in pairs[..len - 1].iter().enumerate() {
+            if p < best {
+                best = p;
                 at = i;
             }
         }
-        if best == NO_RANK {
+        if best == u64::MAX {
             break;
         }
-        ids[at] = merged[at];
-        ids.remove(at + 1);
-        ranks.remove(at);
-        merged.copy_within(at + 1.., at);
-        if at < ranks.len() {
-            let (r, m) = table.get(ids[at], ids[at + 1]);
-            ranks[at] = r;
-            merged[at] = m;
+        ids[at] = best as u32;
+        ids.copy_within(at + 2..len, at + 1);
+        pairs.copy_within(at + 1..len - 1, at);
+        len -= 1;
+        if at + 1 < len {
+            pairs[at] = table.get_packed(ids[at], ids[at + 1]);
         }
         if at > 0 {
-            let (r, m) = table.get(ids[at - 1], ids[at]);
-            ranks[at - 1] = r;
-            merged[at - 1] = m;
+            pairs[at - 1] = table.get_packed(ids[at - 1], ids[at]);
         }
     }
-    out.extend_from_slice(ids);
+    out.extend_from_slice(&ids[..len]);
 }
 
 fn merge_heap(table: &PairTable, start: &[u32], s: &mut Scratch, out: &mut Vec<u32>) {
@@ -133,6 +181,7 @@ fn merge_heap(table: &PairTable, start: &[u32], s: &mut Scratch, out: &mut Vec<u
         next,
         prev,
         version,
+        merged: merged_id,
         heap,
     } = s;
     ids.clear();
@@ -147,7 +196,8 @@ fn merge_heap(table: &PairTable, start: &[u32], s: &mut Scratch, out: &mut Vec<u
     ranks.clear();
     ranks.resize(n, NO_RANK);
     heap.clear();
-    let mut merged_id = vec![0u32; n];
+    merged_id.clear();
+    merged_id.resize(n, 0);
     for i in 0..n - 1 {
         let (r, m) = table.get(ids[i], ids[i + 1]);
         ranks[i] = r;
@@ -191,10 +241,10 @@ fn merge_heap(table: &PairTable, start: &[u32], s: &mut Scratch, out: &mut Vec<u
         }
         version[j] = version[j].wrapping_add(1);
         ranks[j] = NO_RANK;
-        refresh(i, ids, next, ranks, &mut merged_id, version, heap);
+        refresh(i, ids, next, ranks, merged_id, version, heap);
         let p = prev[i];
         if p != NONE {
-            refresh(p as usize, ids, next, ranks, &mut merged_id, version, heap);
+            refresh(p as usize, ids, next, ranks, merged_id, version, heap);
         }
     }
     let mut i = 0u32;

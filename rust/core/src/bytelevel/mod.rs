@@ -132,6 +132,8 @@ impl ByteLevelTokenizer {
                 tokens[i] = t;
             }
         }
+        let mut pairs = spec.pairs;
+        pairs.finish(&byte_ids);
         let mut special = vec![false; n];
         for t in &spec.added {
             tokens[t.id as usize] = t.content.as_bytes().to_vec();
@@ -147,7 +149,7 @@ impl ByteLevelTokenizer {
                 special,
                 vocab,
                 byte_ids,
-                pairs: spec.pairs,
+                pairs,
                 ignore_merges: spec.ignore_merges,
                 pretok: PreTokenizer {
                     stages: spec.stages,
@@ -327,7 +329,8 @@ impl Inner {
                     .map(|&x| self.byte_ids[x as usize])
                     .filter(|&i| i != NO_ID),
             );
-            merge::merge(&self.pairs, &start, out);
+            let raw = if start.len() == b.len() { b } else { &[] };
+            merge::merge(&self.pairs, raw, &start, out);
         });
     }
 }
