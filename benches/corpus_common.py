@@ -38,7 +38,7 @@ def reference_merge(out: Path) -> Path:
     data = base.SerializeToString()
     digest = hashlib.sha256(data).hexdigest()
     if digest != REFERENCE_SHA256:
-        print(f"note: reference merge sha256 {digest[:12]}… differs from DESIGN.md's {REFERENCE_SHA256[:12]}…")
+        print(f"note: reference merge sha256 {digest[:12]}… differs from the expected {REFERENCE_SHA256[:12]}…")
     model.write_bytes(data)
     return out
 

@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     import torch
 
     from zhllama.corpus.samples import peoples_daily
-    from zhllama.train.plan import GB, largest_batch, plan_memory, read_config
+    from zhllama.train.plan import GB, largest_batch, plan_memory, read_model_config
 
     start = time.perf_counter()
     tiny = args.tiny
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         torch.cuda.empty_cache()
     ratio = rows_out[1]["chars_per_s"] / rows_out[0]["chars_per_s"]
 
-    config = read_config(model_dir)
+    config = read_model_config(model_dir)
     budget = 240.0 if not tiny else 600.0  # seconds per run; the three runs take ~1.5 min each on an H100
     for kind, stage in (("stage2", "2"), ("stage1", "1"), ("sft", "sft")):
         batch = min(max_batch, largest_batch(config, stage, 2, 1, precision, block, gpu_memory))

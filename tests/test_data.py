@@ -58,7 +58,7 @@ def test_blocks_equal_group_texts_over_the_whole_corpus(corpus):
     assert [ds.block(i).tolist() for i in range(len(ds))] == blocks
 
 
-def test_shuffle_is_deterministic_and_start_index_resumes(corpus):
+def test_shuffle_is_deterministic(corpus):
     out, expected = corpus
     blocks = group_texts(expected, BLOCK)
     a, b, c = (PackedDataset(out, block_size=BLOCK, seed=s) for s in (7, 7, 8))
@@ -67,9 +67,6 @@ def test_shuffle_is_deterministic_and_start_index_resumes(corpus):
     assert order_a != [c.block_id(i) for i in range(len(c))]
     assert sorted(order_a) == list(range(len(blocks))) and order_a != sorted(order_a)
     assert a[3]["input_ids"].tolist() == blocks[order_a[3]]
-    resumed = PackedDataset(out, block_size=BLOCK, seed=7, start_index=10)
-    assert len(resumed) == len(a) - 10
-    assert [resumed.block_id(i) for i in range(len(resumed))] == order_a[10:]
 
 
 def test_dataloader_workers_and_distributed_sampler(corpus):
@@ -91,8 +88,8 @@ def test_to_hf_dataset(corpus, tmp_path, monkeypatch):
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path))
     out, expected = corpus
-    hf = to_hf_dataset(out, block_size=BLOCK, seed=3, start_index=2)
-    ds = PackedDataset(out, block_size=BLOCK, seed=3, start_index=2)
+    hf = to_hf_dataset(out, block_size=BLOCK, seed=3)
+    ds = PackedDataset(out, block_size=BLOCK, seed=3)
     assert len(hf) == len(ds)
     assert hf[0]["input_ids"] == ds[0]["input_ids"].tolist() == hf[0]["labels"]
 

@@ -26,7 +26,7 @@ from zhllama.train.plan import (  # noqa: E402
     largest_batch,
     lora_for,
     plan_memory,
-    read_config,
+    read_model_config,
 )
 
 T1, T2, TSFT = 204_607_488, 417_603_584, 429_203_456
@@ -39,7 +39,7 @@ def llama7b(tmp_path_factory):
     out = tmp_path_factory.mktemp("llama7b")
     h.llama7b_config().save_pretrained(out)
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
-    return read_config(out)
+    return read_model_config(out)
 
 
 @pytest.mark.parametrize(("stage", "trainable", "frozen", "share"),
@@ -93,6 +93,24 @@ def test_largest_batch(llama7b):
     states = 21_304_614_912
     assert largest_batch(llama7b, "2", 2, 1, "bf16", 512, 80e9) == (80e9 - states) // 502_207_488 == 116
     assert largest_batch(llama7b, "2", 2, 1, "bf16", 512, 20e9) == 0
+    # The kernel counts: eager keeps each layer's attention probabilities (fp32 and a 16-bit copy).
+    eager = (80e9 - states) // (502_207_488 + 512 * 32 * 512 * 6)
+    assert largest_batch(llama7b, "2", 2, 1, "bf16", 512, 80e9, attn_implementation="eager") == eager < 116
+
+
+def test_plan_flags_are_the_training_flags():
+    """plan's defaults and choices come from the training dataclasses, so they cannot drift apart."""
+    import argparse
+
+    from zhllama.train import plan
+    from zhllama.train.args import ATTN_IMPLEMENTATIONS
+
+    p = argparse.ArgumentParser()
+    plan.add_arguments(p)
+    actions = {a.dest: a for a in p._actions}
+    assert tuple(actions["attn_implementation"].choices) == ATTN_IMPLEMENTATIONS
+    assert actions["lora_rank"].default == 8 and actions["block_size"].default == 512
+    assert actions["batch"].default == 1
 
 
 def test_parse_size():

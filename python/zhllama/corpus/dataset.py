@@ -3,10 +3,12 @@
 - ``TokenizedCorpus(dir)``: documents as zero-copy ``numpy.memmap`` views.
 - ``PackedDataset(dir, block_size=512, seed=0)``: fixed-size ``input_ids``/``labels`` blocks cut
   from the concatenation of every document of the corpus (``group_texts`` over the whole corpus:
-  only the final partial block is dropped), optionally shuffled, resumable from a sample index.
+  only the final partial block is dropped), optionally shuffled. (A training run resumes through
+  the Trainer's checkpoints, which skip the samples already seen.)
 - ``to_hf_dataset(...)``: the same blocks as a ``datasets.Dataset``.
-- ``Packing`` (from ``zhllama.corpus.packing``, re-exported): how a document becomes ids in
-  the stream (``doc </s>`` by default).
+
+How a document becomes ids in the stream is ``zhllama.corpus.packing.Packing`` (``doc </s>`` by
+default; a corpus's own is ``Packing.of_corpus(TokenizedCorpus(dir).manifest)``).
 
 The shards are Megatron-LM indexed datasets, so Megatron-LM / GPT-NeoX / NeMo read them too.
 """
@@ -26,9 +28,7 @@ try:  # torch is an optional dependency (zhllama[train]); the corpus reader does
 except ImportError:  # pragma: no cover - depends on the environment
     _TorchDataset = object  # type: ignore[assignment,misc]
 
-from zhllama.corpus.packing import Packing  # noqa: E402  (re-exported)
-
-__all__ = ["Packing", "PackedDataset", "TokenizedCorpus", "to_hf_dataset"]
+__all__ = ["PackedDataset", "TokenizedCorpus", "to_hf_dataset"]
 
 _DTYPES = {8: np.uint16, 4: np.int32}
 _HEADER = 9 + 8 + 1 + 8 + 8
@@ -132,8 +132,7 @@ class PackedDataset(_TorchDataset):
     Block ``k`` is tokens ``[k*block_size, (k+1)*block_size)`` of the corpus stream (documents
     concatenated; the EOS that tokenize-corpus appends separates them). ``labels`` equals
     ``input_ids``, as ``group_texts`` makes them (the model shifts). With ``seed`` the blocks are
-    visited in a fixed pseudo-random order (numpy PCG64); ``start_index`` skips that many
-    samples of this order, for an exact resume. Safe with DataLoader workers (files are mapped
+    visited in a fixed pseudo-random order (numpy PCG64). Safe with DataLoader workers (files are mapped
     per process) and with DistributedSampler.
     """
 
@@ -142,7 +141,6 @@ class PackedDataset(_TorchDataset):
         directory: str | os.PathLike[str],
         block_size: int = 512,
         seed: Optional[int] = None,
-        start_index: int = 0,
     ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size {block_size} must be positive")
@@ -150,24 +148,19 @@ class PackedDataset(_TorchDataset):
         self.block_size = block_size
         self.seed = seed
         self.num_blocks = self.corpus.num_tokens // block_size
-        if not 0 <= start_index <= self.num_blocks:
-            raise ValueError(f"start_index {start_index} outside [0, {self.num_blocks}] "
-                             f"(blocks of {block_size} tokens)")
-        self.start_index = start_index
         self.order: Optional[np.ndarray] = None
         if seed is not None:
             dtype = np.int32 if self.num_blocks < 2**31 else np.int64
             self.order = np.random.default_rng(seed).permutation(self.num_blocks).astype(dtype)
 
     def __len__(self) -> int:
-        return self.num_blocks - self.start_index
+        return self.num_blocks
 
     def block_id(self, i: int) -> int:
         """The corpus block that sample ``i`` of this dataset is."""
         if not 0 <= i < len(self):
             raise IndexError(f"sample {i} out of range for {len(self)} samples")
-        k = self.start_index + i
-        return int(self.order[k]) if self.order is not None else k
+        return int(self.order[i]) if self.order is not None else i
 
     def block(self, i: int) -> np.ndarray:
         b = self.block_id(i) * self.block_size
@@ -194,7 +187,6 @@ class PackedDataset(_TorchDataset):
 
 
 def to_hf_dataset(
-    directory: str | os.PathLike[str], block_size: int = 512, seed: Optional[int] = None, start_index: int = 0
-) -> Any:
+    directory: str | os.PathLike[str], block_size: int = 512, seed: Optional[int] = None) -> Any:
     """``PackedDataset(...).to_hf_dataset()``."""
-    return PackedDataset(directory, block_size=block_size, seed=seed, start_index=start_index).to_hf_dataset()
+    return PackedDataset(directory, block_size=block_size, seed=seed).to_hf_dataset()

@@ -1,6 +1,6 @@
 """Write and read the tokenizer directory that every later step takes.
 
-Layout (DESIGN.md "Formats"): ``tokenizer.model`` (SentencePiece ModelProto),
+Layout: ``tokenizer.model`` (SentencePiece ModelProto),
 ``tokenizer_config.json`` and ``special_tokens_map.json`` (so that
 ``transformers.LlamaTokenizer.from_pretrained(DIR)`` loads it), ``merge_report.json``.
 """

@@ -21,13 +21,22 @@ way ``pretrain``/``sft`` do it, so the parameter counts are the training verbs' 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from zhllama.sizes import parse_size
-from zhllama.train.args import LORA_PRETRAIN_TARGETS, LORA_SFT_TARGETS, LoraArguments
+from zhllama.train.args import (
+    ATTN_IMPLEMENTATIONS,
+    LORA_PRETRAIN_TARGETS,
+    LORA_SFT_TARGETS,
+    LoraArguments,
+    ModelArguments,
+    RunArguments,
+)
+from zhllama.train.pretrain import PretrainArguments
 
 STAGES = ("1", "2", "sft")
 ZERO_STAGES = (0, 2, 3)
@@ -58,7 +67,7 @@ class Plan:
         return self.model_states + (self.activations_checkpointing if checkpointing else self.activations_full)
 
 
-def read_config(model_dir: str | Path):
+def read_model_config(model_dir: str | Path):
     """The model's config from ``DIR/config.json`` only."""
     from transformers import AutoConfig
 
@@ -170,9 +179,11 @@ def plan_memory(config, stage: str, zero: int, gpus: int, precision: str, batch:
 
 
 def largest_batch(config, stage: str, zero: int, gpus: int, precision: str, block_size: int, gpu_memory: float,
-                  checkpointing: bool = True, lora: Optional[LoraArguments] = None, limit: int = 4096) -> int:
-    """The largest micro-batch whose plan fits ``gpu_memory`` bytes (0: not even one sequence)."""
-    one = plan_memory(config, stage, zero, gpus, precision, 1, block_size, lora)
+                  checkpointing: bool = True, lora: Optional[LoraArguments] = None, limit: int = 4096,
+                  attn_implementation: str = "sdpa") -> int:
+    """The largest micro-batch whose plan fits ``gpu_memory`` bytes (0: not even one sequence), with
+    the attention kernel's activations (eager keeps every attention probability)."""
+    one = plan_memory(config, stage, zero, gpus, precision, 1, block_size, lora, attn_implementation)
     per_sample = one.activations_checkpointing if checkpointing else one.activations_full
     room = gpu_memory - one.model_states
     return max(0, min(limit, int(room // per_sample))) if per_sample else limit
@@ -207,6 +218,11 @@ def format_table(plan: Plan, gpu_memory: float, title: str) -> str:
     return "\n".join([title, *(f"  {k:<{width}}  {v}" for k, v in rows)])
 
 
+def _default(cls: type, name: str) -> Any:
+    """The default of a training dataclass's field: plan's flags mean what pretrain/sft's do."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="Model directory; only DIR/config.json is read.")
     parser.add_argument("--stage", required=True, choices=STAGES,
@@ -215,17 +231,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DeepSpeed ZeRO stage (0: no DeepSpeed). Default: 2.")
     parser.add_argument("--gpus", type=int, default=1, help="Number of GPUs (data parallel). Default: 1.")
     parser.add_argument("--precision", choices=tuple(PRECISION_BYTES), default="bf16",
-                        help="Training precision. Default: bf16.")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="Micro-batch per GPU (--per-device-train-batch-size). Default: 1.")
-    parser.add_argument("--block-size", type=int, default=512, help="Tokens per sequence. Default: 512.")
+                        help="Training precision (as --precision of pretrain/sft; auto is bf16 on a current GPU). "
+                             "Default: bf16.")
+    parser.add_argument("--batch", type=int, default=_default(RunArguments, "per_device_train_batch_size"),
+                        help=f"Micro-batch per GPU (--per-device-train-batch-size). Default: "
+                             f"{_default(RunArguments, 'per_device_train_batch_size')}.")
+    parser.add_argument("--block-size", type=int, default=_default(PretrainArguments, "block_size"),
+                        help=f"Tokens per sequence (pretrain --block-size, sft --max-seq-length). Default: "
+                             f"{_default(PretrainArguments, 'block_size')}.")
     parser.add_argument("--gpu-memory", default=None, metavar="SIZE",
                         help="Memory of one GPU, e.g. 80GB or 141GiB (default: this machine's GPU, else 80GB).")
-    parser.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (stage 2, sft). Default: 8.")
+    parser.add_argument("--lora-rank", type=int, default=_default(LoraArguments, "lora_rank"),
+                        help=f"LoRA rank (stage 2, sft). Default: {_default(LoraArguments, 'lora_rank')}.")
     parser.add_argument("--lora-target", default=None, metavar="MODULES",
                         help="LoRA target modules (default: the training verb's for the stage).")
-    parser.add_argument("--attn-implementation", choices=("sdpa", "flash_attention_2", "eager"), default="sdpa",
-                        help="Attention kernel (eager stores the attention probabilities). Default: sdpa.")
+    parser.add_argument("--attn-implementation", choices=ATTN_IMPLEMENTATIONS,
+                        default=_default(ModelArguments, "attn_implementation"),
+                        help="Attention kernel (eager stores the attention probabilities). Default: "
+                             f"{_default(ModelArguments, 'attn_implementation')}.")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
 
 
@@ -238,7 +261,7 @@ def default_gpu_memory() -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = read_config(args.model)
+    config = read_model_config(args.model)
     gpu_memory = parse_size(args.gpu_memory, "--gpu-memory", "GB") if args.gpu_memory else default_gpu_memory()
     lora = None if args.stage == "1" else lora_for(args.stage, args.lora_rank, args.lora_target)
     plan = plan_memory(config, args.stage, args.zero, args.gpus, args.precision, args.batch, args.block_size, lora,
