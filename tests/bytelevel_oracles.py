@@ -12,8 +12,11 @@ Meta's ``Tokenizer.encode(bos=True)``).
 from __future__ import annotations
 
 import functools
+import json
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -22,7 +25,13 @@ import fixture_paths as fp
 from conftest import Parity
 from zhllama import Tokenizer
 
-NAMES = ["smollm2", "llama3-tiktoken", "llama3-json"]
+NAMES = ["smollm2", "llama3-tiktoken", "llama3-json", "qwen2-style", "gpt2-style"]
+
+# Layouts without a fixture of their own, made from the fixtures' vocabularies (the oracle is HF
+# on the same file, so any vocabulary will do): Qwen2's pre-tokenizer (single digits) and NFC
+# normalizer on LLaMA-3's vocabulary; GPT-2's bare ByteLevel pre-tokenizer on SmolLM2's.
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 @dataclass
@@ -63,8 +72,34 @@ def _tiktoken() -> Oracle:
     return Oracle("llama3-tiktoken", tok, encode, lambda ids: enc.decode(list(ids)))
 
 
+def _variant(name: str, src: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    out = fp.cache_dir() / f"{name}-from-{src.name}"
+
+    def build(tmp: Path) -> None:
+        j = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
+        edit(j)
+        (tmp / "tokenizer.json").write_text(json.dumps(j, ensure_ascii=False), encoding="utf-8")
+        if (src / "tokenizer_config.json").is_file():
+            shutil.copyfile(src / "tokenizer_config.json", tmp / "tokenizer_config.json")
+
+    return fp._build_dir_atomically(out, build)
+
+
+def _qwen2(j: dict[str, Any]) -> None:
+    j["normalizer"] = {"type": "NFC"}
+    j["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {"Regex": QWEN2_PATTERN}
+
+
+def _gpt2(j: dict[str, Any]) -> None:
+    j["pre_tokenizer"] = j["pre_tokenizer"]["pretokenizers"][-1]
+
+
 @functools.cache
 def oracle(name: str) -> Oracle:
+    if name == "qwen2-style":
+        return _hf(name, _variant(name, fp.llama3_hf_dir().path, _qwen2))
+    if name == "gpt2-style":
+        return _hf(name, _variant(name, fp.smollm2_dir().path, _gpt2))
     if name == "smollm2":
         return _hf(name, fp.smollm2_dir().path)
     if name == "llama3-json":
