@@ -27,7 +27,9 @@ _TOP_FALLBACK = 20
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", action="append", required=True,
-                   help="Tokenizer directory or .model file; repeat to compare several.")
+                   help="Tokenizer directory (tokenizer.model, or a byte-level tokenizer.json), a .model file, a "
+                        "tiktoken file or a tokenizer.json; repeat to compare several. For byte-level BPE the "
+                        "byte-fallback column reports the share of Chinese characters split across tokens.")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help="Input files, directories or globs (as for tokenize-corpus).")
     p.add_argument("--out", required=True, help="Directory for stats.json, stats.md and lengths.png.")
