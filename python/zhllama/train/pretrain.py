@@ -16,7 +16,7 @@ import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from zhllama.train.args import (
     Group,
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
         else:
             model = apply_lora(model, lora)
-        collator = default_data_collator
+        collator: Callable[..., Any] = default_data_collator
         if data.packing == "doc":
             from zhllama.corpus.packing import Packing
             from zhllama.train.doc_packing import DocumentCollator
