@@ -151,7 +151,7 @@ def free_port() -> int:
 
 
 def train(kind: str, model_dir: Path, corpus: Path, alpaca: Path, out: Path, batch: int, block: int, steps: int,
-          env: dict[str, str], timeout: float) -> dict:
+          env: dict[str, str], timeout: float, *extra) -> dict:
     """One training run as a user starts it (torchrun, 1 process, ZeRO-2); its zhllama_metrics.json."""
     if kind == "sft":
         data = ("sft", "--train-file", alpaca, "--max-seq-length", block)
@@ -161,8 +161,22 @@ def train(kind: str, model_dir: Path, corpus: Path, alpaca: Path, out: Path, bat
        "--master_port", free_port(), "-m", "zhllama.cli", *data, "--model", model_dir, "--output-dir", out,
        "--per-device-train-batch-size", batch, "--max-steps", steps, "--logging-steps", 1,
        "--save-steps", 10**6, "--report-to", "none", "--validation-split-percentage", 0, "--gradient-checkpointing",
-       "--warmup-ratio", 0, "--deepspeed", REPO / "configs" / "ds_zero2.json", env=env, timeout=timeout)
+       "--warmup-ratio", 0, "--deepspeed", REPO / "configs" / "ds_zero2.json", *extra, env=env, timeout=timeout)
     return json.loads((out / "zhllama_metrics.json").read_text())
+
+
+def zero3_load(model_dir: Path, out: Path, ranks: int, precision: str, env: dict[str, str]) -> dict:
+    """benches/zero3_load.py on ``ranks`` processes: what each rank holds right after loading under ZeRO-3."""
+    sh(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", ranks, "--master_addr", "127.0.0.1",
+       "--master_port", free_port(), REPO / "benches" / "zero3_load.py", model_dir, out, "--precision", precision,
+       env=env, timeout=600)
+    reports = [json.loads(p.read_text()) for p in sorted(out.glob("rank-*.json"))]
+    total = reports[0]["ds_numel"]
+    share = max(r["held"] for r in reports) / total
+    if len(reports) != ranks or not all(r["partitioned"] and r["in_stubs"] == 0 for r in reports) \
+            or share > 1 / ranks + 0.01:
+        sys.exit(f"gpu_check: ZeRO-3 did not partition the model at load: {reports}")
+    return {"share": share, "peak_gb": max((r["cuda_peak_mb"] or r["peak_rss_mb"]) for r in reports) / 1024}
 
 
 def fmt(x, spec: str = ",.0f") -> str:
@@ -240,6 +254,25 @@ def main(argv=None) -> int:
                          "chars_per_s": m.get("train_chars_per_second_per_device"),
                          "mfu": m.get("train_mfu"), "peak_gb": m.get("train_peak_memory_gb"),
                          "plan_gb": plan.total(True) / GB, "trainable_percent": m.get("trainable_percent")})
+
+    # --packing doc: per-document positions and attention (flash-attention 2's varlen path where installed).
+    import importlib.util
+
+    attn = "flash_attention_2" if not tiny and importlib.util.find_spec("flash_attn") else "sdpa"
+    batch = min(max_batch, largest_batch(config, "2", 2, 1, precision, block, gpu_memory, attn_implementation=attn))
+    m = train("stage2", model_dir, corpus, alpaca, work / "stage2-doc", batch, block, steps, env, budget,
+              "--packing", "doc", "--attn-implementation", attn, "--precision", precision)
+    rows_out.append({"case": f"stage2 --packing doc, {attn}", "setting": f"batch {batch} x {block}, {steps} steps",
+                     "tokens_per_s": m.get("train_tokens_per_second_per_device"),
+                     "chars_per_s": m.get("train_chars_per_second_per_device"),
+                     "mfu": m.get("train_mfu"), "peak_gb": m.get("train_peak_memory_gb"),
+                     "plan_gb": plan_memory(config, "2", 2, 1, precision, batch, block, None, attn).total(True) / GB})
+    # ZeRO-3 loads each rank's partition only (zero.Init): on every GPU here, or 2 CPU ranks.
+    ranks = 2 if tiny else max(1, torch.cuda.device_count())
+    z3 = zero3_load(model_dir, work / "zero3-load", ranks, precision, env)
+    rows_out.append({"case": "ZeRO-3 load (zero.Init)", "setting": f"{ranks} ranks, {z3['share']:.3f} of the "
+                     f"weights per rank", "tokens_per_s": None, "chars_per_s": None, "peak_gb": z3["peak_gb"],
+                     "zero3_share": z3["share"]})
 
     device_name = "CPU (--tiny)" if tiny else torch.cuda.get_device_name()
     print(f"\n## gpu_check: {device_name}, {'tiny shape' if tiny else 'LLaMA-7B shape'}, {precision}, "

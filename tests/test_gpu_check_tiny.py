@@ -29,13 +29,15 @@ def test_gpu_check_tiny_runs_and_reports(tmp_path):
     assert "| case | setting | tokens/s | Chinese chars/s | MFU | peak memory (GB) | plan (GB) |" in proc.stdout
     report = json.loads(out.read_text())
     assert [r["case"] for r in report["rows"]] == ["generate, base 32,000", "generate, merged 49,953",
-                                                   "stage2, ZeRO-2, CPU", "stage1, ZeRO-2, CPU", "sft, ZeRO-2, CPU"]
+                                                   "stage2, ZeRO-2, CPU", "stage1, ZeRO-2, CPU", "sft, ZeRO-2, CPU",
+                                                   "stage2 --packing doc, sdpa", "ZeRO-3 load (zero.Init)"]
     gen = report["rows"][:2]
     assert all(r["tokens_per_s"] > 0 and r["chars_per_s"] > 0 for r in gen)
     # The merged tokenizer needs about half the tokens per Chinese character (1.544 -> 0.752 on all of it);
     # mistral-common's 32K stand-in already knows more Chinese characters (1.8x on the substitutes).
     ratio = 1.8 if base.is_real and zh.is_real else 1.4
     assert gen[0]["tokens_per_char"] > ratio * gen[1]["tokens_per_char"]
-    for r in report["rows"][2:]:
+    assert report["rows"][-1]["zero3_share"] == pytest.approx(0.5, abs=0.01)  # each of 2 ranks: half
+    for r in report["rows"][2:-1]:
         assert r["tokens_per_s"] > 0 and r["chars_per_s"] > 0 and r["peak_gb"] > 0 and r["plan_gb"] > 0
         assert r["setting"] == "batch 2 x 64, 2 steps"

@@ -121,10 +121,10 @@ def test_config_file_and_validation_errors(resized, text_file, tmp_path, capsys)
     cfg.write_text(cfg.read_text() + "max_step: 3\n")
     assert h.cli("pretrain", "--config", cfg, "--output-dir", tmp_path / "u") == 2
     assert "unknown key 'max_step' (did you mean 'max_steps'?)" in capsys.readouterr().err
-    # A model smaller than the tokenizer: resize first (past the pairing check, which refuses it sooner).
+    # A model smaller than the tokenizer: resize first.
     assert h.cli("pretrain", "--stage", "1", "--model", h.tiny_model_dir("base"), "--tokenizer",
                  h.tokenizer_dir("merged-pad"), "--train-file", text_file, "--output-dir", tmp_path / "f",
-                 "--block-size", "32", "--allow-mismatch") == 2
+                 "--block-size", "32") == 2
     assert "zhllama resize" in capsys.readouterr().err
 
 

@@ -8,7 +8,8 @@ Records, written where the pieces are made:
   base model's weights digest and path, and the tokenizer it was trained with.
 
 :func:`check_model_tokenizer` and :func:`check_adapter_base` compare a pairing about to be used
-with those records and refuse a contradiction in one line naming both sides; ``--allow-mismatch``
+with those records and refuse a contradiction in one line naming both sides (a tokenizer that
+only appends pieces to the recorded one, as SFT's ``[PAD]`` does, is no contradiction); ``--allow-mismatch``
 (:data:`ALLOW_FLAG`) skips them for users who mean it. A directory without records (a model
 downloaded as is) is not checked.
 
@@ -102,11 +103,25 @@ def check_model_tokenizer(model_dir: str | os.PathLike[str], tokenizer: str | os
         return
     record = model_tokenizer_record(model_dir)
     have = tokenizer_sha256(tokenizer)
-    if record is None or have is None or record[0] == have:
+    if record is None or have is None or record[0] == have or _extends(tokenizer, model_dir, record[0]):
         return
     raise ValueError(f"--tokenizer {tokenizer} (sha256 {have[:12]}…) is not the tokenizer {model_flag} {model_dir} was "
                      f"made for ({record[1]}: sha256 {record[0][:12]}…); pass that tokenizer (or leave --tokenizer "
                      f"out to use the model's own), or {ALLOW_FLAG} if this pairing is meant")
+
+
+def _extends(tokenizer: str | os.PathLike[str], model_dir: str | os.PathLike[str], recorded: str) -> bool:
+    """Whether ``tokenizer`` keeps the model's recorded tokenizer as its first pieces and only adds
+    after them (49,954 = the 49,953 merge + SFT's [PAD]): the same ids for every piece it had."""
+    from zhllama.tokenizer import Tokenizer
+
+    if tokenizer_sha256(model_dir) != recorded:
+        return False  # the model directory's own copy is not the recorded tokenizer: nothing to compare
+    try:
+        own, given = Tokenizer.from_pretrained(model_dir), Tokenizer.from_pretrained(tokenizer)
+    except (OSError, ValueError):
+        return False
+    return len(given) > len(own) and all(given.id_to_piece(i) == own.id_to_piece(i) for i in range(len(own)))
 
 
 def base_record(model_dir: str | os.PathLike[str], tokenizer: str | os.PathLike[str]) -> dict[str, Any]:
