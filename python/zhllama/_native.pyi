@@ -5,7 +5,7 @@ every public name of the module is declared here, and that every function and me
 the compiled one's parameters (names, kinds, defaults).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from os import PathLike
 from pathlib import Path
@@ -240,7 +240,7 @@ def corpus_input_format(path: Union[str, PathLike[str]]) -> Optional[str]:
 def write_shard_set(
     tokenizer_path: Union[str, PathLike[str]],
     out_dir: Union[str, PathLike[str]],
-    batches: Any,
+    batches: Callable[[int], Any],
     *,
     text_field: str,
     append_eos: bool,
@@ -250,14 +250,16 @@ def write_shard_set(
     tokenizer_sha256: str,
     extra_json: str,
 ) -> tuple[str, bool]:
-    """Write the documents of ``batches`` into ``out_dir`` as ``tokenize-corpus`` does (its writer:
-    shards, counts, bad-line policy, manifest); returns ``(manifest_json, already_done)``.
+    """Write the documents of ``batches(skip)`` into ``out_dir`` as ``tokenize-corpus`` does (its
+    writer: shards, counts, bad-line policy, manifest); returns ``(manifest_json, already_done)``.
 
-    ``batches`` yields ``(texts, ids, offsets, sources, lines, reasons)``: per document its text
-    (blank ones are counted as empty), its ids ``ids[offsets[i]:offsets[i + 1]]`` (uint32, BOS/EOS
-    included), its source name, 1-based line and ``None`` or why it is malformed. A directory that
-    already holds a finished corpus with this tokenizer and these options is kept and
-    ``batches`` not read; an unfinished one is cleared. Locks ``out_dir`` while it writes."""
+    ``batches(skip)`` yields ``(texts, ids, offsets, sources, lines, reasons)``: per document its
+    text (blank ones are counted as empty), its ids ``ids[offsets[i]:offsets[i + 1]]`` (uint32,
+    BOS/EOS included), its source name, 1-based line and ``None`` or why it is malformed. ``skip``
+    is how many leading documents an interrupted run in ``out_dir`` wrote (its ``progress.json``):
+    they come again with no ids, are checked against that run's record and dropped. A directory
+    that already holds a finished corpus with this tokenizer and these options is kept and
+    ``batches`` not called. Locks ``out_dir`` while it writes."""
 
 # ---- documents (reader.rs) ---------------------------------------------------------------
 

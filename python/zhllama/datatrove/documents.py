@@ -18,8 +18,11 @@ What a step that sees documents, not files, cannot know: a source is the documen
 ``metadata["file_path"]`` (datatrove readers set it); its line is read from datatrove's default
 id (``PATH/INDEX``) or else counted; lines a reader drops (blank lines, malformed JSON, which
 ``JsonlReader`` skips with a warning) are not counted; and a shard's end position records no
-byte offset. A task that fails restarts from its first document on relaunch (resume inside a
-task is ``ZhllamaTokenizeFiles``'s); a finished part is kept and its input not read again.
+byte offset. A task interrupted (an error, ``kill -9``, a Slurm time limit) resumes on relaunch
+at its first incomplete shard: the documents before it are read again (the reader cannot seek)
+but not encoded, and checked to be the ones the interrupted run wrote (sources, counts, the last
+shard's end; a source file whose size changed is refused, as tokenize-corpus refuses). A
+finished part is kept and its input not read again.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ class ZhllamaTokenize(PipelineStep):
         self._counts: dict[str, int] = {}  # documents per source, for ids that are not PATH/INDEX
         self._text_bytes = 0
         manifest_json, already_done = _native.write_shard_set(
-            str(model), str(out), self._batches(tokenizer, data or iter(())),
+            str(model), str(out), lambda skip: self._batches(tokenizer, data or iter(()), skip),
             text_field=o.text_field, append_eos=o.append_eos, add_bos=o.add_bos, shard_size=o.shard_bytes(),
             on_bad_line=o.on_bad_line, tokenizer_sha256=sha256_file(model),
             extra_json=json.dumps(task_extra(rank, world_size)),
@@ -148,18 +151,23 @@ class ZhllamaTokenize(PipelineStep):
                     f"{len(manifest['shards'])} shards ({how})")
         return iter(())
 
-    def _batches(self, tokenizer: Any, data: DocumentsPipeline) -> Iterator[tuple[Any, ...]]:
-        """Batches in the shape ``write_shard_set`` takes, in input order.
+    def _batches(self, tokenizer: Any, data: DocumentsPipeline, skip: int) -> Iterator[tuple[Any, ...]]:
+        """Batches in the shape ``write_shard_set`` takes, in input order; the first ``skip``
+        documents (written by an interrupted run of this task) pass without being encoded.
 
         (Encoding batch k on a helper thread while the reader parses batch k+1 was tried: no
         gain measured on 2 cores, where the encoder already uses both.)
         """
         for batch in _chunks(data, self.batch_size):
-            yield self._encode(tokenizer, batch)
+            yield self._encode(tokenizer, batch, min(skip, len(batch)))
+            skip -= min(skip, len(batch))
 
-    def _encode(self, tokenizer: Any, docs: list[Document]) -> tuple[Any, ...]:
-        bad = [_malformed(d) for d in docs]
-        texts = [d.text if b is None else "" for d, b in zip(docs, bad)]
+    def _encode(self, tokenizer: Any, docs: list[Document], written: int) -> tuple[Any, ...]:
+        import numpy as np
+
+        new = docs[written:]
+        bad = [_malformed(d) for d in new]
+        texts = [d.text if b is None else "" for d, b in zip(new, bad)]
         with self.track_time(unit="batch"):
             try:
                 ids, offsets = tokenizer.encode_batch_flat(texts, add_bos=self.options.add_bos,
@@ -167,16 +175,21 @@ class ZhllamaTokenize(PipelineStep):
             except UnicodeEncodeError:
                 # Rare: find the culprits, then encode the rest (tokenize-corpus's JSON parser
                 # refuses such a line as malformed, so this is a bad line too).
-                bad = [b or _not_utf8(d) for d, b in zip(docs, bad)]
+                bad = [b or _not_utf8(d) for d, b in zip(new, bad)]
                 texts = [t if b is None else "" for t, b in zip(texts, bad)]
                 ids, offsets = tokenizer.encode_batch_flat(texts, add_bos=self.options.add_bos,
                                                            add_eos=self.options.append_eos, num_threads=self.threads)
+        self._text_bytes += sum(len(t.encode("utf-8")) for t, b in zip(texts, bad) if b is None)
+        if written:  # already written: no ids, only their sources and lines, to be checked
+            texts = [""] * written + texts
+            none: list[Optional[str]] = [None] * written
+            bad = none + bad
+            offsets = np.concatenate([np.zeros(written, offsets.dtype), offsets])
         sources, lines = [], []
         for d in docs:
             source = str(d.metadata.get("file_path") or NO_SOURCE)
             self._counts[source] = self._counts.get(source, 0) + 1
             sources.append(source)
             lines.append(_line(d, source, self._counts[source]))
-        self._text_bytes += sum(len(t.encode("utf-8")) for t, b in zip(texts, bad) if b is None)
         return texts, ids, offsets, sources, lines, bad
 

@@ -7,8 +7,13 @@
 //! One call writes a whole output directory: it pulls the batches from a Python iterator,
 //! so the writer lives on this call's stack (no self-referencing pyclass) and each batch is
 //! written with the GIL released.
+//!
+//! Resume: an interrupted call leaves `progress.json` (the writer's, at each completed shard).
+//! A rerun keeps those shards and asks Python for the batches with the number of documents
+//! they hold, which Python passes along without encoding; they are checked against the
+//! interrupted run's record (sources, counts, the last shard's end) and dropped.
 
-use crate::error::detach;
+use crate::error::{detach, IntoPyErr};
 use crate::reader::parse_on_bad_line;
 use numpy::PyReadonlyArray1;
 use pyo3::exceptions::PyValueError;
@@ -58,9 +63,10 @@ fn blank(text: &str) -> bool {
     document_text(Format::Txt, text.as_bytes(), "").is_ok_and(|d| d.is_empty())
 }
 
-/// Write the documents of `batches` into `out_dir` as `tokenize-corpus` writes a corpus;
-/// returns `(manifest_json, already_done)`. A directory that already holds a finished corpus
-/// made with this tokenizer and these options is kept and `batches` is not read.
+/// Write the documents of `batches(skip)` into `out_dir` as `tokenize-corpus` writes a corpus;
+/// returns `(manifest_json, already_done)`. `skip` is the number of leading documents an
+/// interrupted run already wrote (0 on a fresh start). A directory that already holds a
+/// finished corpus made with this tokenizer and these options is kept and `batches` not called.
 #[pyfunction]
 #[pyo3(signature = (tokenizer_path, out_dir, batches, *, text_field, append_eos, add_bos, shard_size, on_bad_line, tokenizer_sha256, extra_json))]
 #[allow(clippy::too_many_arguments)]
@@ -98,15 +104,24 @@ fn write_shard_set(
     };
     let fresh = fresh_manifest(&cfg, &tokenizer);
     let dir = cfg.out_dir.clone();
-    let (lock, done) = detach(py, || open_output(&dir, &fresh))?;
-    if let Some(done) = done {
-        return Ok((serde_json::to_string(&done).expect("serializes"), true));
-    }
+    let (lock, start) = detach(py, || open_output(&dir, fresh))?;
+    let state = match start {
+        Start::Done(done) => return Ok((serde_json::to_string(&done).expect("serializes"), true)),
+        Start::Write(state) => state,
+    };
+    let mut resume = Resume::new(&state);
     let progress = Progress::default();
-    let mut sink = ShardSink::new(&cfg, fresh, Position::default(), &progress);
-    let mut sources: HashMap<String, usize> = HashMap::new();
+    let end = state.shards.last().map(|s| s.end).unwrap_or_default();
+    let mut sink = ShardSink::new(&cfg, state, end, &progress);
+    let mut sources: HashMap<String, usize> = sink
+        .state
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.file.path.display().to_string(), i))
+        .collect();
     let dtype = sink.state.dtype;
-    for (seq, batch) in batches.try_iter()?.enumerate() {
+    for (seq, batch) in batches.call1((resume.skip,))?.try_iter()?.enumerate() {
         let (texts, ids, offsets, names, lines, bad): Batch<'_> = batch?.extract()?;
         let n = texts.len();
         let (ids, offsets) = (ids.as_slice()?, offsets.as_slice()?);
@@ -131,6 +146,12 @@ fn write_shard_set(
                 });
                 sink.state.sources.len() - 1
             });
+            if resume.pending() {
+                resume
+                    .check(file, lines[i])
+                    .map_err(|m| mismatch(&dir, m).into_pyerr())?;
+                continue;
+            }
             let (a, b) = (offsets[i], offsets[i + 1]);
             let outcome = if let Some(reason) = &bad[i] {
                 Outcome::Bad(reason.clone())
@@ -151,8 +172,8 @@ fn write_shard_set(
                     ids.len()
                 )));
             };
-            // The byte offset is not known to a step that sees documents, not files; resume
-            // inside a task is the file-level step's (it reads the files itself).
+            // The byte offset is not known to a step that sees documents, not files; this
+            // step resumes by document count instead (see `Resume`).
             let after = Position {
                 file,
                 line: lines[i],
@@ -170,6 +191,16 @@ fn write_shard_set(
         }
         detach(py, || sink.write_chunk(enc))?;
     }
+    if resume.pending() {
+        return Err(mismatch(
+            &dir,
+            format!(
+                "the input now has {} documents, fewer than the {} the interrupted run had written",
+                resume.seen, resume.skip
+            ),
+        )
+        .into_pyerr());
+    }
     let manifest = detach(py, || {
         let m = sink.finish()?;
         m.write(&dir.join(MANIFEST))?;
@@ -180,46 +211,132 @@ fn write_shard_set(
     Ok((serde_json::to_string(&manifest).expect("serializes"), false))
 }
 
-/// Lock `dir` and either find the finished corpus it already holds, or clear what an
-/// earlier, unfinished attempt left (this step restarts a task from its first document).
-fn open_output(
-    dir: &Path,
-    fresh: &Manifest,
-) -> Result<(OutputLock, Option<Manifest>), CorpusError> {
+/// Where a call starts: a finished corpus to keep, or the state to write from (an interrupted
+/// run's, or a fresh one).
+enum Start {
+    Done(Manifest),
+    Write(Manifest),
+}
+
+/// Why `m` (found in the output directory) cannot continue as this call: sources are met as
+/// documents arrive, so only what is known up front is compared.
+fn differs(m: &Manifest, fresh: &Manifest) -> Option<String> {
+    if m.tokenizer_sha256 != fresh.tokenizer_sha256 {
+        Some(format!(
+            "tokenizer sha256 {} (now {})",
+            m.tokenizer_sha256, fresh.tokenizer_sha256
+        ))
+    } else if m.options != fresh.options || m.format_version != fresh.format_version {
+        Some(format!(
+            "options {} (now {})",
+            serde_json::to_string(&m.options).unwrap_or_default(),
+            serde_json::to_string(&fresh.options).unwrap_or_default()
+        ))
+    } else {
+        None
+    }
+}
+
+fn mismatch(dir: &Path, message: String) -> CorpusError {
+    CorpusError::OutputMismatch {
+        path: dir.to_path_buf(),
+        message,
+    }
+}
+
+/// Lock `dir`, then find what it holds: a finished corpus, an interrupted run to continue
+/// (its completed shards kept, debris past them removed), or nothing.
+fn open_output(dir: &Path, fresh: Manifest) -> Result<(OutputLock, Start), CorpusError> {
     std::fs::create_dir_all(dir).map_err(|e| CorpusError::io(dir, e))?;
     let lock = OutputLock::acquire(dir)?;
     let manifest = dir.join(MANIFEST);
     if manifest.exists() {
         let done = Manifest::read(&manifest)?;
-        // Sources are met as documents arrive, so only what is known up front is compared.
-        let why = if done.tokenizer_sha256 != fresh.tokenizer_sha256 {
-            Some(format!(
-                "tokenizer sha256 {} (now {})",
-                done.tokenizer_sha256, fresh.tokenizer_sha256
-            ))
-        } else if done.options != fresh.options || done.format_version != fresh.format_version {
-            Some(format!(
-                "options {} (now {})",
-                serde_json::to_string(&done.options).unwrap_or_default(),
-                serde_json::to_string(&fresh.options).unwrap_or_default()
-            ))
-        } else {
-            None
-        };
-        return match why {
-            Some(why) => Err(CorpusError::OutputMismatch {
-                path: dir.to_path_buf(),
-                message: format!("already holds a finished corpus made with {why}; choose another output folder or delete it"),
-            }),
-            None => Ok((lock, Some(done))),
+        return match differs(&done, &fresh) {
+            Some(why) => Err(mismatch(dir, format!("already holds a finished corpus made with {why}; choose another output folder or delete it"))),
+            None => Ok((lock, Start::Done(done))),
         };
     }
     let progress = dir.join(PROGRESS);
-    if progress.exists() {
-        std::fs::remove_file(&progress).map_err(|e| CorpusError::io(&progress, e))?;
+    let state = if progress.exists() {
+        let state = Manifest::read(&progress)?;
+        if let Some(why) = differs(&state, &fresh) {
+            return Err(mismatch(dir, format!("holds an interrupted run made with {why}; rerun it with the same options to resume, or delete the folder")));
+        }
+        // As tokenize-corpus checks its inputs before resuming: a source file whose size
+        // changed is refused (a changed input would give a corpus that is neither run's).
+        for src in &state.sources {
+            let now = source_file(&src.file.path.display().to_string());
+            if now.bytes != src.file.bytes {
+                return Err(mismatch(&src.file.path, format!("is {} bytes now, {} when the interrupted run in {} read it: the input changed; delete that folder and rerun", now.bytes, src.file.bytes, dir.display())));
+            }
+        }
+        for shard in &state.shards {
+            for ext in ["bin", "idx"] {
+                let path = dir.join(format!("{}.{ext}", shard.name));
+                if !path.exists() {
+                    return Err(mismatch(&path, "is missing, but progress.json lists its shard as complete; delete the folder and rerun".into()));
+                }
+            }
+        }
+        state
+    } else {
+        fresh
+    };
+    remove_stale_files(dir, state.shards.len())?;
+    Ok((lock, Start::Write(state)))
+}
+
+/// The documents an interrupted run already wrote, met again: counted per source and checked
+/// to be the same ones (same sources and counts, the last one at its last shard's end), so
+/// a changed input is refused instead of giving a corpus that is neither run's.
+struct Resume {
+    skip: u64,
+    seen: u64,
+    want: Vec<u64>,
+    got: Vec<u64>,
+    end: (usize, u64),
+}
+
+impl Resume {
+    fn new(state: &Manifest) -> Self {
+        let want: Vec<u64> = state.sources.iter().map(|s| s.counts.lines).collect();
+        let end = state.shards.last().map(|s| s.end).unwrap_or_default();
+        Resume {
+            skip: want.iter().sum(),
+            seen: 0,
+            got: vec![0; want.len()],
+            want,
+            end: (end.file, end.line),
+        }
     }
-    remove_stale_files(dir, 0)?;
-    Ok((lock, None))
+
+    fn pending(&self) -> bool {
+        self.seen < self.skip
+    }
+
+    fn check(&mut self, file: usize, line: u64) -> Result<(), String> {
+        self.seen += 1;
+        let changed = |what: String| {
+            format!("the documents before the interrupted run's last shard end differ from its ({what}): the input changed; delete the folder and rerun")
+        };
+        match self.got.get_mut(file) {
+            Some(n) => *n += 1,
+            None => {
+                return Err(changed(format!(
+                    "document {} comes from a source it did not read",
+                    self.seen
+                )))
+            }
+        }
+        if self.seen == self.skip && (self.got != self.want || (file, line) != self.end) {
+            return Err(changed(format!(
+                "documents per source {:?}, ending at source {file} line {line}; it had {:?}, ending at source {} line {}",
+                self.got, self.want, self.end.0, self.end.1
+            )));
+        }
+        Ok(())
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
