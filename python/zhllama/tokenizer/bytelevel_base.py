@@ -276,6 +276,7 @@ def llama3_config() -> dict[str, Any]:
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": specials[0],
         "eos_token": specials[1],
+        "pad_token": "<|finetune_right_pad_id|>",  # Meta's pad_id (llama_models' tokenizer.py)
         "clean_up_tokenization_spaces": True,
         "model_input_names": ["input_ids", "attention_mask"],
         "model_max_length": 131072,
