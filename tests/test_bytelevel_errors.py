@@ -84,3 +84,13 @@ def test_smollm2_specials_follow_the_post_processor():
     assert tok.bos_id is None and tok.eos_id == 2 and tok.pad_id == 2
     assert tok.encode("hi", add_bos=True) == tok.encode("hi")  # SmolLM2's template adds no BOS
     assert tok.encode("<|im_end|>", parse_special=True) == [2]
+
+
+def test_pickles_by_path():
+    import pickle
+
+    for tok in (Tokenizer.from_file(fp.llama3_tiktoken().path), Tokenizer.from_pretrained(fp.smollm2_dir().path)):
+        back = pickle.loads(pickle.dumps(tok))
+        assert back.encode("中文 text 123") == tok.encode("中文 text 123")
+        assert (back.bos_id, back.eos_id, back.eos_ids, back.vocab_size) == (tok.bos_id, tok.eos_id, tok.eos_ids,
+                                                                            tok.vocab_size)

@@ -115,6 +115,12 @@ fn pre_tokenizer(ctx: &Ctx, v: &Value) -> Result<Vec<Stage>, ByteLevelError> {
             "Digits" => stages.push(Stage::Digits {
                 individual: flag(s, "individual_digits", false),
             }),
+            "Metaspace" => {
+                return Err(ctx.err(
+                    "pre_tokenizer \"Metaspace\" is not supported here: a SentencePiece-style tokenizer.json; \
+                     load the SentencePiece tokenizer.model it was converted from",
+                ))
+            }
             _ => return Err(ctx.unsupported("pre_tokenizer", s)),
         }
     }
