@@ -61,7 +61,8 @@ def _check_killed_then_resumed(resized, text_file, tmp_path, launcher, moments):
         out = tmp_path / f"killed-{at.replace('*', '')}"
         proc = _run(_args(resized, text_file, out), launcher, kill_at=at)
         assert proc.returncode != 0, f"{at}: the run was not killed\n{proc.stderr[-3000:]}"
-        assert (out / "checkpoint-4").is_dir() and not (out / "checkpoint-4" / "zhllama-checkpoint.json").exists()
+        assert (out / "checkpoint-4").is_dir(), f"{at}: killed before checkpoint-4\n{proc.stderr[-4000:]}"
+        assert not (out / "checkpoint-4" / "zhllama-checkpoint.json").exists()
         proc = _run(_args(resized, text_file, out, "--resume", "last"), launcher)
         assert proc.returncode == 0, f"{at}: {proc.stderr[-6000:]}"
         assert "resuming from" in proc.stderr and "checkpoint-2" in proc.stderr
