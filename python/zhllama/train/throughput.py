@@ -49,8 +49,8 @@ class MatmulParams:
 def matmul_params(model: torch.nn.Module) -> MatmulParams:
     """:class:`MatmulParams` of ``model`` (a plain or a peft model; works on the meta device)."""
     lookups = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    weight = getattr(head, "weight", None)
+    get_head = getattr(model, "get_output_embeddings", None)  # a transformers (or peft) model's LM head
+    weight = getattr(get_head() if callable(get_head) else None, "weight", None)
     if isinstance(weight, torch.nn.Parameter):
         lookups.discard(id(weight))  # the (possibly tied) output layer multiplies: always counted
     trained = frozen = 0
