@@ -25,7 +25,8 @@ log = logging.getLogger("zhllama.merge_lora")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base", required=True, help="Base model directory (e.g. the original LLaMA in HF layout).")
+    parser.add_argument("--base", required=True,
+                        help="Base model directory (e.g. the original LLaMA in HF layout), or a .gguf file.")
     parser.add_argument("--lora", required=True, action="append",
                         help="LoRA adapter directory (pretrain --stage 2 or sft output); "
                              "repeat to apply several in order.")
@@ -111,7 +112,9 @@ def merge_adapter(model: Any, lora: Path) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    base, out = Path(args.base), Path(args.out)
+    from zhllama.model.convert_gguf import model_dir
+
+    base, out = model_dir(args.base), Path(args.out)  # a .gguf is converted once, then cached
     if not (base / "config.json").is_file():
         raise FileNotFoundError(f"--base {base}: no config.json; pass a Hugging Face model directory")
     # The first adapter was trained on --base (the later ones on the merge before them, not on disk).

@@ -43,7 +43,7 @@ log = logging.getLogger("zhllama.resize")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="Base model directory (Hugging Face layout).")
+    parser.add_argument("--model", required=True, help="Base model directory (Hugging Face layout), or a .gguf file.")
     parser.add_argument("--tokenizer", required=True,
                         help="Merged tokenizer directory (or tokenizer.model) to resize to.")
     parser.add_argument("--out", required=True, help="Output directory for the resized model and the tokenizer files.")
@@ -172,13 +172,16 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model_dir, out = Path(args.model), Path(args.out)
+    from zhllama.model.convert_gguf import model_dir as hf_model_dir
+
+    model_dir, out = hf_model_dir(args.model), Path(args.out)  # a .gguf is converted once, then cached
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"--model {model_dir}: no config.json; pass a Hugging Face model directory")
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
         raise ValueError(f"--pad-to-multiple-of must be >= 1, got {args.pad_to_multiple_of}")
     new = Tokenizer.from_pretrained(args.tokenizer)
-    base_path = args.base_tokenizer or (model_dir if (model_dir / "tokenizer.model").is_file() else None)
+    own = any((model_dir / f).is_file() for f in ("tokenizer.model", "tokenizer.json"))  # SentencePiece, byte-level
+    base_path = args.base_tokenizer or (model_dir if own else None)
     base = Tokenizer.from_pretrained(base_path) if base_path is not None else None
     record_path = model_dir / RESIZE_RECORD
     if base is not None and record_path.is_file():
