@@ -151,6 +151,7 @@ class Demo:
         t = time.perf_counter()
         print(f"[{i:2}/{len(steps)}] {name} ...", flush=True)
         facts = fn() or {}
+        facts[f"seconds.{name}"] = time.perf_counter() - t  # kept with the step: a rerun still knows it
         self.facts.update(facts)
         marker.parent.mkdir(exist_ok=True)
         marker.write_text(json.dumps(facts, ensure_ascii=False))

@@ -113,11 +113,14 @@ def write_real_report(out: Path, facts: dict[str, Any], seconds: float, quick: b
         return y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
 
     d_zh, d_en = delta(e["base_zh"], e["adapted_zh"]), delta(e["base_en"], e["adapted_en"])
+    steps = {k.split(".", 1)[1]: v for k, v in facts.items() if k.startswith("seconds.")}
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in steps.items())
     lines = [
         "# zhllama demo report",
         "",
-        f"Ran {'the quick demo' if quick else 'the demo'} in {seconds / 60:.1f} min on "
-        f"{facts.get('base_label', 'the base')}.",
+        f"Ran {'the quick demo' if quick else 'the demo'} on {facts.get('base_label', 'the base')}: its steps took "
+        f"{sum(steps.values()) / 60:.1f} min in all ({timing}); this invocation {seconds / 60:.1f} min "
+        "(steps done before are reused).",
         "",
         "## Headlines",
         "",
