@@ -267,3 +267,19 @@ def test_errors_are_one_line(tmp_path, capsys, smol):
     # merge-vocab, given a byte-level base, says which verb grows it.
     assert cli(["merge-vocab", "--base", str(base), "--add", str(spm), "--out", str(tmp_path / "m")]) == 2
     assert "zhllama extend-vocab" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["smol", "llama"])
+def test_zhllama_ids_equal_hf_ids_on_the_extended_tokenizer(which, request):
+    """zhllama's own byte-level encoder reads the extended directory and agrees with HF
+    tokenizers id for id, Chinese and not, and decodes back to the text."""
+    from zhllama import Tokenizer
+
+    _, out, _ = request.getfixturevalue(which)
+    ours = Tokenizer.from_pretrained(str(out))
+    e = tokenizers.Tokenizer.from_file(str(out / "tokenizer.json"))
+    docs = peoples_daily(2000) + held_out()[:500] + non_chinese_texts()[:800] + ["中ḭ，１９９８年😀 中国人民 。\r\n"]
+    want = [x.ids for x in e.encode_batch(docs, add_special_tokens=False)]
+    got = ours.encode_batch(docs)
+    assert [d for d, g, w in zip(docs, got, want) if list(g) != w] == []
+    assert all(ours.decode(w) == d for d, w in zip(docs[:200], want[:200]))

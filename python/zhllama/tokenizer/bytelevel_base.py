@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama.tokenizer.continued_bpe import NewMerge
 from zhllama.tokenizer.directory import CONFIG_FILE, MODEL_FILE, SPECIAL_TOKENS_FILE, read_json_object
 
 HF_TOKENIZER_FILE = "tokenizer.json"
@@ -284,3 +287,25 @@ def llama3_config() -> dict[str, Any]:
             "content": s, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
             for i, s in enumerate(specials)},
     }
+
+
+def extended_json(base: ByteLevelBase, merges: Sequence[NewMerge], token_bytes: dict[int, bytes]) -> dict[str, Any]:
+    """The base's tokenizer.json with ``merges`` appended (and their new tokens in the vocabulary)."""
+    doc = copy.copy(base.tokenizer_json)
+    model = doc["model"] = copy.copy(base.model)
+    vocab = model["vocab"] = dict(base.model["vocab"])
+    # HF tokenizers gives an added token that the model's vocabulary lacks the id "model size +
+    # position", not its stored id (tokenizers 0.23: LLaMA-3's <|begin_of_text|> became 128,100
+    # after 100 new tokens). In the vocabulary at their own ids (as SmolLM2's are) they keep them;
+    # no merge yields them and the pre-tokenizer splits their text, so BPE never produces them.
+    for content, i in base.specials().items():
+        vocab.setdefault(content, i)
+    string_pairs = isinstance(base.model["merges"][0], str) if base.model["merges"] else False
+    new_merges = []
+    for m in merges:
+        if m.is_new_token:
+            vocab[to_bytelevel(token_bytes[m.result])] = m.result
+        a, b = to_bytelevel(token_bytes[m.left]), to_bytelevel(token_bytes[m.right])
+        new_merges.append(f"{a} {b}" if string_pairs else [a, b])
+    model["merges"] = [*base.model["merges"], *new_merges]
+    return doc

@@ -141,11 +141,10 @@ class ContinuedBpe:
             # The pairs around each merge: (left, a) and (b, right) go, (left', result) and
             # (result, right) come. When two merges touch (…a b a b…), the old (b, a) goes once,
             # on the second merge's left side, and (result, result) comes there.
+            changes: tuple[tuple[Pair, int], ...] = ()
             if p > 0:
                 changes = (((w[p - 1], a), -c),
                            ((result if k > 0 and pos[k - 1] == p - 2 else w[p - 1], result), c))
-            else:
-                changes = ()
             if p + 2 < n and not (k < last and pos[k + 1] == p + 2):
                 changes += (((b, w[p + 2]), -c), ((result, w[p + 2]), c))
             for pair, delta in changes:
@@ -208,9 +207,9 @@ class ContinuedBpe:
         for i in self.where.pop(pair, ()):
             self._merge_word(i, a, b, result, touched)
         if merge.is_new_token and self.ignore_merges:
-            i = self.word_index.get(self.token_bytes[result])
-            if i is not None and self.words[i] != [result]:
-                self._replace_word(i, [result], touched)
+            whole = self.word_index.get(self.token_bytes[result])
+            if whole is not None and self.words[whole] != [result]:
+                self._replace_word(whole, [result], touched)
         self.pair_counts.pop(pair, None)
         for p in touched:  # the pairs whose count grew
             heapq.heappush(self.heap, (-self.pair_counts[p], p))
