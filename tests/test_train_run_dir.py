@@ -39,6 +39,7 @@ def test_a_held_output_dir_is_refused_before_anything_is_touched(resized, text_f
         assert pretrain(resized, text_file, out, "--overwrite-output-dir") == 2
         err = capsys.readouterr().err
         assert "another run is writing this directory" in err and f"pid {os.getpid()}" in err
+        assert "give each run its own --output-dir" in err
         assert (out / "checkpoint-2" / "weights").read_text() == "the first run's"
         assert h.cli("tokenize-corpus", "--tokenizer", resized, "--input", text_file, "--out", out, "--quiet") == 2
         assert "another run is writing this directory" in capsys.readouterr().err

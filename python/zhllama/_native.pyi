@@ -235,6 +235,24 @@ def corpus_merge_parts(parts: Sequence[str], out: str) -> str:
 def corpus_input_format(path: Union[str, PathLike[str]]) -> Optional[str]:
     """``"txt"``, ``"jsonl"`` or ``"parquet"`` for a file name tokenize-corpus reads, else None."""
 
+# ---- one writer per output directory (lock.rs) ------------------------------------------
+
+LOCK_FILE: str
+"""The lock's file name inside the directory (``.zhllama-lock``)."""
+
+class OutputLock:
+    """The advisory lock on ``directory`` (created if missing) that ``tokenize-corpus`` holds on
+    ``--out``; a second holder raises ``CorpusError`` naming the first (pid, host, command) and
+    ``flag``. Released by :meth:`release`, leaving a ``with`` block, or the process's death."""
+
+    def __init__(self, directory: Union[str, PathLike[str]], flag: str = "--output-dir") -> None: ...
+    @property
+    def held(self) -> bool: ...
+    def release(self) -> None:
+        """Remove the lock file and release the lock; idempotent."""
+    def __enter__(self) -> OutputLock: ...
+    def __exit__(self, *exc: object) -> bool: ...
+
 # ---- shards from ids encoded elsewhere (shard_writer.rs) ---------------------------------
 
 def write_shard_set(

@@ -10,6 +10,7 @@ mod batch;
 mod corpus;
 mod error;
 mod gc_pacer;
+mod lock;
 mod merge;
 mod model;
 mod reader;
@@ -26,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tokenizer::register(m)?;
     merge::register(m)?;
     corpus::register(m)?;
+    lock::register(m)?;
     reader::register(m)?;
     shard_writer::register(m)?;
     stats::register(m)?;

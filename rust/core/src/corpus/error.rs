@@ -48,8 +48,13 @@ pub enum CorpusError {
         source: serde_json::Error,
     },
 
-    #[error("{}: another run is writing this directory ({holder}); wait for it to finish, or give each run its own --out (two workers must not share a --shard-index)", path.display())]
-    Locked { path: PathBuf, holder: String },
+    #[error("{}: another run is writing this directory ({holder}); wait for it to finish, or give each run its own {flag}", path.display())]
+    Locked {
+        path: PathBuf,
+        holder: String,
+        /// The option that names the directory, as the refused command spelled it.
+        flag: String,
+    },
 
     #[error("{}: field `{field}` is not in this zhllama's manifest schema (format version {version}), so it would be lost; use the zhllama version that wrote the file", path.display())]
     UnknownField {

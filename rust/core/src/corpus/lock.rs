@@ -23,9 +23,18 @@ pub struct OutputLock {
     _file: File,
 }
 
+/// How `tokenize-corpus` names its output directory in the refusal.
+const CORPUS_FLAG: &str = "--out (two workers must not share a --shard-index)";
+
 impl OutputLock {
     /// Lock `dir` (which must exist) for this process, or fail at once naming the holder.
     pub fn acquire(dir: &Path) -> Result<Self> {
+        Self::acquire_for(dir, CORPUS_FLAG)
+    }
+
+    /// [`OutputLock::acquire`] for a command whose output directory is given by `flag`
+    /// (`--output-dir` for the training verbs): the refusal tells the user to change that.
+    pub fn acquire_for(dir: &Path, flag: &str) -> Result<Self> {
         let path = dir.join(LOCK);
         let io = |e| CorpusError::io(&path, e);
         // A holder that is releasing unlinks the file before unlocking it: if we lock that
@@ -46,6 +55,7 @@ impl OutputLock {
                     return Err(CorpusError::Locked {
                         path: dir.to_path_buf(),
                         holder: describe_holder(&holder),
+                        flag: flag.into(),
                     });
                 }
                 Err(TryLockError::Error(e)) => return Err(io(e)),
@@ -62,6 +72,7 @@ impl OutputLock {
         Err(CorpusError::Locked {
             path: dir.to_path_buf(),
             holder: "runs keep taking and releasing its lock".into(),
+            flag: flag.into(),
         })
     }
 }
