@@ -47,7 +47,8 @@ from zhllama.tokenizer.directory import resolve_model_file, sha256_file
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = __doc__[__doc__.index("Many machines"):]
-    p.add_argument("--tokenizer", help="Tokenizer directory (with tokenizer.model) or a .model file.")
+    p.add_argument("--tokenizer", help="Tokenizer directory (tokenizer.model, or a byte-level tokenizer.json), a "
+                                       "SentencePiece .model file, or a tiktoken file (LLaMA-3's tokenizer.model).")
     p.add_argument("--input", nargs="+", metavar="PATH",
                    help="Input files, directories or globs (.txt, .jsonl[.gz|.zst], .parquet).")
     p.add_argument("--out", required=True,
