@@ -116,3 +116,21 @@ def test_pad_id_without_an_unknown_piece(tmp_path):
     config["pad_token"] = "<pad>"  # neither a piece nor an added token: no pad id
     (piece_dir / "tokenizer_config.json").write_text(json.dumps(config))
     assert Tokenizer.from_pretrained(piece_dir).pad_id is None
+
+
+@pytest.mark.parametrize("kind", ["smollm2", "llama3-tiktoken"])
+def test_copied_byte_level_tokenizer_loads_the_same(kind, tmp_path):
+    """resize, merge-lora, pretrain and the demo copy the tokenizer into their output with
+    copy_tokenizer_files: a byte-level tokenizer.json directory (with its chat template) and a
+    bare tiktoken file must come out loadable, with the same ids and special ids."""
+    from fixture_paths import llama3_tiktoken, smollm2_dir
+    from zhllama.tokenizer.directory import copy_tokenizer_files
+
+    src = (smollm2_dir() if kind == "smollm2" else llama3_tiktoken()).path
+    copied = copy_tokenizer_files(src, tmp_path / "out")
+    if kind == "smollm2":
+        assert "tokenizer.json" in copied
+    a, b = Tokenizer.from_pretrained(src), Tokenizer.from_pretrained(tmp_path / "out")
+    text = "中华人民共和国成立了 Hello, world! 1998年\r\n  <|endoftext|>"
+    assert a.encode(text) == b.encode(text) and len(a) == len(b)
+    assert (a.bos_id, a.eos_id, a.pad_id) == (b.bos_id, b.eos_id, b.pad_id)

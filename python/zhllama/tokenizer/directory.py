@@ -23,7 +23,9 @@ CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 REPORT_FILE = "merge_report.json"
 ADDED_TOKENS_FILE = "added_tokens.json"  # written by older transformers versions
-TOKENIZER_FILES = (MODEL_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE, ADDED_TOKENS_FILE, REPORT_FILE)
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # transformers 5 writes the chat template beside the tokenizer
+TOKENIZER_FILES = (MODEL_FILE, JSON_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE, ADDED_TOKENS_FILE, REPORT_FILE,
+                   CHAT_TEMPLATE_FILE)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -51,8 +53,11 @@ def copy_tokenizer_files(src: str | os.PathLike[str], out: str | os.PathLike[str
     src, out = Path(src), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if src.is_file():
-        shutil.copyfile(src, out / MODEL_FILE)
-        return [MODEL_FILE]
+        # A bare tokenizer.json keeps its name; a .model file (SentencePiece or tiktoken) becomes
+        # tokenizer.model, which the loader reads either way.
+        name = JSON_FILE if src.suffix == ".json" else MODEL_FILE
+        shutil.copyfile(src, out / name)
+        return [name]
     copied = []
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
