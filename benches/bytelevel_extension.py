@@ -39,12 +39,16 @@ def bases(work: Path) -> dict[str, str]:
 
 def knee(curve: list[list[float]], step: int, gain: float) -> int:
     """The smallest multiple of ``step`` merges after which ``step`` more lower tokens/char by
-    less than ``gain`` (relative)."""
-    at = {int(k): t for k, t in curve}
-    for k in sorted(at):
-        if k % step == 0 and k + step in at and at[k] - at[k + step] < gain * at[k]:
+    less than ``gain`` (relative); the report's curve is sampled, so values between its points
+    are interpolated linearly."""
+    import numpy as np
+
+    xs, ys = np.array([k for k, _ in curve], float), np.array([t for _, t in curve], float)
+    for k in range(0, int(xs[-1]) - step + 1, step):
+        a, b = np.interp(k, xs, ys), np.interp(k + step, xs, ys)
+        if a - b < gain * a:
             return k
-    return int(curve[-1][0])
+    return int(xs[-1])
 
 
 def main() -> None:
