@@ -105,3 +105,26 @@ def test_eval_with_lora_equals_merged(tmp_path):
     # Short windows still score every token once (with less context).
     windowed = evaluate(model, tok2, docs, 7)
     assert windowed["tokens"] == expected["tokens"] and math.isfinite(windowed["loss"])
+
+
+def test_eval_scores_the_first_token_of_a_tokenizer_without_bos():
+    """SmolLM2 adds no BOS: the first token is scored given <|endoftext|>, so every character
+    counts (before, the first token went unscored while its characters were counted, which
+    flattered a tokenizer whose first token covers more characters)."""
+    from fixture_paths import smollm2_dir
+
+    tok = Tokenizer.from_pretrained(smollm2_dir().path)
+    assert tok.bos_id is None and tok.eos_id is not None
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(h.tiny_config(len(tok), tie=True, hidden=16)).eval()
+    docs = ["北京是中国的首都。", "def f(x):\n    return x"]
+    got = evaluate(model, tok, docs, 512)
+    nll = tokens = 0
+    for doc in docs:
+        ids = torch.tensor([[tok.eos_id, *tok.encode(doc)]])
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=ids).loss.item()
+        nll += loss * (ids.shape[1] - 1)
+        tokens += ids.shape[1] - 1
+    assert got["tokens"] == tokens == sum(len(tok.encode(d)) for d in docs)
+    assert got["loss"] == pytest.approx(nll / tokens, rel=1e-4)

@@ -6,7 +6,11 @@ Documents are read as every verb reads them (``zhllama.documents.read_documents`
 of a .txt, the 'text' field of a .jsonl[.gz|.zst], blank lines skipped, a bad line an error
 naming file:line). Each is encoded with BOS by zhllama's
 exact tokenizer and scored in windows of ``--block-size`` tokens, each window carrying the last
-token of the previous one as context, so every token after BOS is predicted exactly once.
+token of the previous one as context, so every token after BOS is predicted exactly once. A
+tokenizer that adds no BOS (SmolLM2, Qwen) gets its end-of-text token as the context of the first
+token instead (lm-evaluation-harness's rule for rolling log-likelihoods): every character is then
+scored, whatever the tokenizer, and a tokenizer whose first token covers more characters gains
+nothing from it going unscored.
 Bits per character — total negative log-likelihood in bits over the number of characters — does
 not depend on the tokenizer, so a 32,000-token LLaMA and a 49,953-token Chinese LLaMA compare
 fairly on it (perplexity per token does not).
@@ -66,6 +70,8 @@ def evaluate(model, tokenizer, docs: list[str], block_size: int) -> dict:
     nll = 0.0
     tokens = chars = 0
     encoded = tokenizer.encode_batch(docs, add_bos=True)
+    if tokenizer.bos_id is None and tokenizer.eos_id is not None:  # no BOS: the first token given end-of-text
+        encoded = [[tokenizer.eos_id, *ids] for ids in encoded]
     for doc, ids in tqdm(list(zip(docs, encoded)), desc="eval", unit="doc", disable=len(docs) < 50, file=sys.stderr):
         if len(ids) < 2:
             continue
