@@ -70,6 +70,50 @@ def test_stage2_saves_lora_and_full_embeddings(resized, text_file, tmp_path):
     assert "eval_loss" in metrics and torch.isfinite(torch.tensor(metrics["eval_loss"]))
 
 
+def _adapter_matrices(out):
+    tensors = h.safetensors_of(out / "adapter_model.safetensors")
+    embed = next(t for n, t in tensors.items() if "embed_tokens" in n)
+    head = next((t for n, t in tensors.items() if "lm_head" in n), None)
+    return tensors, embed, head
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_stage2_new_rows_only_keeps_the_original_rows(resized, text_file, tmp_path, tie):
+    """Stage 2 with --new-rows-only: LoRA trains, and of the saved embedding (and untied head)
+    copies only the rows resize added move; the base's 400 rows stay bit-identical."""
+    model = resized
+    if tie:
+        model = tmp_path / "resized-tied"
+        assert h.cli("resize", "--model", h.tiny_model_dir("base", tie=True), "--tokenizer",
+                     h.tokenizer_dir("merged-pad"), "--out", model, "--init", "mean") == 0
+    out = tmp_path / "stage2"
+    assert pretrain(model, text_file, out, "--stage", "2", "--learning-rate", "1e-2", "--new-rows-only") == 0
+    before = _state(model)
+    tensors, embed, head = _adapter_matrices(out)
+    assert (head is None) == tie
+    for new, old in ((embed, before["model.embed_tokens.weight"]),
+                     *(() if tie else ((head, before["lm_head.weight"]),))):
+        assert torch.equal(new[:400], old[:400])
+        assert not torch.equal(new[400:], old[400:])
+    assert any(t.abs().sum() > 0 for n, t in tensors.items() if "lora_B" in n)
+
+
+def test_embedding_learning_rate_is_the_embeddings_own(resized, text_file, tmp_path):
+    """--embedding-learning-rate gives the embedding copies their own peak rate: at 1e-9 they stay
+    where they started (within float noise) while LoRA, at 1e-2, trains."""
+    out = tmp_path / "stage2"
+    assert pretrain(resized, text_file, out, "--stage", "2", "--learning-rate", "1e-2",
+                    "--embedding-learning-rate", "1e-9") == 0
+    before = _state(resized)
+    tensors, embed, head = _adapter_matrices(out)
+    assert (embed - before["model.embed_tokens.weight"]).abs().max() < 1e-6
+    assert (head - before["lm_head.weight"]).abs().max() < 1e-6
+    assert any(t.abs().sum() > 0 for n, t in tensors.items() if "lora_B" in n)
+    assert pretrain(resized, text_file, tmp_path / "default", "--stage", "2", "--learning-rate", "1e-2") == 0
+    _, embed, _ = _adapter_matrices(tmp_path / "default")
+    assert (embed - before["model.embed_tokens.weight"]).abs().max() > 1e-4
+
+
 def test_tensorboard_logs_written(resized, text_file, tmp_path):
     out = tmp_path / "tb"
     assert h.cli("pretrain", "--stage", "2", "--model", resized, "--train-file", text_file, "--output-dir", out,

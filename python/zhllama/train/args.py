@@ -101,6 +101,10 @@ class RunArguments:
         "Directory for checkpoints, TensorBoard logs and the final model/adapter.", metavar="DIR"))
     learning_rate: Optional[float] = field(default=None, metadata=_help(
         "Peak learning rate (default: 2e-4 for stage 1, 1e-4 for stage 2 and SFT)."))
+    embedding_learning_rate: Optional[float] = field(default=None, metadata=_help(
+        "Peak learning rate of the embedding and output-layer tensors (stage 1's embedding; stage 2's and SFT's "
+        "--modules-to-save copies), on the same schedule; default: --learning-rate. New rows start far from "
+        "where training takes them, LoRA's matrices near it (see --new-rows-only)."))
     num_train_epochs: float = field(default=1.0, metadata=_help(
         "Number of passes over the training data (ignored when --max-steps > 0)."))
     max_steps: int = field(default=-1, metadata=_help(
@@ -143,6 +147,8 @@ class RunArguments:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.embedding_learning_rate is not None and self.embedding_learning_rate <= 0:
+            raise ValueError(f"--embedding-learning-rate must be > 0, got {self.embedding_learning_rate}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",

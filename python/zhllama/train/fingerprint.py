@@ -35,6 +35,7 @@ STRICT: dict[str, str] = {
                      "world_size", "tokenizer_sha256"), "data order"),
     **dict.fromkeys(("base_model_digest", "lora_rank", "lora_alpha", "lora_target", "modules_to_save",
                      "new_rows_only", "base_vocab_size", "deepspeed_zero_stage"), "model shape"),
+    "embedding_learning_rate": "optimizer's parameter groups",
 }
 _LABELS = {"train_files": "the --train-file files (path, size)", "validation_files": "the --validation-file files",
            "dataset_manifest_sha256": "the --dataset-dir manifest's sha256",

@@ -62,7 +62,9 @@ class PretrainArguments:
         "Hold out at most this many blocks: each evaluation (every --eval-steps) scores them all, and 1 %% of "
         "a 10^7-block corpus would be 10^5 blocks."))
     new_rows_only: bool = field(default=False, metadata=_help(
-        "Stage 1: update only the rows added by `zhllama resize` (the original rows stay bit-identical)."))
+        "Update only the rows added by `zhllama resize` of the embedding (stage 1) or of the --modules-to-save "
+        "copies (stage 2): the original rows stay bit-identical, so text the base already tokenized is scored by "
+        "the base's rows and only LoRA can change it. Needs --weight-decay 0."))
     base_vocab_size: Optional[int] = field(default=None, metadata=_help(
         "Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
 
@@ -82,8 +84,6 @@ class PretrainArguments:
             raise ValueError(f"--max-eval-blocks must be >= 1, got {self.max_eval_blocks}")
         if self.packing not in PACKING_MODES:
             raise ValueError(f"--packing must be one of {', '.join(PACKING_MODES)}, got {self.packing!r}")
-        if self.new_rows_only and self.stage != 1:
-            raise ValueError("--new-rows-only applies to --stage 1 only")
 
     @property
     def train_files(self) -> list[str]:
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         split_validation,
         tokenize_once,
     )
-    from zhllama.train.trainable import apply_lora, train_embeddings_only
+    from zhllama.train.trainable import apply_lora, train_embeddings_only, train_new_rows_only
     from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)
@@ -172,10 +172,13 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
                            model_args.attn_implementation)
+        base_rows = base_rows_of(model_args.model, data.base_vocab_size) if data.new_rows_only else None
         if data.stage == 1:
-            train_embeddings_only(model, data.new_rows_only, base_rows_of(model_args.model, data.base_vocab_size))
+            train_embeddings_only(model, data.new_rows_only, base_rows)
         else:
             model = apply_lora(model, lora)
+            if data.new_rows_only:
+                train_new_rows_only(model, base_rows)
         collator: Callable[..., Any] = default_data_collator
         if data.packing == "doc":
             from zhllama.corpus.packing import Packing

@@ -30,16 +30,43 @@ def train_embeddings_only(model, new_rows_only: bool = False, base_rows: int | N
     weight = model.get_input_embeddings().weight
     weight.requires_grad_(True)
     if new_rows_only:
-        rows = weight.shape[0]
-        if base_rows is None or not 0 < base_rows < rows:
-            raise ValueError(f"--new-rows-only needs the number of original rows (--base-vocab-size) between 1 and "
-                             f"{rows - 1}, got {base_rows}; resize the model with `zhllama resize` (which records "
-                             f"it in resize.json) or pass --base-vocab-size")
-        mask = torch.ones(rows, 1, dtype=weight.dtype, device=weight.device)
-        mask[:base_rows] = 0
-        # A tensor hook masks the gradient before it is accumulated (and before DeepSpeed's reduce
-        # hooks see it): Adam's moments of the original rows stay zero, so their update is exactly 0.
-        weight.register_hook(lambda g: g * mask.to(g.device, g.dtype))
+        _mask_original_rows(weight, base_rows)
+
+
+def _mask_original_rows(weight, base_rows: int | None) -> None:
+    rows = weight.shape[0]
+    if base_rows is None or not 0 < base_rows < rows:
+        raise ValueError(f"--new-rows-only needs the number of original rows (--base-vocab-size) between 1 and "
+                         f"{rows - 1}, got {base_rows}; resize the model with `zhllama resize` (which records "
+                         f"it in resize.json) or pass --base-vocab-size")
+    mask = torch.ones(rows, 1, dtype=weight.dtype, device=weight.device)
+    mask[:base_rows] = 0
+    # A tensor hook masks the gradient before it is accumulated (and before DeepSpeed's reduce
+    # hooks see it): Adam's moments of the original rows stay zero, so their update is exactly 0.
+    weight.register_hook(lambda g: g * mask.to(g.device, g.dtype))
+
+
+def embedding_parameters(model) -> list:
+    """The trainable tensors of the input and output embeddings (stage 1's embedding; the
+    ``modules_to_save`` copies under peft), each once: what ``--embedding-learning-rate`` applies to."""
+    found, seen = [], set()
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        for p in module.parameters() if module is not None else ():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                found.append(p)
+    return found
+
+
+def train_new_rows_only(peft_model, base_rows: int | None) -> None:
+    """Stage 2 with ``--new-rows-only``: the ``modules_to_save`` copies of the embedding (and of an
+    untied output layer) update only the rows ``resize`` added; LoRA trains as usual."""
+    params = embedding_parameters(peft_model)
+    if not params:
+        raise ValueError("--new-rows-only: no embedding trains in this run (--modules-to-save names neither "
+                         "embed_tokens nor lm_head)")
+    for p in params:
+        _mask_original_rows(p, base_rows)
 
 
 def embeddings_tied(model) -> bool:

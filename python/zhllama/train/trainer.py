@@ -249,6 +249,38 @@ def measure_tokens_per_char(dataset, tokenizer, sample: int = 64) -> Optional[fl
     return tokens_per_char(blocks, tokenizer.decode)
 
 
+def _trainer_class():
+    """transformers' Trainer whose optimizer gives the embedding tensors their own peak learning
+    rate (``--embedding-learning-rate``): its AdamW groups as transformers builds them, with those
+    tensors moved into one more group; the scheduler, made after it, scales every group alike."""
+    from transformers import Trainer
+
+    class ZhllamaTrainer(Trainer):
+        embedding_lr: Optional[tuple[float, list]] = None
+
+        def create_optimizer(self, *args: Any, **kwargs: Any):
+            fresh = self.optimizer is None
+            optimizer = super().create_optimizer(*args, **kwargs)
+            if not fresh or self.embedding_lr is None:
+                return optimizer
+            lr, params = self.embedding_lr
+            ids = {id(p) for p in params}
+            moved, decay = [], 0.0
+            for group in optimizer.param_groups:
+                if any(id(p) in ids for p in group["params"]):
+                    moved += [p for p in group["params"] if id(p) in ids]
+                    decay = group.get("weight_decay", 0.0)
+                    group["params"] = [p for p in group["params"] if id(p) not in ids]
+            optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+            if moved:
+                optimizer.add_param_group({"params": moved, "lr": lr, "weight_decay": decay})
+                log.info("embedding learning rate %g for %d tensor(s) (%s values); the rest at %g", lr, len(moved),
+                         f"{sum(p.numel() for p in moved):,}", self.args.learning_rate)
+            return optimizer
+
+    return ZhllamaTrainer
+
+
 def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, run: RunArguments,
         model_args: ModelArguments, tokenizer: Tokenizer, seq_len: int,
         extra_metrics: Optional[dict[str, Any]] = None) -> dict:
@@ -260,13 +292,12 @@ def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, ru
     tokens per character measured on ``train_dataset`` feed the throughput figures: tokens/s,
     characters/s, MFU and peak memory in every log and in the final metrics.
     """
-    from transformers import Trainer
     from transformers.integrations import is_deepspeed_zero3_enabled
     from transformers.trainer_utils import IntervalStrategy
 
     from zhllama.model.identity import write_base_record
     from zhllama.train.throughput import ThroughputCallback, device_peak_tflops, model_flops_per_token
-    from zhllama.train.trainable import log_trainable, upcast_trainable
+    from zhllama.train.trainable import embedding_parameters, log_trainable, upcast_trainable
 
     if is_deepspeed_zero3_enabled():
         # The weights are partitions built by zero.Init (a stub in each parameter), in the training
@@ -290,9 +321,11 @@ def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, ru
     flops = model_flops_per_token(model, seq_len)
     throughput = ThroughputCallback(flops, run.peak_tflops or device_peak_tflops(resolve_precision(run.precision)),
                                     tokens_per_char)
-    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=collator,
-                      callbacks=[checkpoints.callback(run.output_dir, run.save_total_limit, start.base)])
+    trainer = _trainer_class()(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                               data_collator=collator,
+                               callbacks=[checkpoints.callback(run.output_dir, run.save_total_limit, start.base)])
+    if run.embedding_learning_rate is not None:
+        trainer.embedding_lr = (run.embedding_learning_rate, embedding_parameters(model))
     throughput.install(trainer)
     if start.resume:
         log.info("resuming from %s", start.resume)
