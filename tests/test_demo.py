@@ -88,6 +88,10 @@ def test_quick_demo_on_smollm2(tmp_path, capsys):
     assert [s["prompt"] for s in samples["base"]] == [s["prompt"] for s in samples["adapted"]] == [
         "北京是中国的首都，", "The capital of France is"]
     assert "Paris" in samples["base"][1]["response"]  # the base model, as converted, knows the answer
+    # Stage 2's corpus holds the English replay (Python's reference manual, not the held-out docstrings).
+    manifest = json.loads((out / "tokens" / "manifest.json").read_text())
+    assert facts["replay_docs"] > 0 and len(manifest["sources"]) == 2, manifest["sources"]
+    assert facts["train_precision"] in facts["stage2_plan"]
     # Tied embeddings stay tied through resize, stage 2, SFT and both merges.
     for d in ("resized", "pretrained", "final"):
         assert json.loads((out / d / "config.json").read_text())["tie_word_embeddings"] is True, d

