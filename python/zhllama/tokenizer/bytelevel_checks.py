@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +33,13 @@ CHINESE_RANGES = (
 )
 
 
+_CLASS = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in CHINESE_RANGES)
+_CHINESE = re.compile(f"[{_CLASS}]")
+_NOT_CHINESE = re.compile(f"[^{_CLASS}]")
+
+
 def is_chinese_char(c: str) -> bool:
-    o = ord(c)
-    return any(lo <= o <= hi for lo, hi in CHINESE_RANGES)
+    return _CHINESE.fullmatch(c) is not None
 
 
 def whole_chinese(data: bytes) -> bool:
@@ -43,7 +48,7 @@ def whole_chinese(data: bytes) -> bool:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return bool(text) and all(map(is_chinese_char, text))
+    return bool(text) and _NOT_CHINESE.search(text) is None
 
 
 def chinese_prefix(data: bytes) -> bool:
@@ -71,7 +76,7 @@ def mergeable(data: bytes) -> bool:
 
 
 def has_chinese(text: str) -> bool:
-    return any(map(is_chinese_char, text))
+    return _CHINESE.search(text) is not None
 
 
 def peoples_daily_split() -> tuple[list[str], list[str]]:

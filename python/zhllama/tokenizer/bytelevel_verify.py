@@ -101,8 +101,9 @@ def held_out_curve(base: ByteLevelBase, hf: Any, docs: Sequence[str], merges: Se
             doc = hf.normalizer.normalize_str(doc)
         counts.update(s for s, _ in hf.pre_tokenizer.pre_tokenize_str(doc))
     words = [[t.id for t in hf.model.tokenize(s)] for s in counts]
-    replay = ContinuedBpe(words, list(counts.values()), {i: b for i, b in token_bytes.items() if i < base.next_id()},
-                          base.next_id(), checks.mergeable, base.ignore_merges)
+    first = base.next_id()
+    replay = ContinuedBpe(words, list(counts.values()), {i: b for i, b in token_bytes.items() if i < first},
+                          first, checks.mergeable, base.ignore_merges)
     chars = max(1, sum(map(len, docs)))
     curve = [(0, replay.total_tokens / chars)]
     for k, m in enumerate(merges, 1):
