@@ -3,7 +3,7 @@
     python benches/efficacy.py --out efficacy-out            # the CPU preset (<= 45 min on 2 cores)
     python benches/efficacy.py --quick --out /tmp/eff         # the machinery only (CI, <= 5 min)
     python benches/efficacy.py --preset gpu --out eff-gpu     # sizes that mean something (one GPU)
-    python benches/efficacy.py --preset real --out eff-real   # SmolLM2-135M as the base (<= 2 h on 2 cores)
+    python benches/efficacy.py --preset real --out eff-real --threads 1  # SmolLM2-135M as the base (73 min measured)
 
 A small LLaMA (the "base", playing LLaMA) is trained from scratch with the base 32K tokenizer on
 an English-dominant mix with a small Chinese share (benches/efficacy_data.py says which texts go

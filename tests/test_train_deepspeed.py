@@ -18,6 +18,7 @@ from fixture_paths import package_env
 
 pytest.importorskip("deepspeed")
 pytest.importorskip("peft")
+torch = pytest.importorskip("torch")
 
 
 def _free_port() -> int:
@@ -131,3 +132,20 @@ def test_bf16_under_zero_keeps_fp32_masters(resized, tmp_path, config):
     # split over the 2 ranks; none of the frozen weights has a master.
     assert sum(t.numel() for t in masters) * 2 >= 4_096 + 26_240 - 64
     assert sum(t.numel() for t in masters) * 2 <= 4_096 + 26_240 + 64
+
+
+def test_new_rows_and_embedding_rate_under_zero2(resized, tmp_path):
+    """--new-rows-only and --embedding-learning-rate across 2 ZeRO-2 processes: DeepSpeed wraps the
+    optimizer zhllama builds (its extra group) and reduces the masked gradients. The base's 400 rows
+    of both saved copies stay bit-identical; the head's added rows move by more than LoRA's rate
+    (1e-3) allows in 4 steps, so they trained at the embedding rate (1e-2). (The training text holds
+    none of the added tokens, so the input embedding's added rows get no gradient.)"""
+    out = _stage2(resized, tmp_path, "ds_zero2", "--new-rows-only", "--embedding-learning-rate", "1e-2",
+                  "--learning-rate", "1e-3", steps=4)
+    before = h.safetensors_of(resized / "model.safetensors")
+    tensors = h.safetensors_of(out / "adapter_model.safetensors")
+    for key, name in (("embed_tokens", "model.embed_tokens.weight"), ("lm_head", "lm_head.weight")):
+        new = next(t for n, t in tensors.items() if key in n)
+        assert torch.equal(new[:400], before[name][:400]), key
+    head = next(t for n, t in tensors.items() if "lm_head" in n)
+    assert (head[400:] - before["lm_head.weight"][400:]).abs().max() > 5e-3
