@@ -142,8 +142,9 @@ class RealDemo(Demo):
         return {"tokenizer": str(self.path("tokenizer")), "extension": report}
 
     def tokenize_corpus(self) -> dict:
-        inputs = [self.path("corpus", "train.jsonl")] + ([self.path("corpus", "replay_en.jsonl")]
-                                                         if self.facts.get("replay_docs") else [])
+        inputs = [self.path("corpus", "train.jsonl")]
+        if self.facts.get("replay_docs"):  # English replay, after the Chinese (training shuffles the blocks)
+            inputs.append(self.path("corpus", "replay_en.jsonl"))
         self.cli("tokenize-corpus", "--tokenizer", self.facts["tokenizer"], "--input", *inputs,
                  "--out", self.path("tokens"), "--threads", self.threads, "--quiet")
         manifest = json.loads(self.path("tokens", "manifest.json").read_text())
