@@ -22,7 +22,8 @@ for 151,665 tokens. The base tokenizer's ids must all be rows of the model; the 
 wherever they fall: in padding rows the model already has (which no token ever produced, so
 they were never trained), or in rows appended after the model's last row. Rows that no token
 uses keep their values (padding stays padding; appended padding gets the mean). With a
-byte-level base (LLaMA-3, Qwen, SmolLM2) a new token's text is its decoded bytes.
+byte-level base (LLaMA-3, Qwen, SmolLM2) a new token's base pieces are its merge's parents, followed
+down to base tokens (exact bytes: a token that cuts a character has no text to re-encode).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Optional
 
 from zhllama.model.identity import tokenizer_sha256
+from zhllama.model.pieces import BasePieces
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
 
@@ -82,43 +84,18 @@ def check_extends(base: Tokenizer, new: Tokenizer, model_rows: int) -> None:
                 f"model's tokenizer so that its first {len(base):,} tokens are kept in order")
 
 
-def _dummy_prefix(base: Tokenizer) -> bool:
-    """Whether ``base`` is a SentencePiece model that prepends "▁" to the text (LLaMA-1/2)."""
-    probe = base.encode("a")
-    return bool(probe) and base.id_to_piece(probe[0]).startswith("\u2581")
-
-
-def subword_ids(base: Tokenizer, piece: str, text: Optional[str] = None) -> list[int]:
-    """The base-tokenizer ids of a new piece's text: ``piece`` with ▁ read as a space
-    (SentencePiece), or ``text``, the token's decoded bytes (byte-level BPE, whose pieces are
-    spelled in GPT-2's byte alphabet)."""
-    dummy_prefix = _dummy_prefix(base)
-    if not dummy_prefix and text is not None:
-        return base.encode(text) if text else []
-    text = piece.replace("\u2581", " ")
-    if dummy_prefix and text.startswith(" "):
-        text = text[1:]  # the dummy prefix sentencepiece adds restores this space
-    ids = base.encode(text) if text else []
-    if dummy_prefix and not piece.startswith("\u2581") and ids and base.id_to_piece(ids[0]) == "\u2581":
-        ids = ids[1:]  # a word-internal piece: drop the lone "▁" the dummy prefix produced
-    return ids
-
-
-def _init_rows(weight, base: Optional[Tokenizer], new: Tokenizer, ids: list[int], real_rows: int, init: str):
+def _init_rows(weight, pieces: Optional[BasePieces], ids: list[int], real_rows: int, init: str):
     """Initial values of rows ``ids``, from ``weight`` (a copy of the old matrix): the mean of the
-    ``real_rows`` rows of real base tokens, or (subword-mean) of the rows of the base pieces a new
-    token's text splits into."""
+    ``real_rows`` rows of real base tokens, or (subword-mean) of the rows of the base tokens a new
+    token joins (``zhllama.model.pieces``: exact bytes, never decoded text)."""
     import torch
 
     old = weight[:real_rows].float()
     rows = old.mean(dim=0).expand(len(ids), -1).clone()
     if init == "subword-mean":
-        assert base is not None
-        spm = _dummy_prefix(base)
+        assert pieces is not None
         for k, i in enumerate(ids):
-            if i >= new.vocab_size:  # an added token ([PAD]) or an empty row: its text says nothing
-                continue
-            sub = subword_ids(base, new.id_to_piece(i), None if spm else new.decode([i]))
+            sub = pieces.ids(i)  # [] for an added token ([PAD]) or an empty row: its text says nothing
             if sub:
                 rows[k] = old[torch.tensor(sub)].mean(dim=0)
     return rows.to(weight.dtype)
@@ -153,12 +130,13 @@ def resize_model(model, new: Tokenizer, base: Optional[Tokenizer], init: str = "
     fresh = sorted(set(range(real, len(new))) | set(range(old_rows, rows)))
     if init != "hf" and fresh:
         idx = torch.tensor(fresh)
+        pieces = BasePieces(base, new) if base is not None else None
         with torch.no_grad():
             emb = model.get_input_embeddings().weight
-            emb[idx] = _init_rows(inp_old, base, new, fresh, real, "subword-mean" if init == "split" else init)
+            emb[idx] = _init_rows(inp_old, pieces, fresh, real, "subword-mean" if init == "split" else init)
             if not tied:
                 head = model.get_output_embeddings().weight
-                head[idx] = _init_rows(out_old, base, new, fresh, real, "mean" if init == "split" else init)
+                head[idx] = _init_rows(out_old, pieces, fresh, real, "mean" if init == "split" else init)
     keep = real if init != "hf" else old_rows
     with torch.no_grad():  # the base tokens' rows are the base rows, bit for bit
         model.get_input_embeddings().weight[:keep].copy_(inp_old[:keep])
