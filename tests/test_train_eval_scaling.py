@@ -67,7 +67,7 @@ def test_train_file_is_encoded_once_and_reused_on_resume(resized, text_file, tmp
         raise AssertionError("--train-file encoded again")
 
     monkeypatch.setattr(text_data, "encode_files", no_encoding)
-    assert h.cli(*args, "--max-steps", "4", "--resume") == 0
+    assert h.cli(*args, "--max-steps", "4", "--resume", "--reschedule") == 0
 
 
 def test_text_field_and_on_bad_line_for_pretrain_and_eval(resized, tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,15 +110,15 @@ def test_resume_refuses_a_changed_data_order_or_shape_and_allows_the_rest(resize
     for flag, value, name in (("--block-size", "16", "--block-size"), ("--seed", "7", "--seed"),
                               ("--lora-rank", "4", "--lora-rank"),
                               ("--per-device-train-batch-size", "1", "--per-device-train-batch-size")):
-        assert pretrain(resized, text_file, out, "--resume", flag, value, steps=4) == 2, flag
+        assert pretrain(resized, text_file, out, "--resume", "--reschedule", flag, value, steps=4) == 2, flag
         err = capsys.readouterr().err
         assert f"--resume: {name} was" in err and "zhllama-run.json" in err and "another --output-dir" in err, err
     # Another file list (same content, another name) changes the data identity too.
     other = h.write_text(tmp_path / "other.txt", text_file.read_text(encoding="utf-8").splitlines())
-    assert pretrain(resized, other, out, "--resume", steps=4) == 2
+    assert pretrain(resized, other, out, "--resume", "--reschedule", steps=4) == 2
     assert "the --train-file files (path, size) was" in capsys.readouterr().err
     # --logging-steps changes neither: allowed (and logged); the run goes on from checkpoint-2.
-    assert pretrain(resized, text_file, out, "--resume", "--logging-steps", "2", steps=4) == 0
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", "--logging-steps", "2", steps=4) == 0
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
 
 
@@ -139,8 +140,36 @@ def test_a_finished_run_resumed_with_the_same_max_steps_does_nothing(resized, te
     assert pretrain(resized, text_file, out, "--resume", steps=4) == 0
     assert "already finished at step 4: nothing to do" in capsys.readouterr().err
     assert adapter.stat().st_mtime_ns == before and not (out / "checkpoint-5").exists()
-    # A higher --max-steps trains on from the last checkpoint.
-    assert pretrain(resized, text_file, out, "--resume", steps=6) == 0
+    # A higher --max-steps recomputes the cosine schedule (its rate would jump back up): refused, naming
+    # both values and the two ways on; --reschedule is the explicit continuation and trains on.
+    assert pretrain(resized, text_file, out, "--resume", steps=6) == 2
+    err = capsys.readouterr().err
+    assert "--resume: --max-steps was 4 in the run being resumed" in err and "is 6 now" in err, err
+    assert "pass --max-steps 4 as before, or add --reschedule" in err, err
+    assert not (out / "checkpoint-5").exists()
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", steps=6) == 0
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
+
+
+def test_resume_refuses_a_changed_schedule_mid_run(resized, text_file, tmp_path, capsys):
+    """Stopped at step 2 of 4: a new --max-steps, --warmup-ratio or --lr-scheduler-type would rebuild the
+    schedule at step 2 (the cosine rate jumps), a new --learning-rate would be ignored (the checkpoint
+    restores the old peak): each is refused with both values; --reschedule allows the schedule ones."""
+    out = tmp_path / "run"
+    assert pretrain(resized, text_file, out, steps=4) == 0
+    shutil.rmtree(out / "checkpoint-4")  # killed after step 2's save
+    (out / "zhllama-run.json").write_text(json.dumps({**json.loads((out / "zhllama-run.json").read_text()),
+                                                      "finished": None}))
+    capsys.readouterr()
+    for extra, steps, needle in (((), 8, "--max-steps was 4"), (("--warmup-ratio", "0.5"), 4, "--warmup-ratio was"),
+                                 (("--lr-scheduler-type", "linear"), 4, "--lr-scheduler-type was 'cosine'"),
+                                 (("--learning-rate", "0.5"), 4, "--learning-rate was None")):
+        assert pretrain(resized, text_file, out, "--resume", *extra, steps=steps) == 2, extra
+        assert needle in capsys.readouterr().err, extra
+    assert pretrain(resized, text_file, out, "--resume", "--learning-rate", "0.5", "--reschedule") == 2
+    assert "restore" in capsys.readouterr().err
+    assert not (out / "checkpoint-4").exists()
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", "--warmup-ratio", "0.5", steps=6) == 0
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
 
 
@@ -151,7 +180,7 @@ def test_resume_skips_an_incomplete_checkpoint(resized, text_file, tmp_path):
     (out / "checkpoint-4" / "zhllama-checkpoint.json").unlink()
     (out / "checkpoint-4" / "trainer_state.json").write_text("{")  # cut short
     (out / "checkpoint-4" / "adapter_model.safetensors").unlink()
-    assert pretrain(resized, text_file, out, "--resume", steps=6) == 0
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", steps=6) == 0
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     assert (out / "checkpoint-4" / "zhllama-checkpoint.json").is_file()  # written again, whole
@@ -169,5 +198,5 @@ def test_output_dir_and_fingerprint_are_checked_before_tokenizing_or_loading(res
     monkeypatch.setattr(text_data.PackedTextDataset, "from_files", no_work)
     assert pretrain(resized, text_file, out, steps=2) == 2
     assert "already holds checkpoint-2; pass --resume" in capsys.readouterr().err
-    assert pretrain(resized, text_file, out, "--resume", "--seed", "3", steps=4) == 2
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", "--seed", "3", steps=4) == 2
     assert "--resume: --seed was 42" in capsys.readouterr().err

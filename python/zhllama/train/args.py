@@ -136,6 +136,10 @@ class RunArguments:
     resume: Optional[str] = field(default=None, metadata=_help(
         "Resume from a checkpoint directory, or 'last' for the newest checkpoint in --output-dir.",
         nargs="?", const="last", metavar="CHECKPOINT"))
+    reschedule: bool = field(default=False, metadata=_help(
+        "With --resume: accept a changed --max-steps, --num-train-epochs, --warmup-ratio or --lr-scheduler-type "
+        "(refused otherwise). The learning-rate schedule is recomputed over the new total and continues from the "
+        "resumed step, so a longer cosine run's rate jumps back up to the new curve's value there."))
     report_to: str = field(default="tensorboard", metadata=_help(
         "Where to log metrics: tensorboard or none.", metavar="tensorboard|none"))
     dataloader_num_workers: int = field(default=0, metadata=_help("DataLoader worker processes."))

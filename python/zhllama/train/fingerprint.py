@@ -8,8 +8,15 @@ the run ends, the step it finished at.
 ``--resume`` compares the new run's fingerprint with the recorded one. A difference in a field
 of :data:`STRICT` (the data order: which blocks, in which order, how many a step; or the model's
 shape: stage, LoRA, base weights, tokenizer) is refused, naming the field: the Trainer would skip
-``global_step x batch`` samples of another order, or fail loading the checkpoint. Any other
-difference (``--logging-steps``, ``--learning-rate``, ``--max-steps``...) is allowed and logged.
+``global_step x batch`` samples of another order, or fail loading the checkpoint. A difference in
+the learning-rate schedule (:data:`SCHEDULE`: ``--max-steps``, ``--num-train-epochs`` when it sets
+the length, ``--warmup-ratio``, ``--lr-scheduler-type``) is refused too unless ``--reschedule`` is
+given: the Trainer rebuilds the schedule from the new total at the resumed step, so a longer
+``--max-steps`` would silently send a decayed cosine rate back up. With ``--reschedule`` that is the
+documented continuation: the new schedule, evaluated from the resumed step on. ``--learning-rate``
+cannot change at all (the checkpoint's optimizer and scheduler carry the old peak, so a new one
+would be ignored). Any other difference (``--logging-steps``, ``--save-steps``...) is allowed and
+logged.
 """
 
 from __future__ import annotations
@@ -36,7 +43,11 @@ STRICT: dict[str, str] = {
     **dict.fromkeys(("base_model_digest", "lora_rank", "lora_alpha", "lora_target", "modules_to_save",
                      "new_rows_only", "base_vocab_size", "deepspeed_zero_stage"), "model shape"),
     "embedding_learning_rate": "optimizer's parameter groups",
+    # Restored from the checkpoint's optimizer and scheduler state: a new value would be ignored.
+    "learning_rate": "peak learning rate, which the checkpoint's optimizer and scheduler restore",
 }
+# Fields that set the learning-rate schedule: a change needs --reschedule (see the module docstring).
+SCHEDULE = ("max_steps", "num_train_epochs", "warmup_ratio", "lr_scheduler_type")
 _LABELS = {"train_files": "the --train-file files (path, size)", "validation_files": "the --validation-file files",
            "dataset_manifest_sha256": "the --dataset-dir manifest's sha256",
            "tokenizer_sha256": "the tokenizer's sha256", "base_model_digest": "the --model weights' digest",
@@ -118,7 +129,16 @@ def check_resume(out: str | os.PathLike[str], new: dict[str, Any]) -> None:
     was, now = old.get("settings", {}), _json_form(new["settings"])
     for name in sorted(set(was) | set(now)):
         a, b = was.get(name), now.get(name)
-        if a == b:
+        if a == b or (name == "num_train_epochs" and _sets_by_steps(was) and _sets_by_steps(now)):
+            continue
+        if name in SCHEDULE and not now.get("reschedule"):
+            raise ValueError(f"--resume: {label(name)} was {a!r} in the run being resumed ({where}) but is {b!r} now; "
+                             f"that changes the learning-rate schedule mid-run: pass {label(name)} {_flag_value(a)}"
+                             f" as before, or add --reschedule to continue on the schedule the new value gives "
+                             f"(the rate jumps to its value at the resumed step)")
+        if name in SCHEDULE:
+            log.warning("--resume --reschedule: %s changed from %r to %r; the learning-rate schedule is recomputed "
+                        "over the new total and continues from the resumed step", label(name), a, b)
             continue
         if name in STRICT:
             raise ValueError(f"--resume: {label(name)} was {a!r} in the run being resumed ({where}) but is {b!r} now; "
@@ -126,6 +146,15 @@ def check_resume(out: str | os.PathLike[str], new: dict[str, Any]) -> None:
                              f"same value, or start a new run in another --output-dir")
         log.info("--resume: %s changed from %r to %r (allowed: it changes neither the data order nor the model)",
                  label(name), a, b)
+
+
+def _sets_by_steps(settings: dict[str, Any]) -> bool:
+    """--max-steps > 0 sets the run's length, so --num-train-epochs is ignored."""
+    return int(settings.get("max_steps") or -1) > 0
+
+
+def _flag_value(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def finished_at(out: str | os.PathLike[str]) -> Optional[dict[str, Any]]:

@@ -172,9 +172,9 @@ def _check_output_dir(run: RunArguments, fp: dict[str, Any], writer: bool) -> Op
     if finished and finished.get("max_steps") == settings["max_steps"] and (
             settings["max_steps"] > 0 or finished.get("num_train_epochs") == settings["num_train_epochs"]):
         log.warning("%s: this run already finished at step %s; nothing to do (raise --max-steps or "
-                    "--num-train-epochs to train on)", out, finished.get("global_step"))
+                    "--num-train-epochs with --reschedule to train on)", out, finished.get("global_step"))
         print(f"zhllama: {out} already finished at step {finished.get('global_step')}: nothing to do "
-              f"(raise --max-steps or --num-train-epochs to train on)", file=sys.stderr)
+              f"(raise --max-steps or --num-train-epochs with --reschedule to train on)", file=sys.stderr)
         return _FINISHED
     if writer:
         checkpoints.remove_incomplete(out)
