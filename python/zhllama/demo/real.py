@@ -19,11 +19,9 @@ import random
 from pathlib import Path
 from typing import Any, Optional
 
-from zhllama.demo.demo import GENERATE, GENERATE_LABEL, CliArg, Demo, Training
+from zhllama.demo.pipeline import GENERATE, GENERATE_LABEL, CliArg, Pipeline, Step, Training
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-REAL_STEPS = ("corpus", "base-model", "extend-vocab", "tokenize-corpus", "resize", "stage2", "merge-stage2", "sft",
-              "merge-sft", "generate", "eval")
 PROMPTS = ({"lang": "zh", "prompt": "北京是中国的首都，"}, {"lang": "en", "prompt": "The capital of France is"})
 
 
@@ -78,17 +76,41 @@ def train_precision() -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-class RealDemo(Demo):
-    """The demo on a pretrained byte-level base; every step's output is reused when complete."""
+class RealDemo(Pipeline):
+    """The demo on a pretrained byte-level base; a step's output is reused while what made it is unchanged."""
 
-    STEPS = REAL_STEPS
+    KIND = "real"
+    STEPS = {
+        "corpus": Step(("train_docs", "heldout_docs", "english_docs", "replay_docs"), (), ("corpus",)),
+        "base-model": Step(),  # the base's path is in its settings (step_settings)
+        "extend-vocab": Step(("merges",), ("corpus", "base-model"), ("tokenizer",)),
+        "tokenize-corpus": Step((), ("corpus", "extend-vocab"), ("tokens",)),
+        "resize": Step((), ("base-model", "extend-vocab"), ("resized",)),
+        "stage2": Step(("steps", "batch", "block", "stage2_lr", "new_rows_only", "embedding_lr"),
+                       ("resize", "tokenize-corpus"), ("stage2",)),
+        "merge-stage2": Step((), ("resize", "stage2"), ("pretrained",)),
+        "sft": Step(("sft_records", "sft_steps", "sft_lr", "batch"), ("corpus", "merge-stage2"),
+                    ("sft", "corpus/sft.jsonl")),
+        "merge-sft": Step((), ("merge-stage2", "sft"), ("final",)),
+        "generate": Step(("max_new_tokens",), ("base-model", "merge-sft"),
+                         ("samples_base.jsonl", "samples_adapted.jsonl", "corpus/prompts.jsonl")),
+        "eval": Step((), ("corpus", "base-model", "merge-stage2"), ("eval_base_zh.json", "eval_base_en.json",
+                                                                   "eval_adapted_zh.json", "eval_adapted_en.json")),
+    }
 
     def __init__(self, args, base: Path, label: str) -> None:
-        super().__init__(args)
-        self.rs = (REAL_QUICK if args.quick else REAL_FULL).scaled(args.steps)
+        rs = (REAL_QUICK if args.quick else REAL_FULL).scaled(args.steps)
         if args.vocab_size:
-            self.rs = dataclasses.replace(self.rs, merges=args.vocab_size)
+            rs = dataclasses.replace(rs, merges=args.vocab_size)
+        super().__init__(args.out, rs, args.quick, args.threads, args.force)
+        self.rs = rs
         self.base_source, self.facts["base_label"] = base, label
+
+    def step_settings(self, name: str) -> dict[str, Any]:
+        made_of = super().step_settings(name)
+        if name == "base-model":
+            made_of["base"] = str(Path(self.base_source).resolve())
+        return made_of
 
     # --- steps -------------------------------------------------------------------------------
 
