@@ -69,13 +69,11 @@ def weights_digest(model_dir: str | os.PathLike[str]) -> Optional[str]:
 
 
 def tokenizer_sha256(path: str | os.PathLike[str]) -> Optional[str]:
-    """sha256 of a tokenizer: the file given, or a directory's tokenizer.model (else tokenizer.json)."""
-    from zhllama.tokenizer.directory import sha256_file
+    """sha256 of a tokenizer's file (``zhllama.tokenizer.directory.tokenizer_file``), None without one."""
+    from zhllama.tokenizer.directory import sha256_file, tokenizer_file
 
-    p = Path(path)
-    if p.is_dir():
-        p = next((p / n for n in ("tokenizer.model", "tokenizer.json") if (p / n).is_file()), p / "tokenizer.model")
-    return sha256_file(p) if p.is_file() else None
+    p = tokenizer_file(path)
+    return sha256_file(p) if p is not None else None
 
 
 def _read(path: Path) -> dict[str, Any]:

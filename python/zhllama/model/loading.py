@@ -8,6 +8,7 @@ from typing import Optional
 
 from zhllama.model.identity import ALLOW_FLAG, ALLOW_HELP, check_adapter_base, check_model_tokenizer
 from zhllama.tokenizer import Tokenizer
+from zhllama.tokenizer.directory import tokenizer_file
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")  # --dtype of the inference verbs
 # Every spelling zhllama accepts (--precision's bf16/fp16/fp32, --dtype's torch names) -> the torch name.
@@ -85,7 +86,7 @@ def load_for_inference(model_dir: str, lora: Optional[str], tokenizer: Optional[
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype_)
     if tokenizer is None:
-        tokenizer = lora if lora is not None and (Path(lora) / "tokenizer.model").is_file() else model_dir
+        tokenizer = lora if lora is not None and tokenizer_file(lora) is not None else model_dir
     tok: Tokenizer = Tokenizer.from_pretrained(tokenizer)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < len(tok):

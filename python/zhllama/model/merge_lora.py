@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from zhllama.model.identity import ALLOW_FLAG, ALLOW_HELP, check_adapter_base
 from zhllama.tokenizer import Tokenizer
-from zhllama.tokenizer.directory import copy_tokenizer_files
+from zhllama.tokenizer.directory import copy_tokenizer_files, tokenizer_file
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 log = logging.getLogger("zhllama.merge_lora")
@@ -48,7 +48,7 @@ def adapter_vocab_size(lora_dir: Path) -> Optional[int]:
             for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                 if "embed_tokens" in key:
                     return int(f.get_slice(key).get_shape()[0])
-    if (lora_dir / "tokenizer.model").is_file():
+    if tokenizer_file(lora_dir) is not None:
         return len(Tokenizer.from_pretrained(lora_dir))
     return None
 
@@ -124,11 +124,8 @@ def run(args: argparse.Namespace) -> int:
     model.save_pretrained(out)
     tokenizer = args.tokenizer
     if tokenizer is None:
-        def has_tokenizer(d: Path) -> bool:  # SentencePiece or byte-level BPE
-            return (d / "tokenizer.model").is_file() or (d / "tokenizer.json").is_file()
-
-        with_tok = [Path(p) for p in args.lora if has_tokenizer(Path(p))]
-        tokenizer = with_tok[-1] if with_tok else (base if has_tokenizer(base) else None)
+        with_tok = [Path(p) for p in args.lora if tokenizer_file(p) is not None]
+        tokenizer = with_tok[-1] if with_tok else (base if tokenizer_file(base) is not None else None)
     if tokenizer is not None:
         copy_tokenizer_files(tokenizer, out)
     else:

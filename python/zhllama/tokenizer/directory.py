@@ -74,17 +74,24 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def resolve_model_file(path: str | os.PathLike[str]) -> Path:
-    """The tokenizer file the native code reads: a file as given, or in a directory
+def tokenizer_file(path: str | os.PathLike[str]) -> Optional[Path]:
+    """The one rule for "which file is this tokenizer": a file as given; in a directory
     ``tokenizer.model`` (SentencePiece, or tiktoken for LLaMA-3's original layout), else
-    ``tokenizer.json`` (byte-level BPE; its ``tokenizer_config.json`` is read beside it)."""
+    ``tokenizer.json`` (byte-level BPE; its ``tokenizer_config.json`` is read beside it); None when
+    there is neither (a directory without a tokenizer, such as an adapter saved without one)."""
     p = Path(path)
     if p.is_dir():
-        p = p / MODEL_FILE if (p / MODEL_FILE).exists() or not (p / JSON_FILE).exists() else p / JSON_FILE
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such tokenizer (give a .model or tokenizer.json file, or a directory "
+        return next((p / name for name in (MODEL_FILE, JSON_FILE) if (p / name).is_file()), None)
+    return p if p.is_file() else None
+
+
+def resolve_model_file(path: str | os.PathLike[str]) -> Path:
+    """:func:`tokenizer_file`, refusing a path that holds no tokenizer."""
+    found = tokenizer_file(path)
+    if found is None:
+        raise FileNotFoundError(f"{path}: no such tokenizer (give a .model or tokenizer.json file, or a directory "
                                 f"with {MODEL_FILE} or {JSON_FILE})")
-    return p
+    return found
 
 
 def _added(content: str) -> dict[str, Any]:
