@@ -49,7 +49,7 @@ def test_frozen_in_training_dtype_trainable_fp32(resized, stage, precision):
     model = _prepare(resized, stage, precision)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable
-    if stage == "1":
+    if stage == "1":  # no base_rows given: the untied head's added rows are unknown, so it stays frozen
         assert trainable == {"model.embed_tokens.weight"}
     else:
         assert (any("lora_A" in n for n in trainable)
@@ -105,10 +105,13 @@ def test_stage1_bf16_keeps_frozen_weights_bf16(resized, text_file, tmp_path):
     _train(resized, text_file, tmp_path / "s1", "bf16", "--stage", "1", "--learning-rate", "1e-2")
     before, after = (h.safetensors_of(resized / "model.safetensors"),
                      h.safetensors_of(tmp_path / "s1" / "model.safetensors"))
-    emb = "model.embed_tokens.weight"
+    emb, head = "model.embed_tokens.weight", "lm_head.weight"
     assert after[emb].dtype == torch.float32 and not torch.equal(after[emb], before[emb])
+    # The untied head trains its added rows (an fp32 master); its original rows only saw the load's rounding.
+    assert after[head].dtype == torch.float32 and not torch.equal(after[head][400:], before[head][400:])
+    assert torch.equal(after[head][:400], before[head][:400].to(torch.bfloat16).float())
     for name, t in after.items():
-        if name != emb:
+        if name not in (emb, head):
             assert t.dtype == torch.bfloat16, name
             assert torch.equal(t, before[name].to(torch.bfloat16)), name  # frozen: only the load's rounding
 

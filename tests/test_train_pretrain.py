@@ -32,11 +32,17 @@ def test_stage1_trains_embeddings_only(resized, text_file, tmp_path, new_rows_on
     assert pretrain(resized, text_file, out, "--stage", "1", "--learning-rate", "1e-2", *extra) == 0
     before, after = _state(resized), _state(out)
     assert before.keys() == after.keys()
-    emb = "model.embed_tokens.weight"
+    emb, head = "model.embed_tokens.weight", "lm_head.weight"
     for name in before:
-        if name != emb:
+        if name not in (emb, head):
             assert torch.equal(before[name], after[name]), name
     assert not torch.equal(before[emb][400:], after[emb][400:])
+    # The untied head's added rows train (they start as one identical mean row): the added tokens can
+    # be predicted; its original rows, the base's predictions of the base's tokens, stay bit-identical.
+    assert torch.equal(before[head][400:], before[head][400:401].expand(10, -1))
+    assert torch.equal(before[head][:400], after[head][:400])
+    assert ((after[head][400:] - before[head][400:]).abs().amax(dim=1) > 0).all()
+    assert len({tuple(r.tolist()) for r in after[head][400:]}) > 1  # an added token the text holds moved apart
     if new_rows_only:
         assert torch.equal(before[emb][:400], after[emb][:400])
     else:
@@ -48,6 +54,12 @@ def test_stage1_trains_embeddings_only(resized, text_file, tmp_path, new_rows_on
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     logged = [(e["step"], e["loss"]) for e in history if "loss" in e]
     assert [step for step, _ in logged] == [1, 2, 3, 4] and all(math.isfinite(loss) for _, loss in logged)
+
+
+def test_stage1_untied_head_refuses_weight_decay(resized, text_file, tmp_path, capsys):
+    """AdamW's decay would move the head's original rows, which stage 1 keeps bit-identical."""
+    assert pretrain(resized, text_file, tmp_path / "wd", "--stage", "1", "--weight-decay", "0.1", steps=1) == 2
+    assert "--weight-decay 0.1 would move its original rows" in capsys.readouterr().err
 
 
 def test_stage2_saves_lora_and_full_embeddings(resized, text_file, tmp_path):
@@ -187,6 +199,14 @@ def test_trainable_fractions_match_report_on_meta_7b():
     train_embeddings_only(model)
     t, n = count_parameters(model)
     assert round(100 * t / n, 2) == 2.97
+    # Resized from LLaMA's 32,000 rows, stage 1 also trains the head's 17,953 added rows (only those
+    # count: the original rows cannot move); with --new-rows-only, the added rows of both.
+    model = _meta_7b()
+    train_embeddings_only(model, base_rows=32_000)
+    assert count_parameters(model) == ((49_953 + 17_953) * 4096, n)
+    model = _meta_7b()
+    train_embeddings_only(model, new_rows_only=True, base_rows=32_000)
+    assert count_parameters(model) == (2 * 17_953 * 4096, n)
     t, n = count_parameters(apply_lora(_meta_7b(), LoraArguments()))
     assert round(100 * t / n, 2) == 6.06
     t, n = count_parameters(apply_lora(_meta_7b(), LoraArguments(lora_target=LORA_SFT_TARGETS)))

@@ -5,15 +5,18 @@
         --deepspeed configs/ds_zero2.json          # or under: torchrun --nproc_per_node 8 -m zhllama.cli ...
 
 Stage 1 trains the (resized) embeddings only, the rest of the model frozen, so the new Chinese
-rows catch up with the old ones without disturbing them (``--new-rows-only`` leaves the
-original rows untouched too). Stage 2 adds LoRA on the attention projections and trains
-``embed_tokens`` and ``lm_head`` in full; its output is an adapter (``adapter_model.safetensors``).
+rows catch up with the old ones without disturbing them: ``embed_tokens`` and, on an untied
+model, the rows ``resize`` added to ``lm_head`` (its original rows stay bit-identical;
+``--new-rows-only`` leaves the original rows of ``embed_tokens`` untouched too). Stage 2 adds
+LoRA on the attention projections and trains ``embed_tokens`` and ``lm_head`` in full; its
+output is an adapter (``adapter_model.safetensors``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -27,6 +30,8 @@ from zhllama.train.args import (
     parse_arguments,
 )
 from zhllama.train.args import add_arguments as add_group_arguments
+
+log = logging.getLogger("zhllama.train")
 
 STAGE_LR = {1: 2e-4, 2: 1e-4}
 MAX_EVAL_BLOCKS = 1000  # zhllama.train.text_data.MAX_EVAL_BLOCKS
@@ -66,7 +71,8 @@ class PretrainArguments:
         "copies (stage 2): the original rows stay bit-identical, so text the base already tokenized is scored by "
         "the base's rows and only LoRA can change it. Needs --weight-decay 0."))
     base_vocab_size: Optional[int] = field(default=None, metadata=_help(
-        "Number of original rows for --new-rows-only (default: read from MODEL/resize.json)."))
+        "Number of original rows (default: read from MODEL/resize.json): what --new-rows-only keeps, and in stage 1 "
+        "where the added rows of an untied lm_head begin (they train; the original rows stay bit-identical)."))
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
@@ -140,7 +146,12 @@ def run(args: argparse.Namespace) -> int:
         split_validation,
         tokenize_once,
     )
-    from zhllama.train.trainable import apply_lora, train_embeddings_only, train_new_rows_only
+    from zhllama.train.trainable import (
+        apply_lora,
+        embeddings_tied,
+        train_embeddings_only,
+        train_new_rows_only,
+    )
     from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)
@@ -172,7 +183,16 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
                            model_args.attn_implementation)
-        base_rows = base_rows_of(model_args.model, data.base_vocab_size) if data.new_rows_only else None
+        base_rows = (base_rows_of(model_args.model, data.base_vocab_size)
+                     if data.new_rows_only or data.stage == 1 else None)
+        if data.stage == 1 and not embeddings_tied(model):
+            if base_rows is not None and run_args.weight_decay != 0:
+                raise ValueError(f"stage 1 trains only the added rows of the untied lm_head: --weight-decay "
+                                 f"{run_args.weight_decay} would move its original rows; use --weight-decay 0")
+            if base_rows is None:
+                log.warning("stage 1: %s has no resize.json and no --base-vocab-size was given, so the rows "
+                            "resize added to lm_head are unknown and lm_head stays frozen; pass --base-vocab-size "
+                            "to train them", model_args.model)
         if data.stage == 1:
             train_embeddings_only(model, data.new_rows_only, base_rows)
         else:

@@ -1,6 +1,7 @@
 """What trains in each stage, and how much of the model that is.
 
-Stage 1: only ``embed_tokens`` (optionally only its added rows). Stage 2 and SFT: LoRA adapters
+Stage 1: ``embed_tokens`` (optionally only its added rows) and an untied ``lm_head``'s added rows.
+Stage 2 and SFT: LoRA adapters
 on the attention (and, for SFT, MLP) projections plus full copies of ``embed_tokens`` and
 ``lm_head`` through peft's ``modules_to_save``, so the saved adapter holds the new vocabulary.
 
@@ -18,32 +19,48 @@ import logging
 
 import torch
 
+from zhllama.model.parameters import param_numel, param_shape
 from zhllama.train.args import LoraArguments
 
 log = logging.getLogger("zhllama.train")
 
 
 def train_embeddings_only(model, new_rows_only: bool = False, base_rows: int | None = None) -> None:
-    """Freeze everything but the input embeddings (tied output embeddings share them)."""
+    """Stage 1: freeze everything but the embeddings.
+
+    The input embedding trains (only the rows ``resize`` added with ``new_rows_only``). An untied
+    output layer trains its added rows, ``base_rows`` and up: they start where ``resize`` put them
+    (one shared mean with ``--init mean``), and frozen there no added token could ever be predicted
+    better, while the data is read through the input rows that do move. Its original rows are the
+    base's predictions of the base's tokens and stay bit-identical (with ``--weight-decay 0``, the
+    default). A tied output layer is the input embedding itself. With ``base_rows`` unknown (None)
+    the untied output layer stays frozen.
+    """
     for p in model.parameters():
         p.requires_grad_(False)
     weight = model.get_input_embeddings().weight
     weight.requires_grad_(True)
     if new_rows_only:
         _mask_original_rows(weight, base_rows)
+    head = model.get_output_embeddings()
+    if head is None or head.weight is weight or base_rows is None or base_rows == param_shape(head.weight)[0]:
+        return
+    head.weight.requires_grad_(True)
+    _mask_original_rows(head.weight, base_rows)
 
 
 def _mask_original_rows(weight, base_rows: int | None) -> None:
-    rows = weight.shape[0]
+    rows = param_shape(weight)[0]
     if base_rows is None or not 0 < base_rows < rows:
-        raise ValueError(f"--new-rows-only needs the number of original rows (--base-vocab-size) between 1 and "
-                         f"{rows - 1}, got {base_rows}; resize the model with `zhllama resize` (which records "
-                         f"it in resize.json) or pass --base-vocab-size")
+        raise ValueError(f"training only the added rows (--new-rows-only; stage 1's lm_head) needs the number of "
+                         f"original rows (--base-vocab-size) between 1 and {rows - 1}, got {base_rows}; resize the "
+                         f"model with `zhllama resize` (which records it in resize.json) or pass --base-vocab-size")
     mask = torch.ones(rows, 1, dtype=weight.dtype, device=weight.device)
     mask[:base_rows] = 0
     # A tensor hook masks the gradient before it is accumulated (and before DeepSpeed's reduce
     # hooks see it): Adam's moments of the original rows stay zero, so their update is exactly 0.
     weight.register_hook(lambda g: g * mask.to(g.device, g.dtype))
+    weight.zhllama_frozen_rows = base_rows  # count_parameters counts the rows that can move
 
 
 def embedding_parameters(model) -> list:
@@ -150,7 +167,9 @@ def count_parameters(model) -> tuple[int, int]:
 
     peft's ``modules_to_save`` keeps the frozen original beside its trainable copy; the copy
     replaces the original, so the original is not counted a second time (this is how the
-    report's 6.06 % / 6.22 % are defined).
+    report's 6.06 % / 6.22 % are defined). The original rows of a tensor trained on its added
+    rows only (``--new-rows-only``, stage 1's output layer) do not count as trainable. Sizes are
+    the whole tensors' also under ZeRO-3 (:func:`zhllama.model.parameters.param_numel`).
     """
     trainable = total = 0
     seen: set[int] = set()
@@ -158,9 +177,11 @@ def count_parameters(model) -> tuple[int, int]:
         if id(p) in seen or ".original_module." in name:
             continue
         seen.add(id(p))
-        total += p.numel()
+        n = param_numel(p)
+        total += n
         if p.requires_grad:
-            trainable += p.numel()
+            frozen_rows = getattr(p, "zhllama_frozen_rows", 0)
+            trainable += n - (n // param_shape(p)[0] * frozen_rows if frozen_rows else 0)
     return trainable, total
 
 
