@@ -65,7 +65,7 @@ def hf_parallel(on: bool) -> None:
 
 
 def doc_sets(limit: Optional[int]) -> dict[str, list[str]]:
-    from zhllama.corpus.samples import stdlib_docstrings
+    from zhllama.samples import stdlib_docstrings
 
     return {
         "peoples-daily": documents("peoples-daily")[:limit],
@@ -121,7 +121,7 @@ def _tiktoken_worst(text: str, cpu: bool, q: Any) -> None:
 
 
 def worst_cases(tok: Tokenizer, mb: float, cap: float) -> None:
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
 
     n = int(mb * 1e6)
     letters = "".join(c for c in "".join(peoples_daily()) if c.isalpha())

@@ -60,7 +60,7 @@ def sentences(paragraph: str) -> list[str]:
 
 def documents(kind: str = "peoples-daily") -> list[str]:
     """One of ``DOC_SETS``: the same 5.5 MB of People's Daily cut into documents of different lengths."""
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
 
     paras = peoples_daily()
     if kind == "peoples-daily":

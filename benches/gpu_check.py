@@ -203,7 +203,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
     from zhllama.train.plan import GB, largest_batch, plan_memory, read_model_config
 
     start = time.perf_counter()

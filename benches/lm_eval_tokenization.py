@@ -42,7 +42,7 @@ def tiny_model(tok_dir: Path, out: Path, seed: int, steps: int) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
     from zhllama.tokenizer import Tokenizer
     from zhllama.tokenizer.directory import copy_tokenizer_files
 

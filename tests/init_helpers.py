@@ -16,7 +16,7 @@ MERGES = 40
 
 @functools.cache
 def peoples_daily_jsonl(n: int = 300) -> Path:
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
 
     out = h._TMP / f"pd-{n}.jsonl"
     out.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in peoples_daily(n)),

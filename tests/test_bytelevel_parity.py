@@ -29,7 +29,7 @@ def test_peoples_daily(o, peoples_daily):
 
 
 def test_docstrings_and_code(o, stdlib_docs):
-    from zhllama.corpus.samples import stdlib_sources
+    from zhllama.samples import stdlib_sources
 
     compare(o, stdlib_docs[:2000] + stdlib_sources(limit=150)).check()
 

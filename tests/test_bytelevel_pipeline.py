@@ -23,7 +23,7 @@ MERGES = 60
 
 
 def _corpus(tmp: Path) -> tuple[Path, Path, Path]:
-    from zhllama.corpus.samples import peoples_daily, stdlib_docstrings
+    from zhllama.samples import peoples_daily, stdlib_docstrings
 
     docs = peoples_daily(400)
     jsonl = tmp / "corpus.jsonl"

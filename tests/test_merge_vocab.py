@@ -13,7 +13,7 @@ from conftest import unreachable_by_merges
 from fixture_paths import CHINESE, LLAMA, chinese_sp, fixture_or_substitute, llama_tokenizer, real_fixture
 from zhllama import _native
 from zhllama.cli import main as cli
-from zhllama.corpus.samples import peoples_daily, stdlib_docstrings
+from zhllama.samples import peoples_daily, stdlib_docstrings
 from zhllama.tokenizer.merge_vocab import merge_vocab
 
 REFERENCE_SHA256 = "e2676d4ca29ca1750f6ff203328d73b189321dc5776ceede037cbd36541d70c0"

