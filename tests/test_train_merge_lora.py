@@ -74,3 +74,31 @@ def test_refuses_empty_adapter(tmp_path, capsys):
     (lora / "adapter_model.safetensors").write_bytes(b"\0" * 443)
     assert h.cli("merge-lora", "--base", h.tiny_model_dir("base"), "--lora", lora, "--out", tmp_path / "o") == 2
     assert "443 bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_merge_after_bf16_new_rows_only_keeps_base_rows_bit_identical(resized, text_file, tmp_path, tie):
+    """bf16 training loads the base in bf16, so the adapter's embedding/head copies hold the base's rows
+    rounded; merge-lora writes the base's exact rows back where training did not move them."""
+    if tie:
+        resized = tmp_path / "resized-tied"
+        assert h.cli("resize", "--model", h.tiny_model_dir("base", tie=True), "--tokenizer",
+                     h.tokenizer_dir("merged-pad"), "--out", resized, "--init", "mean") == 0
+    out = tmp_path / "stage2"
+    assert h.cli("pretrain", "--stage", "2", "--model", resized, "--train-file", text_file, "--output-dir", out,
+                 "--block-size", "32", "--max-steps", "2", "--save-steps", "10", "--report-to", "none",
+                 "--per-device-train-batch-size", "2", "--validation-split-percentage", "0", "--precision", "bf16",
+                 "--new-rows-only", "--learning-rate", "1e-2") == 0
+    adapter = h.safetensors_of(out / "adapter_model.safetensors")
+    saved = next(t for n, t in adapter.items() if "embed_tokens" in n)
+    base = h.safetensors_of(resized / "model.safetensors")
+    assert base["model.embed_tokens.weight"].dtype == torch.float32
+    assert not torch.equal(saved[:400], base["model.embed_tokens.weight"][:400])  # the bf16 rounding
+    assert h.cli("merge-lora", "--base", resized, "--lora", out, "--out", tmp_path / "merged") == 0
+    merged = h.safetensors_of(tmp_path / "merged" / "model.safetensors")
+    names = ["model.embed_tokens.weight"] + ([] if tie else ["lm_head.weight"])
+    assert ("lm_head.weight" in merged) == (not tie)
+    for name in names:
+        assert merged[name].dtype == torch.float32
+        assert torch.equal(merged[name][:400], base[name][:400]), name
+    assert not torch.equal(merged[names[-1]][400:], base[names[-1]][400:])  # the added rows trained

@@ -84,8 +84,48 @@ def merge_lora(base: str | Path, loras: list[str | Path], dtype: str = "auto"):
             log.info("resizing %s from %d to %d rows for %s", base, current, rows, lora)
             model.resize_token_embeddings(rows, mean_resizing=False)
         log.info("merging %s", lora)
+        before = [w.detach().clone() for w in embedding_weights(model)]
         model = merge_adapter(model, lora)
+        kept = restore_untrained_rows(before, embedding_weights(model))
+        if kept:
+            log.info("%s: %d embedding rows training did not move are the base's exact rows, not their "
+                     "16-bit rounding", lora, kept)
     return model.to(out_dtype)
+
+
+def embedding_weights(model: Any) -> list:
+    """The input embedding's weight and an untied output layer's (a tied one is the same tensor: once)."""
+    found: list = []
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        if module is not None and all(module.weight is not w for w in found):
+            found.append(module.weight)
+    return found
+
+
+def restore_untrained_rows(before: list, after: list) -> int:
+    """Give back the base's exact rows where the adapter holds only their 16-bit rounding; returns how many.
+
+    Training in bf16/fp16 loads the base in that dtype, so the fp32 masters of the ``embed_tokens``
+    and ``lm_head`` copies start from the base's rows rounded, and a row training never moved
+    (``--new-rows-only``'s original rows; a token the data never held gets no gradient and no Adam
+    update) is saved as that rounding. A row of the merged ``after`` that equals its ``before`` row,
+    exactly or rounded to bf16 or fp16 in every element, is therefore the base's row and gets the
+    exact values back: bit-identical, as ``--new-rows-only`` promises. A row training moved matches
+    no rounding of its old self.
+    """
+    import torch
+
+    restored = 0
+    for old, new in zip(before, after):
+        rows = min(old.shape[0], new.shape[0])
+        base, got = old[:rows].float(), new.data[:rows].float()
+        untouched = torch.zeros(rows, dtype=torch.bool, device=got.device)
+        for dtype in (old.dtype, torch.bfloat16, torch.float16):
+            untouched |= (got == base.to(dtype).float()).all(dim=1)
+        with torch.no_grad():
+            new.data[:rows][untouched] = old[:rows][untouched].to(new.dtype)
+        restored += int(untouched.sum())
+    return restored
 
 
 def merge_adapter(model: Any, lora: Path) -> Any:
