@@ -88,10 +88,10 @@ def test_truncation_keeps_the_eos_and_is_counted(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="zhllama.train"):
         ds = InstructionDataset([data], tok, 160)
     assert len(ds) == 12 and ds.truncated == 5 and ds.dropped == 0
-    for ex in ds.examples:
+    for ex in (ds[i] for i in range(len(ds))):
         assert ex["input_ids"][-1] == tok.eos_id and ex["labels"][-1] == tok.eos_id
         assert len(ex["input_ids"]) <= 160
-    assert sum(len(ex["input_ids"]) == 160 for ex in ds.examples) == 5
+    assert sum(len(ds[i]["input_ids"]) == 160 for i in range(len(ds))) == 5
     assert "truncated 5 of 12 records" in caplog.text
 
 

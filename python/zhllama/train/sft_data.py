@@ -10,15 +10,18 @@ truncated answer still teaches the model to stop. Those are counted and logged.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zhllama.prompt import build_prompt, read_records
+from zhllama.prompt import build_prompt, iter_records
 from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
@@ -26,53 +29,183 @@ log = logging.getLogger("zhllama.train")
 IGNORE_INDEX = -100
 
 
+BATCH = 4096  # records tokenized at a time (one parallel encode_batch_flat call per batch)
+
+
+@dataclass
+class Example:
+    """A training example before tokenization: text segments, each learned (loss) or not; ``bos``
+    puts the tokenizer's BOS first, ``eos`` its EOS after the last segment (learned with it)."""
+
+    segments: list[tuple[str, bool]]
+    bos: bool = False
+    eos: bool = False
+
+
+def alpaca_example(record: dict[str, str]) -> Example:
+    """The report's Alpaca example: BOS + prompt (masked), response + EOS (learned)."""
+    return Example([(build_prompt(record["instruction"], record["input"]), False), (record["output"], True)],
+                   bos=True, eos=True)
+
+
+Range = tuple[int, int, bool]  # (start in the batch's token source, length, learned)
+
+
+def _truncate(ranges: list[Range], total: int, max_seq_length: int) -> Optional[list[Range]]:
+    """An example longer than ``max_seq_length`` ends with the learned span the cut falls into (or
+    the last one before it), content cut, its last token (the EOS or end-of-turn) kept; None when
+    no learned token and its end token fit. ``ranges`` unchanged when it fits."""
+    spans: list[tuple[int, int, int]] = []  # learned spans: token start, token end, range index of the end
+    pos = 0
+    for k, (_, n, learned) in enumerate(ranges):
+        if learned and n:
+            if spans and spans[-1][1] == pos:
+                spans[-1] = (spans[-1][0], pos + n, k)
+            else:
+                spans.append((pos, pos + n, k))
+        pos += n
+    if not spans:
+        return None
+    if total <= max_seq_length:
+        return ranges
+    keep = [sp for sp in spans if sp[0] <= max_seq_length - 2]
+    if not keep:
+        return None
+    _, end, k = keep[-1]
+    last = (ranges[k][0] + ranges[k][1] - 1, 1, True)
+    cut = min(max_seq_length - 1, end - 1)
+    out: list[Range] = []
+    pos = 0
+    for start, n, learned in ranges:
+        if pos >= cut:
+            break
+        out.append((start, min(n, cut - pos), learned))
+        pos += n
+    return out + [last]
+
+
+@dataclass
+class EncodedBatch:
+    """Examples as flat arrays: example ``i`` is ``ids[offsets[i]:offsets[i + 1]]``, ``learned`` the
+    same slice of 0/1 (1: in the loss)."""
+
+    ids: np.ndarray
+    learned: np.ndarray
+    offsets: np.ndarray
+    dropped: int
+    truncated: int
+
+    def example(self, i: int) -> dict:
+        s, e = int(self.offsets[i]), int(self.offsets[i + 1])
+        ids = self.ids[s:e].tolist()
+        labels = np.where(self.learned[s:e] != 0, self.ids[s:e].astype(np.int64), IGNORE_INDEX)
+        return {"input_ids": ids, "labels": labels.tolist()}
+
+
+def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_length: int,
+                    parse_special: bool = False) -> EncodedBatch:
+    """Tokenized with zhllama's exact encoder, every segment on its own, in one parallel call;
+    truncated (``_truncate``) and gathered without a Python list per token."""
+    texts = [t for ex in examples for t, _ in ex.segments]
+    flat, offsets = tokenizer.encode_batch_flat(texts, parse_special=parse_special)
+    n = len(flat)
+    source = np.concatenate([flat, np.array([tokenizer.bos_id or 0, tokenizer.eos_id or 0], dtype=flat.dtype)])
+    bos = (n, 1, False) if tokenizer.bos_id is not None else None
+    eos = (n + 1, 1, True) if tokenizer.eos_id is not None else None
+    off = offsets.tolist()
+    ranges: list[Range] = []
+    lengths: list[int] = []
+    dropped = truncated = j = 0
+    for ex in examples:
+        rs: list[Range] = [bos] if ex.bos and bos else []
+        total = len(rs)
+        for _, learned in ex.segments:
+            a, b = off[j], off[j + 1]
+            j += 1
+            rs.append((a, b - a, learned))
+            total += b - a
+        if ex.eos and eos:
+            rs.append(eos)
+            total += 1
+        kept = _truncate(rs, total, max_seq_length)
+        if kept is None:
+            dropped += 1
+            continue
+        if kept is not rs:
+            truncated += 1
+            total = sum(r[1] for r in kept)
+        ranges += kept
+        lengths.append(total)
+    starts, lens, learn = (np.array(c, dtype=np.int64) for c in zip(*ranges)) if ranges else (
+        np.zeros(0, np.int64),) * 3
+    ends = np.cumsum(lens)
+    index = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+    return EncodedBatch(source[index], np.repeat(learn.astype(np.uint8), lens),
+                        np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), dropped, truncated)
+
+
 def encode_record(tokenizer: Tokenizer, record: dict[str, str], max_seq_length: int) -> Optional[dict]:
-    """input_ids / labels for one record, or None when the prompt leaves no room for a response
-    token and its EOS. A response cut to fit keeps its EOS; ``"truncated"`` says whether it was cut."""
-    prompt = tokenizer.encode(build_prompt(record["instruction"], record["input"]), add_bos=True)
-    response = tokenizer.encode(record["output"], add_eos=True)
-    room = max_seq_length - len(prompt)
-    truncated = len(response) > room
-    if truncated:
-        if room < 2:  # not even one response token before the EOS
-            return None
-        response = response[: room - 1] + response[-1:]  # the EOS (the last id) stays
-    return {"input_ids": prompt + response, "labels": [IGNORE_INDEX] * len(prompt) + response,
-            "truncated": truncated}
+    """input_ids / labels for one Alpaca record, or None when the prompt leaves no room for a
+    response token and its EOS. A response cut to fit keeps its EOS; ``"truncated"`` says whether it was cut."""
+    batch = encode_examples(tokenizer, [alpaca_example(record)], max_seq_length)
+    return None if batch.dropped else {**batch.example(0), "truncated": bool(batch.truncated)}
 
 
 class InstructionDataset(Dataset):
-    """Encoded Alpaca records; ``dropped`` counts those whose prompt leaves no room for a response,
-    ``truncated`` those whose response was cut (before its EOS) to fit ``max_seq_length``."""
+    """Encoded instruction records, stored flat (``EncodedBatch``: compact arrays, not a Python list
+    per example); ``dropped`` counts those whose prompt leaves no room for a response, ``truncated``
+    those whose response was cut (before its EOS) to fit ``max_seq_length``. Records are streamed
+    and tokenized ``BATCH`` at a time."""
 
     def __init__(self, files: Sequence[str | Path], tokenizer: Tokenizer, max_seq_length: int) -> None:
-        self.examples: list[dict] = []
-        self.dropped = self.truncated = 0
-        for f in files:
-            for r in read_records(f):
-                ex = encode_record(tokenizer, r, max_seq_length)
-                if ex is None:
-                    self.dropped += 1
-                    continue
-                self.truncated += ex.pop("truncated")
-                self.examples.append(ex)
+        dtype = np.uint16 if len(tokenizer) <= 1 << 16 else np.uint32
+        parts: list[EncodedBatch] = []
+
+        def add(batch: list[Example]) -> None:
+            done = encode_examples(tokenizer, batch, max_seq_length)
+            parts.append(EncodedBatch(done.ids.astype(dtype), done.learned, done.offsets, done.dropped,
+                                      done.truncated))
+
+        # Tokenizing one batch (GIL released, all cores) overlaps reading the next; two in flight at most.
+        with ThreadPoolExecutor(1) as pool:
+            pending: deque[Future] = deque()
+            for f in files:
+                batch: list[Example] = []
+                for r in iter_records(f):
+                    batch.append(alpaca_example(r))
+                    if len(batch) == BATCH:
+                        pending.append(pool.submit(add, batch))
+                        batch = []
+                        if len(pending) > 1:
+                            pending.popleft().result()
+                pending.append(pool.submit(add, batch))
+            while pending:
+                pending.popleft().result()
+        bases = np.cumsum([0] + [len(p.ids) for p in parts])
+        self.data = EncodedBatch(
+            np.concatenate([p.ids for p in parts]), np.concatenate([p.learned for p in parts]),
+            np.concatenate([[0]] + [p.offsets[1:] + b for p, b in zip(parts, bases)]),
+            sum(p.dropped for p in parts), sum(p.truncated for p in parts))
+        self.dropped, self.truncated = self.data.dropped, self.data.truncated
+        n = len(self)
         if self.dropped:
             log.warning("dropped %d records whose prompt fills --max-seq-length %d (no room for a response token "
                         "and its EOS)", self.dropped, max_seq_length)
         if self.truncated:
             log.warning("truncated %d of %d records to --max-seq-length %d (the end of the response cut, its EOS "
-                        "kept); raise --max-seq-length to train on them whole", self.truncated,
-                        len(self.examples), max_seq_length)
-        if not self.examples:
+                        "kept); raise --max-seq-length to train on them whole", self.truncated, n, max_seq_length)
+        if not n:
             raise ValueError(f"{', '.join(map(str, files))}: no usable record (dropped {self.dropped} whose prompt "
                              f"fills --max-seq-length {max_seq_length})")
-        log.info("%d instruction examples from %s", len(self.examples), ", ".join(map(str, files)))
+        log.info("%d instruction examples from %s", n, ", ".join(map(str, files)))
 
     def __len__(self) -> int:
-        return len(self.examples)
+        return len(self.data.offsets) - 1
 
     def __getitem__(self, i: int) -> dict:
-        return self.examples[i]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.data.example(i % len(self))
 
 
 @dataclass

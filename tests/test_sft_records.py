@@ -1,0 +1,63 @@
+"""Instruction records streamed from .json lists and .jsonl files (issue 28 item 1): values and the
+line numbers that errors name stay right when records straddle the reader's chunks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import zhllama.records as records
+from zhllama.prompt import read_records
+
+
+def alpaca(n: int) -> list[dict]:
+    return [{"instruction": f"第{i}题\n", "input": "x" * (i % 7), "output": "答" * (i % 13) + "\u2028"}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 17, 1 << 20])
+def test_json_list_values_and_lines_across_chunks(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(records, "CHUNK", chunk)
+    data = alpaca(40)
+    path = tmp_path / "a.json"
+    path.write_text("\ufeff" + json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    got = read_records(path)
+    assert [{k: r[k] for k in ("instruction", "input", "output")} for r in got] == data
+    # indent=2: "[" on line 1, each record 5 lines from line 2.
+    assert [r["where"] for r in got] == [f"{path}:{2 + 5 * i}" for i in range(40)]
+    # An error deep in the file names its line, whatever the chunking.
+    lines = path.read_text(encoding="utf-8").split("\n")
+    bad = 2 + 5 * 33 + 3  # the "output" line of record 33
+    lines[bad - 1] = '    "output": 7'
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"a.json:{2 + 5 * 33}: the record has no string field 'output'"):
+        read_records(path)
+    lines[bad - 1] = '    "output" 7'
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"a.json:{bad}: not valid JSON \(Expecting ':' delimiter\)"):
+        read_records(path)
+    path.write_text(json.dumps(data[:3], indent=2) + "\n\n  x", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a.json:19: text after the list"):
+        read_records(path)
+    path.write_text('[{"instruction": "a", "output": "b"}, 12345678]', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a.json:1: the record is a int"):
+        read_records(path)
+    path.write_text('[\n{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"}]', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a.json:3: expected ',' or ']' after a record"):
+        read_records(path)
+    path.write_text('[\n{"instruction": "a",\n "output": "unterminated', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a.json:3: not valid JSON \(Unterminated string"):
+        read_records(path)
+    path.write_text(" \n[ ]\n", encoding="utf-8")
+    assert read_records(path) == []
+
+
+def test_jsonl_lines_and_a_line_separator_inside_a_string(tmp_path):
+    path = tmp_path / "a.jsonl"
+    data = alpaca(5)
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in data[:3]) + "\n\n"
+                    + "\n".join(json.dumps(r, ensure_ascii=False) for r in data[3:]) + "\n", encoding="utf-8")
+    got = read_records(path)
+    assert [r["output"] for r in got] == [r["output"] for r in data]  # U+2028 is not a line break in JSONL
+    assert [r["where"].rsplit(":", 1)[1] for r in got] == ["1", "2", "3", "5", "6"]
