@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     import torch
 
     from zhllama.model.loading import load_model
+    from zhllama.model.parameters import param_numel
     from zhllama.train.args import RunArguments
     from zhllama.train.trainer import distributed_training_arguments
 
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
         "rank": training.process_index,
         "world_size": training.world_size,
         "partitioned": all(hasattr(p, "ds_tensor") for p in params),
-        "ds_numel": sum(int(getattr(p, "ds_numel", p.numel())) for p in params),
+        "ds_numel": sum(param_numel(p) for p in params),
         "held": sum(int(p.ds_tensor.numel()) if hasattr(p, "ds_tensor") else p.numel() for p in params),
         "in_stubs": sum(p.numel() for p in params),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -27,6 +27,8 @@ from typing import Any, Optional
 
 import torch
 
+from zhllama.model.parameters import param_numel, param_shape
+
 log = logging.getLogger("zhllama.train")
 
 # Dense bf16/fp16 tensor-core peaks (TFLOPS, no sparsity), from the vendors' data sheets. Matched
@@ -47,7 +49,8 @@ class MatmulParams:
 
 
 def matmul_params(model: torch.nn.Module) -> MatmulParams:
-    """:class:`MatmulParams` of ``model`` (a plain or a peft model; works on the meta device)."""
+    """:class:`MatmulParams` of ``model`` (a plain or a peft model; works on the meta device and on
+    ZeRO-3's 0-element placeholders, through :mod:`zhllama.model.parameters`)."""
     lookups = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     get_head = getattr(model, "get_output_embeddings", None)  # a transformers (or peft) model's LM head
     weight = getattr(get_head() if callable(get_head) else None, "weight", None)
@@ -56,13 +59,13 @@ def matmul_params(model: torch.nn.Module) -> MatmulParams:
     trained = frozen = 0
     seen: set[int] = set()
     for name, p in model.named_parameters():
-        if id(p) in seen or id(p) in lookups or p.dim() < 2 or ".original_module." in name:
+        if id(p) in seen or id(p) in lookups or len(param_shape(p)) < 2 or ".original_module." in name:
             continue
         seen.add(id(p))
         if p.requires_grad:
-            trained += p.numel()
+            trained += param_numel(p)
         else:
-            frozen += p.numel()
+            frozen += param_numel(p)
     return MatmulParams(trained, frozen)
 
 
