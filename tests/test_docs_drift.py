@@ -213,7 +213,7 @@ def test_readme_has_python_snippets() -> None:
     assert readme_snippets(), "README.md has no ```python snippet for the doctest below"
 
 
-@pytest.mark.parametrize("line,code", readme_snippets(), ids=lambda v: f"README.md:{v}" if isinstance(v, int) else "")
+@pytest.mark.parametrize(("line", "code"), [pytest.param(*s, id=f"README.md:{s[0]}") for s in readme_snippets()])
 def test_readme_snippet_runs(line: int, code: str, snippet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(snippet_dir)
     if ">>>" in code:
