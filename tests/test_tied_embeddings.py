@@ -88,7 +88,7 @@ def test_pretrain_stage2_cli_on_a_tied_model(tmp_path):
     merged = tmp_path / "merged"
     assert h.cli("merge-lora", "--base", resized, "--lora", out, "--out", merged) == 0
     ref = peft.PeftModel.from_pretrained(transformers.AutoModelForCausalLM.from_pretrained(resized), str(out))
-    from zhllama.train.trainable import tie_output_to_saved_input
+    from zhllama.model.tying import tie_output_to_saved_input
 
     assert tie_output_to_saved_input(ref)
     torch.testing.assert_close(_logits(transformers.AutoModelForCausalLM.from_pretrained(merged)), _logits(ref),
@@ -104,3 +104,20 @@ def test_throughput_counts_the_tied_head():
     assert matmul_params(model) == type(matmul_params(model))(trained=13_120, frozen=20_480)
     stage2 = apply_lora(transformers.LlamaForCausalLM(h.tiny_config(410, tie=True)), LoraArguments())
     assert matmul_params(stage2).trained == 4_096 + 13_120 and matmul_params(stage2).frozen == 20_480
+
+
+def test_tying_is_the_model_layers():
+    """Tying belongs to the model, which training uses: merge-lora (model layer) imports nothing from
+    zhllama.train, and the tie helpers have one home, zhllama.model.tying."""
+    import ast
+
+    from zhllama.model import tying
+    from zhllama.train import trainable
+
+    merge = h.REPO / "python" / "zhllama" / "model" / "merge_lora.py"
+    imported = {node.module for node in ast.walk(ast.parse(merge.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    assert not [m for m in imported if m.startswith("zhllama.train")], imported
+    for name in ("embeddings_tied", "tie_output_to_saved_input"):
+        assert getattr(trainable, name) is getattr(tying, name)
+        assert getattr(tying, name).__module__ == "zhllama.model.tying"

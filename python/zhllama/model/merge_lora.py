@@ -134,7 +134,7 @@ def merge_adapter(model: Any, lora: Path) -> Any:
     two copies (an adapter from before zhllama kept the tie): re-tying would drop one of them."""
     from peft import PeftModel
 
-    from zhllama.train.trainable import embeddings_tied, tie_output_to_saved_input
+    from zhllama.model.tying import embeddings_tied, tie_output_to_saved_input
 
     tied = embeddings_tied(model)
     peft_model = PeftModel.from_pretrained(model, str(lora))

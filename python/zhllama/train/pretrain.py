@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zhllama.model.identity import check_model_tokenizer
     from zhllama.model.loading import load_model
+    from zhllama.model.tying import embeddings_tied
     from zhllama.tokenizer import Tokenizer
     from zhllama.train.run_lock import lock_output_dir
     from zhllama.train.text_data import (
@@ -146,12 +147,7 @@ def run(args: argparse.Namespace) -> int:
         split_validation,
         tokenize_once,
     )
-    from zhllama.train.trainable import (
-        apply_lora,
-        embeddings_tied,
-        train_embeddings_only,
-        train_new_rows_only,
-    )
+    from zhllama.train.trainable import apply_lora, train_embeddings_only, train_new_rows_only
     from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)

@@ -5,12 +5,10 @@ Stage 2 and SFT: LoRA adapters
 on the attention (and, for SFT, MLP) projections plus full copies of ``embed_tokens`` and
 ``lm_head`` through peft's ``modules_to_save``, so the saved adapter holds the new vocabulary.
 
-Tied embeddings (SmolLM2, LLaMA-3.2-1B/3B, Qwen2.5-0.5B: ``lm_head`` *is* ``embed_tokens``): peft
-would make two independent trainable copies of the one matrix, and a merged model whose config
-still says ``tie_word_embeddings`` reloads with one of them silently dropped (peft #2777). Here
-the tie is kept: only the input embedding's copy is in ``modules_to_save`` and the output layer
-is pointed at that very tensor (:func:`tie_output_to_saved_input`), so one matrix trains, the
-adapter saves it once, and :mod:`zhllama.model.merge_lora` ties it again after loading.
+Tied embeddings (SmolLM2, LLaMA-3.2-1B/3B, Qwen2.5-0.5B: ``lm_head`` *is* ``embed_tokens``): only
+the input embedding's copy is in ``modules_to_save`` (:func:`tied_saved_modules`) and the output
+layer is pointed at that very tensor (:mod:`zhllama.model.tying`, which says why), so one matrix
+trains and the adapter saves it once.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import logging
 import torch
 
 from zhllama.model.parameters import param_numel, param_shape
+from zhllama.model.tying import embeddings_tied, tie_output_to_saved_input
 from zhllama.train.args import LoraArguments
 
 log = logging.getLogger("zhllama.train")
@@ -86,13 +85,6 @@ def train_new_rows_only(peft_model, base_rows: int | None) -> None:
         _mask_original_rows(p, base_rows)
 
 
-def embeddings_tied(model) -> bool:
-    """True when the output layer's weight is the input embedding's tensor (and the config says so)."""
-    out = model.get_output_embeddings()
-    return (bool(getattr(model.config, "tie_word_embeddings", False)) and out is not None
-            and out.weight is model.get_input_embeddings().weight)
-
-
 def _module_name(model, module) -> str:
     """The last component of ``module``'s name in ``model`` (``embed_tokens``, ``lm_head``)."""
     return next(name.rsplit(".", 1)[-1] for name, m in model.named_modules() if m is module)
@@ -111,23 +103,6 @@ def tied_saved_modules(model, saved: list[str]) -> list[str]:
     log.info("tied embeddings: %s and %s are one matrix; it trains once (as %s) and %s keeps sharing it",
              inp, out, inp, out)
     return kept
-
-
-def tie_output_to_saved_input(peft_model) -> bool:
-    """Point the output layer of a peft model over tied embeddings at the input embedding's
-    trainable (``modules_to_save``) copy; returns whether it did. A no-op for untied models, or
-    when the input embedding is not in ``modules_to_save`` (then both still share the base tensor)."""
-    from peft.utils.other import ModulesToSaveWrapper
-
-    base = peft_model.get_base_model()
-    if not getattr(base.config, "tie_word_embeddings", False):
-        return False
-    inp, out = base.get_input_embeddings(), base.get_output_embeddings()
-    if out is None or not isinstance(inp, ModulesToSaveWrapper) or isinstance(out, ModulesToSaveWrapper):
-        return False
-    active = inp.active_adapters[0] if inp.active_adapters else "default"
-    out.weight = inp.modules_to_save[active].weight
-    return True
 
 
 def apply_lora(model, lora: LoraArguments):
