@@ -8,6 +8,7 @@ import json
 import fixture_paths as fp
 from bytelevel_oracles import oracle
 from corpus_helpers import pd_docs
+from zhllama._native import HAN_RANGES
 from zhllama.cli import main as cli_main
 
 
@@ -22,7 +23,7 @@ def _split_han(tok_bytes: list[bytes]) -> tuple[int, int]:
     pos = 0
     for c in text.decode("utf-8", "replace"):
         n = len(c.encode())
-        if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf":
+        if any(lo <= ord(c) <= hi for lo, hi in HAN_RANGES):
             han += 1
             split += not any(s <= pos and pos + n <= e for s, e in starts)
         pos += n

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixture_paths import llama3_hf_dir, llama3_tiktoken, llama3_tiktoken_encoding, smollm2_dir
+from zhllama._native import CHINESE_RANGES
 from zhllama.cli import main as cli
 from zhllama.samples import peoples_daily, stdlib_docstrings, stdlib_sources
 
@@ -39,8 +40,7 @@ def non_chinese_texts() -> list[str]:
     odd += ["".join(rng.choice("abc 1ḭ😀\n'カ한é") for _ in range(rng.randrange(1, 40))) for _ in range(300)]
     numbers = [f"In {1900 + i} the price rose {i * 37 % 1000}.{i % 100:02d}%" for i in range(300)]
     docs = stdlib_docstrings(1500) + stdlib_sources(40) + numbers + odd
-    return [d for d in docs if not any(0x2E80 <= ord(c) <= 0x9FFF or 0xF900 <= ord(c) <= 0xFFEF
-                                       or 0x20000 <= ord(c) <= 0x3134F for c in d)]
+    return [d for d in docs if not any(lo <= ord(c) <= hi for c in d for lo, hi in CHINESE_RANGES)]
 
 
 def extend(base: Path, out: Path, merges: int) -> dict:

@@ -282,6 +282,10 @@ def write_shard_set(
 # ---- documents (reader.rs) ---------------------------------------------------------------
 
 ON_BAD_LINE: list[str]
+
+# Which characters are Chinese (zhllama_core::chinese): inclusive (first, last) code points.
+CHINESE_RANGES: list[tuple[int, int]]
+HAN_RANGES: list[tuple[int, int]]
 """The values of ``on_bad_line``: ``["fail", "skip"]``."""
 
 class DocumentReader:

@@ -16,6 +16,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from zhllama import _native
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -24,13 +26,10 @@ if TYPE_CHECKING:
 HELD_OUT_EVERY = 10
 
 
-# The blocks Chinese text is written in: the SentencePiece merge's definition
-# (rust/core/src/merge/script.rs ``is_chinese_char``): ideographs, CJK punctuation, fullwidth
-# forms. ASCII, Latin, general punctuation and emoji are outside: English text uses them too.
-CHINESE_RANGES = (
-    (0x2E80, 0x2FDF), (0x2FF0, 0x303F), (0x3100, 0x312F), (0x31A0, 0x31EF), (0x3200, 0x33FF), (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFE10, 0xFE1F), (0xFE30, 0xFE4F), (0xFF00, 0xFFEF), (0x20000, 0x3134F),
-)
+# The blocks Chinese text is written in, from their one home (rust/core/src/chinese.rs, the
+# SentencePiece merge's definition too): ideographs, CJK punctuation, fullwidth forms. ASCII,
+# Latin, general punctuation and emoji are outside: English text uses them too.
+CHINESE_RANGES = tuple(_native.CHINESE_RANGES)
 
 
 _CLASS = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in CHINESE_RANGES)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from zhllama._native import PieceType
+from zhllama.tokenizer.spm_json import write_tokenizer_json
 
 MODEL_FILE = "tokenizer.model"
 JSON_FILE = "tokenizer.json"  # HF tokenizers: byte-level BPE bases (LLaMA-3, Qwen2, SmolLM2)
@@ -63,6 +64,16 @@ def copy_tokenizer_files(src: str | os.PathLike[str], out: str | os.PathLike[str
         if (src / name).is_file():
             shutil.copyfile(src / name, out / name)
             copied.append(name)
+    if MODEL_FILE in copied and JSON_FILE not in copied:
+        # A SentencePiece BPE directory written before tokenizer.json was: add the exact one.
+        config = read_json_object(out / CONFIG_FILE)
+        if write_tokenizer_json(out / JSON_FILE, (out / MODEL_FILE).read_bytes(),
+                                token_content(config.get("pad_token"))) is not None:
+            copied.append(JSON_FILE)
+            if config.get("tokenizer_class") == "LlamaTokenizer":
+                config["tokenizer_class"] = "PreTrainedTokenizerFast"
+                (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
     return copied
 
 
@@ -150,6 +161,13 @@ def write_tokenizer_dir(
         added[str(len(pieces))] = _added(pad_token)
         config["pad_token"] = pad_token
         special_map["pad_token"] = pad_token
+    exact_json = write_tokenizer_json(out / JSON_FILE, model_bytes, pad_token)
+    if exact_json is not None:
+        # AutoTokenizer (vLLM, SGLang) then takes tokenizer.json as written; "LlamaTokenizer" would
+        # replace its normalizer with a Metaspace pre-tokenizer (docs/serving-tokenizer.md).
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        if report is not None:
+            report["tokenizer_json"] = exact_json
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / SPECIAL_TOKENS_FILE).write_text(json.dumps(special_map, indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")

@@ -99,4 +99,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  normalizer mismatch: base {n['base']!r} vs added {n['added']!r}; "
                   f"{n['affected_pieces']:,} added pieces affected")
         print(f"  wrote {args.out}/tokenizer.model (sha256 {report['output']['sha256'][:16]}…)", file=sys.stdout)
+        tied = report.get("tokenizer_json", {}).get("tied_pieces", 0)
+        if tied:
+            print(f"  tokenizer.json: {tied:,} pieces share their score with another; HF tokenizers breaks such ties "
+                  f"by rank, sentencepiece by position, so where two compete the ids differ (the reference merge: "
+                  f"37 % of People's Daily paragraphs; see docs/serving-tokenizer.md)")
     return 0

@@ -22,7 +22,7 @@
 //!   long ones (whitespace runs, long Latin words) use a lazy heap.
 
 use crate::bpe_table::{SymbolTable, MAX_KEYS, NO_KEY, NO_RANK, PROBE_MISS};
-use crate::model::{Piece, PieceType};
+use crate::model::Piece;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -482,10 +482,4 @@ fn linked_symbols(s: &Work, end: usize, mut f: impl FnMut(u32, usize, usize)) {
         f(s.keys[k as usize], s.starts[k as usize] as usize, e);
         k = nx;
     }
-}
-
-/// Piece types sentencepiece's BPE may produce by merging (`pieces_` in model_interface.cc);
-/// CONTROL, UNKNOWN and BYTE pieces live in `reserved_id_map_` and are never merge results.
-pub fn is_mergeable(kind: PieceType) -> bool {
-    !kind.is_reserved()
 }

@@ -7,9 +7,14 @@
 //! character that is not itself a piece but occurs inside one gets a virtual key past the last
 //! id. A character no piece contains gets [`NO_KEY`]: it can never merge and encodes as unknown.
 
-use crate::bpe::is_mergeable;
-use crate::model::Piece;
+use crate::model::{Piece, PieceType};
 use rustc_hash::FxHashMap;
+
+/// Piece types sentencepiece's BPE may produce by merging (`pieces_` in model_interface.cc);
+/// CONTROL, UNKNOWN and BYTE pieces live in `reserved_id_map_` and are never merge results.
+fn is_mergeable(kind: PieceType) -> bool {
+    !kind.is_reserved()
+}
 
 pub const NO_KEY: u32 = u32::MAX;
 pub const NO_RANK: u32 = u32::MAX;
@@ -203,7 +208,7 @@ impl SymbolTable {
             rank: vec![NO_RANK; pieces.len()],
             unused: pieces
                 .iter()
-                .map(|p| p.kind() == crate::PieceType::Unused)
+                .map(|p| p.kind() == PieceType::Unused)
                 .collect(),
             user: vec![Vec::new(); 256],
             has_user: false,
@@ -267,7 +272,7 @@ impl SymbolTable {
             if let (Some(a), Some(b), None) = (cs.next(), cs.next(), cs.next()) {
                 bigrams.push((t.key_of_char(a), t.key_of_char(b), id as u32));
             }
-            if p.kind() == crate::PieceType::UserDefined {
+            if p.kind() == PieceType::UserDefined {
                 t.user[s.as_bytes()[0] as usize].push((s.as_bytes().into(), id as u32));
                 t.has_user = true;
             }

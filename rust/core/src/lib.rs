@@ -7,12 +7,13 @@
 //! - [`corpus`]: streaming, parallel, resumable corpus tokenization into Megatron indexed shards.
 //! - [`bytelevel`]: byte-level BPE (LLaMA-3, Qwen2, SmolLM2): HF tokenizer.json and tiktoken
 //!   files, ids equal to HF tokenizers' / tiktoken's; [`any`]: one type over both families.
-//! - [`stats`]: token-length statistics.
+//! - [`stats`]: token-length statistics; [`chinese`]: which characters are Chinese.
 
 pub mod any;
 pub mod bpe;
 mod bpe_table;
 pub mod bytelevel;
+pub mod chinese;
 pub mod corpus;
 pub mod decoder;
 pub mod encoder;

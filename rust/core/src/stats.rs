@@ -6,6 +6,7 @@
 //! counts, per-document lengths and byte-fallback characters are accumulated. Percentiles,
 //! ratios and the plot are derived in Python from these counts.
 
+use crate::chinese::is_han;
 use crate::corpus::record::repair_utf8;
 use crate::corpus::{CorpusError, DocEncoder, Documents};
 use rayon::prelude::*;
@@ -72,11 +73,6 @@ struct PieceTable {
     unk: Vec<bool>,
     /// Byte-level BPE: every token's bytes (empty for SentencePiece).
     bytes: Vec<Vec<u8>>,
-}
-
-/// CJK ideographs (URO, extension A, compatibility, the astral extensions).
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF)
 }
 
 impl PieceTable {

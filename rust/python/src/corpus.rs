@@ -8,16 +8,16 @@
 //! does not compile a Parquet stack for one input format.
 
 use crate::error::{detach, panic_message, CorpusError as PyCorpusError, InternalError, IntoPyErr};
-use crate::reader::{input_files, parse_on_bad_line};
+use crate::reader::{input_files, parse_on_bad_line, PyTables};
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError};
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use zhllama_core::corpus::{
-    self, CorpusError, Options, Progress, RunSummary, TableBatches, TableReader, TokenizeConfig,
+    self, CorpusError, Options, Progress, RunSummary, TableReader, TokenizeConfig,
 };
 use zhllama_core::AnyTokenizer;
 
@@ -30,57 +30,6 @@ impl IntoPyErr for CorpusError {
             CorpusError::Internal { .. } => InternalError::new_err(self.to_string()),
             _ => PyCorpusError::new_err(self.to_string()),
         }
-    }
-}
-
-/// A Python callable `open(path, column, skip) -> iterator of lists of bytes-or-None`.
-pub(crate) struct PyTables(pub(crate) Py<PyAny>);
-
-struct PyBatches {
-    iter: Py<PyAny>,
-    path: PathBuf,
-}
-
-fn external(path: &Path, e: PyErr) -> CorpusError {
-    CorpusError::External {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
-impl TableReader for PyTables {
-    fn open(
-        &self,
-        path: &Path,
-        column: &str,
-        skip: u64,
-    ) -> Result<Box<dyn TableBatches>, CorpusError> {
-        Python::attach(|py| {
-            let it = self
-                .0
-                .call1(py, (path.to_path_buf(), column, skip))
-                .map_err(|e| external(path, e))?;
-            Ok(Box::new(PyBatches {
-                iter: it,
-                path: path.to_path_buf(),
-            }) as Box<dyn TableBatches>)
-        })
-    }
-}
-
-impl TableBatches for PyBatches {
-    fn next_batch(&mut self) -> Result<Option<Vec<Option<Vec<u8>>>>, CorpusError> {
-        Python::attach(|py| {
-            let it = self.iter.bind(py);
-            match it.call_method0("__next__") {
-                Ok(batch) => batch
-                    .extract::<Vec<Option<Vec<u8>>>>()
-                    .map(Some)
-                    .map_err(|e| external(&self.path, e)),
-                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
-                Err(e) => Err(external(&self.path, e)),
-            }
-        })
     }
 }
 

@@ -7,6 +7,7 @@
 use pyo3::prelude::*;
 
 mod batch;
+mod chinese;
 mod corpus;
 mod error;
 mod gc_pacer;
@@ -31,5 +32,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reader::register(m)?;
     shard_writer::register(m)?;
     stats::register(m)?;
+    chinese::register(m)?;
     Ok(())
 }

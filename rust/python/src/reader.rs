@@ -3,18 +3,70 @@
 //! text sees the documents `tokenize-corpus` sees. Python wraps it in
 //! `zhllama.corpus.inputs.read_documents`, which also expands directories and globs.
 
-use crate::corpus::PyTables;
 use crate::error::detach;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use zhllama_core::corpus::{CorpusError, Documents, InputFile, OnBadLine, TableReader};
+use zhllama_core::corpus::{
+    CorpusError, Documents, InputFile, OnBadLine, TableBatches, TableReader,
+};
 
 /// Documents handed to Python per GIL release: a chunk of about this many bytes or documents.
 const CHUNK_BYTES: usize = 1 << 20;
 const CHUNK_DOCS: usize = 4096;
+
+/// A Python callable `open(path, column, skip) -> iterator of lists of bytes-or-None`.
+pub(crate) struct PyTables(pub(crate) Py<PyAny>);
+
+struct PyBatches {
+    iter: Py<PyAny>,
+    path: PathBuf,
+}
+
+fn external(path: &Path, e: PyErr) -> CorpusError {
+    CorpusError::External {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl TableReader for PyTables {
+    fn open(
+        &self,
+        path: &Path,
+        column: &str,
+        skip: u64,
+    ) -> Result<Box<dyn TableBatches>, CorpusError> {
+        Python::attach(|py| {
+            let it = self
+                .0
+                .call1(py, (path.to_path_buf(), column, skip))
+                .map_err(|e| external(path, e))?;
+            Ok(Box::new(PyBatches {
+                iter: it,
+                path: path.to_path_buf(),
+            }) as Box<dyn TableBatches>)
+        })
+    }
+}
+
+impl TableBatches for PyBatches {
+    fn next_batch(&mut self) -> Result<Option<Vec<Option<Vec<u8>>>>, CorpusError> {
+        Python::attach(|py| {
+            let it = self.iter.bind(py);
+            match it.call_method0("__next__") {
+                Ok(batch) => batch
+                    .extract::<Vec<Option<Vec<u8>>>>()
+                    .map(Some)
+                    .map_err(|e| external(&self.path, e)),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
+                Err(e) => Err(external(&self.path, e)),
+            }
+        })
+    }
+}
 
 /// `"fail"` / `"skip"` → [`OnBadLine`], parsed once here; anything else is a `ValueError`
 /// naming the valid values.

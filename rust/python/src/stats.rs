@@ -1,7 +1,7 @@
 //! Bindings for the stats domain: raw counts per tokenizer; Python derives the report.
 
-use crate::corpus::PyTables;
 use crate::error::{detach, CorpusError as PyCorpusError, IntoPyErr};
+use crate::reader::PyTables;
 use crate::reader::{input_files, parse_on_bad_line};
 use numpy::IntoPyArray;
 use pyo3::exceptions::PyKeyboardInterrupt;

@@ -17,8 +17,9 @@
 //! score is > 0, above every base merge (LLaMA's are ≤ −1), like the reference's score 0.
 
 use super::bpe_sim::{bpe_produces, bpe_symbols};
-use super::script::{fullwidth_variant, has_chinese};
+use super::script::fullwidth_variant;
 use super::MergeReport;
+use crate::chinese::has_chinese;
 use crate::model::{ModelProto, ModelType, Piece, PieceType};
 use std::collections::{HashMap, HashSet};
 

@@ -10,7 +10,7 @@ mod default_mode;
 mod script;
 
 pub use bpe_sim::{bpe_produces, unreachable_pieces};
-pub use script::{fullwidth_variant, has_chinese, is_chinese_char};
+pub use script::fullwidth_variant;
 
 use crate::model::{ModelError, ModelProto, ModelType, Piece, PieceType};
 use serde::Serialize;

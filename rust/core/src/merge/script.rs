@@ -1,32 +1,10 @@
-//! Which characters count as "Chinese" for the merge, and fullwidth spellings.
+//! Fullwidth spellings, and the merge's use of which characters are Chinese ([`crate::chinese`]).
 //!
 //! The default merge only adds pieces that contain at least one of these characters, so a
 //! text without any of them meets only base pieces and tokenizes exactly as with the base
 //! model: BPE can only form a piece whose characters all occur in the text.
 
-/// CJK ideographs, CJK punctuation/symbols, fullwidth forms and the other blocks Chinese text
-/// is written in. ASCII, Latin, general punctuation (curly quotes, dashes, ellipsis) and emoji
-/// are deliberately outside: English text uses them too.
-pub fn is_chinese_char(c: char) -> bool {
-    matches!(c as u32,
-        0x2E80..=0x2FDF      // CJK radicals supplement, Kangxi radicals
-        | 0x2FF0..=0x303F    // ideographic description, CJK symbols and punctuation (、。〈〉「」 U+3000)
-        | 0x3100..=0x312F    // Bopomofo
-        | 0x31A0..=0x31EF    // Bopomofo extended, CJK strokes
-        | 0x3200..=0x33FF    // enclosed CJK letters and months, CJK compatibility
-        | 0x3400..=0x4DBF    // CJK extension A
-        | 0x4E00..=0x9FFF    // CJK unified ideographs
-        | 0xF900..=0xFAFF    // CJK compatibility ideographs
-        | 0xFE10..=0xFE1F    // vertical forms
-        | 0xFE30..=0xFE4F    // CJK compatibility forms
-        | 0xFF00..=0xFFEF    // halfwidth and fullwidth forms (，：（）１２３ＡＢＣ)
-        | 0x20000..=0x3134F  // CJK extensions B..G, compatibility supplement
-    )
-}
-
-pub fn has_chinese(piece: &str) -> bool {
-    piece.chars().any(is_chinese_char)
-}
+use crate::chinese::has_chinese;
 
 /// Characters NFKC produces from a fullwidth source: ASCII `!`..`~` (from U+FF01..U+FF5E).
 /// (U+3000 also folds to a space, but `▁` pieces are mostly reached from ordinary spaces and
