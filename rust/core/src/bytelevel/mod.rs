@@ -304,6 +304,19 @@ impl ByteLevelTokenizer {
     pub fn merge_count(&self) -> usize {
         self.inner.pairs.len()
     }
+
+    /// The pre-tokens BPE sees in `text` (NFC first where the tokenizer normalizes), in order:
+    /// HF's `normalize_str` then `pre_tokenize_str`, as raw UTF-8 (not the byte alphabet).
+    /// Added tokens are not split out. Used by `crate::pretoken_counts`.
+    pub fn for_each_pretoken(&self, text: &str, f: &mut impl FnMut(&str)) {
+        let inner = &*self.inner;
+        let text: Cow<str> = if inner.nfc {
+            nfc(text)
+        } else {
+            Cow::Borrowed(text)
+        };
+        inner.pretok.split(&text, f);
+    }
 }
 
 impl Inner {
