@@ -1,4 +1,4 @@
-"""``zhllama generate``: sample from a model, Alpaca template by default, streaming tokens.
+"""``zhllama generate``: sample from a model with the chat template it ships (else Alpaca's), streaming tokens.
 
     zhllama generate --model chinese-alpaca-7b --prompt "为什么要减少污染，保护环境？"
     zhllama generate --model chinese-llama-7b --template none --prompt "北京是" --max-new-tokens 64
@@ -23,7 +23,7 @@ from typing import Callable, Optional
 from zhllama.model.loading import add_model_arguments, load_for_inference
 from zhllama.prompt import build_prompt
 
-TEMPLATES = ("alpaca", "none")
+TEMPLATES = ("auto", "chat", "alpaca", "none")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--input-file", help="Prompts: one a line, or JSONL with 'instruction' (+ 'input') or 'prompt'.")
     src.add_argument("--interactive", action="store_true",
                      help="Read prompts from the terminal until EOF or an empty line.")
-    parser.add_argument("--template", choices=TEMPLATES, default="alpaca",
-                        help="Prompt template: alpaca (default) or none (raw text).")
+    parser.add_argument("--template", choices=TEMPLATES, default="auto",
+                        help="Prompt template: chat (the chat_template.jinja the model directory ships: what sft "
+                             "trained on), alpaca (the report's prompt), none (raw text), or auto (default: chat "
+                             "when the directory ships a template, else alpaca).")
     parser.add_argument("--temperature", type=float, default=0.2, help="Sampling temperature (0: greedy).")
     parser.add_argument("--top-k", type=int, default=40, help="Sample among the k most likely tokens.")
     parser.add_argument("--top-p", type=float, default=0.9, help="Nucleus sampling probability mass.")
@@ -52,6 +54,33 @@ def format_prompt(record: dict, template: str) -> str:
     if "instruction" in record:
         return build_prompt(record["instruction"], record.get("input", ""))
     return build_prompt(record["prompt"])
+
+
+def shipped_template(args: argparse.Namespace) -> Optional[str]:
+    """The chat template of the tokenizer, the last adapter or the model directory, first found."""
+    from zhllama.chat_template import read_chat_template
+
+    for place in [args.tokenizer, *reversed(args.lora or []), args.model]:
+        found = read_chat_template(place) if place else None
+        if found is not None:
+            return found
+    return None
+
+
+def record_ids(record: dict, template: str, tokenizer, chat_template: Optional[str]) -> list[int]:
+    """The prompt's ids: the shipped chat template rendered for one user turn (generation prompt
+    added) and encoded as a server encodes it; else ``format_prompt`` with the tokenizer's BOS."""
+    from zhllama.chat_template import alpaca_user_content, encode_rendered, render, special_tokens
+
+    if template == "chat":
+        if chat_template is None:
+            raise ValueError("--template chat: the model directory ships no chat_template.jinja; use --template alpaca")
+        user = alpaca_user_content(record["instruction"], record.get("input", "")) if "instruction" in record \
+            else record["prompt"]
+        text = render(chat_template, [{"role": "user", "content": user}], add_generation_prompt=True,
+                      special=special_tokens(tokenizer))
+        return encode_rendered(tokenizer, text)
+    return tokenizer.encode(format_prompt(record, template), add_bos=True)
 
 
 def read_prompts(path: str) -> list[dict]:
@@ -127,12 +156,14 @@ def eos_ids(model, tokenizer) -> list[int]:
 
 
 def generate(model, tokenizer, prompt: str, args: argparse.Namespace,
-             write: Optional[Callable[[str], None]] = None) -> str:
+             write: Optional[Callable[[str], None]] = None, prompt_ids: Optional[list[int]] = None) -> str:
+    """Sample a response to ``prompt`` (or to ``prompt_ids``, when given)."""
     import torch
 
     # add_bos follows the tokenizer's post-processor: LLaMA's <s>, LLaMA-3's <|begin_of_text|>;
     # nothing for tokenizers that add no BOS (Qwen, SmolLM2: their bos_id is None).
-    ids = torch.tensor([tokenizer.encode(prompt, add_bos=True)], device=model.device)
+    ids = torch.tensor([tokenizer.encode(prompt, add_bos=True) if prompt_ids is None else prompt_ids],
+                       device=model.device)
     sample = args.temperature > 0
     stops = eos_ids(model, tokenizer)
     kwargs = {"do_sample": sample, "max_new_tokens": args.max_new_tokens,
@@ -183,9 +214,11 @@ def run(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else None
+        chat_template = shipped_template(args)
+        template = ("chat" if chat_template is not None else "alpaca") if args.template == "auto" else args.template
         for record in records:
-            prompt = format_prompt(record, args.template)
-            response = generate(model, tokenizer, prompt, args, None if args.no_stream else write)
+            ids = record_ids(record, template, tokenizer, chat_template)
+            response = generate(model, tokenizer, "", args, None if args.no_stream else write, prompt_ids=ids)
             if args.no_stream:
                 write(response)
             write("\n")

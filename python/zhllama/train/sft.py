@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
 SFT_LR = 1e-4
+TEMPLATES = ("alpaca", "chat")
 LORA_DEFAULTS = {"lora_target": LORA_SFT_TARGETS}
 
 
@@ -44,6 +45,11 @@ class SftArguments:
     validation_split_percentage: float = field(default=0.0, metadata=_help(
         "Percent of the training records held out when no --validation-file is given."))
     max_seq_length: int = field(default=512, metadata=_help("Truncate prompt + response to this many tokens."))
+    template: str = field(default="alpaca", metadata=_help(
+        "Prompt format, shipped as the output's chat_template.jinja: 'alpaca' (the report's: instruction/input/"
+        "output records, the Alpaca prompt) or 'chat' (multi-turn 'messages' (OpenAI role/content) or "
+        "'conversations' (ShareGPT from/value) records rendered with the base tokenizer's own chat template; "
+        "loss on assistant turns only).", choices=TEMPLATES))
 
     def __post_init__(self) -> None:
         if self.max_seq_length < 2:
@@ -74,6 +80,7 @@ def require_pad(tokenizer) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zhllama.chat_template import CHAT_TEMPLATE_FILE
     from zhllama.model.identity import check_model_tokenizer
     from zhllama.model.loading import load_model
     from zhllama.tokenizer import Tokenizer
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer.from_pretrained(model_args.tokenizer_path)
     pad_id = require_pad(tokenizer)
     check_model_tokenizer(model_args.model, model_args.tokenizer_path, model_args.allow_mismatch)
+    template = sft_template(data.template, tokenizer, model_args.tokenizer_path)
     files = data.train_file.split(",")
     validation = data.validation_file.split(",") if data.validation_file else []
     for f in files + validation:
@@ -101,11 +109,12 @@ def run(args: argparse.Namespace) -> int:
                           has_eval=bool(validation) or data.validation_split_percentage > 0)
         if start is None:
             return 0
-        records = InstructionDataset(files, tokenizer, data.max_seq_length)
+        chat = template if data.template == "chat" else None
+        records = InstructionDataset(files, tokenizer, data.max_seq_length, chat)
         train_ds: Dataset = records
         eval_ds: Optional[Dataset]
         if validation:
-            eval_ds = InstructionDataset(validation, tokenizer, data.max_seq_length)
+            eval_ds = InstructionDataset(validation, tokenizer, data.max_seq_length, chat)
         else:
             train_ds, eval_ds = split_validation(records, data.validation_split_percentage, run_args.seed)
         model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
@@ -116,4 +125,28 @@ def run(args: argparse.Namespace) -> int:
         fit(start, model, train_ds, eval_ds, PaddingCollator(pad_id), run_args, model_args, tokenizer,
             seq_len=data.max_seq_length, extra_metrics={"dropped_truncated_records": records.dropped,
                                                         "truncated_records": records.truncated})
+        if is_main_process():  # after fit, which copied the base's tokenizer files (and template)
+            (Path(run_args.output_dir) / CHAT_TEMPLATE_FILE).write_text(template, encoding="utf-8")
     return 0
+
+
+def sft_template(kind: str, tokenizer, tokenizer_path: str) -> str:
+    """The chat template a run trains on and ships: the Alpaca prompt with this tokenizer's BOS
+    and EOS, or (``chat``) the base tokenizer's own, which must exist."""
+    from zhllama.chat_template import alpaca_template, read_chat_template, special_tokens
+
+    if kind == "alpaca":
+        special = special_tokens(tokenizer)
+        return alpaca_template(special["bos_token"], special["eos_token"])
+    found = read_chat_template(tokenizer_path)
+    if found is None:
+        raise ValueError(f"--template chat: the tokenizer {tokenizer_path} has no chat template (chat_template.jinja "
+                         f"or tokenizer_config.json's chat_template); use --template alpaca, or add the template "
+                         f"the model should answer in")
+    return found
+
+
+def is_main_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

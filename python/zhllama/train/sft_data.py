@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from zhllama.chat_template import chat_segments, conversation, encode_rendered, special_tokens
 from zhllama.prompt import build_prompt, iter_records
+from zhllama.records import iter_items
 from zhllama.tokenizer import Tokenizer
 
 log = logging.getLogger("zhllama.train")
@@ -37,7 +40,7 @@ class Example:
     """A training example before tokenization: text segments, each learned (loss) or not; ``bos``
     puts the tokenizer's BOS first, ``eos`` its EOS after the last segment (learned with it)."""
 
-    segments: list[tuple[str, bool]]
+    segments: list[tuple[str | list[int], bool]]  # text to encode, or ids already encoded
     bos: bool = False
     eos: bool = False
 
@@ -46,6 +49,44 @@ def alpaca_example(record: dict[str, str]) -> Example:
     """The report's Alpaca example: BOS + prompt (masked), response + EOS (learned)."""
     return Example([(build_prompt(record["instruction"], record["input"]), False), (record["output"], True)],
                    bos=True, eos=True)
+
+
+def alpaca_examples(path: str | Path) -> Iterator[Example]:
+    return map(alpaca_example, iter_records(path))
+
+
+def chat_examples(template: str, tokenizer: Tokenizer, path: str | Path) -> Iterator[Example]:
+    """Multi-turn records rendered with ``template`` (the base tokenizer's): context masked, each
+    assistant turn through its end-of-turn token learned; BOS/EOS come from the template's text.
+
+    The whole conversation is encoded at once, as a server encodes the rendered template; a
+    learned turn starts at the first token that the text before it does not also produce (its
+    boundary, when the boundary falls between tokens) and ends likewise."""
+    special = special_tokens(tokenizer)
+    for where, item in iter_items(path):
+        segments = chat_segments(template, conversation(where, item), where, special)
+        whole = "".join(text for text, _ in segments)
+        ids = encode_rendered(tokenizer, whole)
+
+        cuts: list[tuple[int, bool]] = []  # (token end, learned) of each piece
+        pos = 0
+        for text, learned in segments:
+            pos += len(text)
+            if learned:
+                start = _common_prefix(encode_rendered(tokenizer, whole[:pos - len(text)]), ids)
+                end = _common_prefix(encode_rendered(tokenizer, whole[:pos]), ids)
+                cuts += [(start, False), (max(start, end), True)]
+        cuts.append((len(ids), False))
+        pieces: list[tuple[str | list[int], bool]] = []
+        at = 0
+        for end, learned in cuts:
+            pieces.append((ids[at:end], learned))
+            at = end
+        yield Example(pieces)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    return next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 Range = tuple[int, int, bool]  # (start in the batch's token source, length, learned)
@@ -106,22 +147,29 @@ def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_l
                     parse_special: bool = False) -> EncodedBatch:
     """Tokenized with zhllama's exact encoder, every segment on its own, in one parallel call;
     truncated (``_truncate``) and gathered without a Python list per token."""
-    texts = [t for ex in examples for t, _ in ex.segments]
+    texts = [t for ex in examples for t, _ in ex.segments if isinstance(t, str)]
     flat, offsets = tokenizer.encode_batch_flat(texts, parse_special=parse_special)
-    n = len(flat)
-    source = np.concatenate([flat, np.array([tokenizer.bos_id or 0, tokenizer.eos_id or 0], dtype=flat.dtype)])
-    bos = (n, 1, False) if tokenizer.bos_id is not None else None
-    eos = (n + 1, 1, True) if tokenizer.eos_id is not None else None
+    given = [t for ex in examples for t, _ in ex.segments if not isinstance(t, str)]
+    n, m = len(flat), sum(map(len, given))
+    source = np.concatenate([flat, np.fromiter((i for g in given for i in g), dtype=flat.dtype, count=m),
+                             np.array([tokenizer.bos_id or 0, tokenizer.eos_id or 0], dtype=flat.dtype)])
+    bos = (n + m, 1, False) if tokenizer.bos_id is not None else None
+    eos = (n + m + 1, 1, True) if tokenizer.eos_id is not None else None
     off = offsets.tolist()
+    g = n  # where the next already-encoded segment starts in source
     ranges: list[Range] = []
     lengths: list[int] = []
     dropped = truncated = j = 0
     for ex in examples:
         rs: list[Range] = [bos] if ex.bos and bos else []
         total = len(rs)
-        for _, learned in ex.segments:
-            a, b = off[j], off[j + 1]
-            j += 1
+        for seg, learned in ex.segments:
+            if isinstance(seg, str):
+                a, b = off[j], off[j + 1]
+                j += 1
+            else:
+                a, b = g, g + len(seg)
+                g = b
             rs.append((a, b - a, learned))
             total += b - a
         if ex.eos and eos:
@@ -157,9 +205,11 @@ class InstructionDataset(Dataset):
     those whose response was cut (before its EOS) to fit ``max_seq_length``. Records are streamed
     and tokenized ``BATCH`` at a time."""
 
-    def __init__(self, files: Sequence[str | Path], tokenizer: Tokenizer, max_seq_length: int) -> None:
+    def __init__(self, files: Sequence[str | Path], tokenizer: Tokenizer, max_seq_length: int,
+                 chat_template: Optional[str] = None) -> None:
         dtype = np.uint16 if len(tokenizer) <= 1 << 16 else np.uint32
         parts: list[EncodedBatch] = []
+        examples = alpaca_examples if chat_template is None else partial(chat_examples, chat_template, tokenizer)
 
         def add(batch: list[Example]) -> None:
             done = encode_examples(tokenizer, batch, max_seq_length)
@@ -171,8 +221,8 @@ class InstructionDataset(Dataset):
             pending: deque[Future] = deque()
             for f in files:
                 batch: list[Example] = []
-                for r in iter_records(f):
-                    batch.append(alpaca_example(r))
+                for ex in examples(f):
+                    batch.append(ex)
                     if len(batch) == BATCH:
                         pending.append(pool.submit(add, batch))
                         batch = []
