@@ -106,3 +106,16 @@ def test_chat_needs_a_template_and_messages(tmp_path, capsys):
     tok = Tokenizer.from_pretrained(tokenizer_with_template(tmp_path, INST))
     with pytest.raises(ValueError, match=r"a.jsonl:1: no 'messages'"):
         InstructionDataset([data], tok, 128, INST)
+
+
+def test_generate_prompts_with_the_shipped_template(tmp_path):
+    from zhllama.infer.generate import record_ids
+    from zhllama.train.sft import sft_template
+
+    tok = Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad"))
+    shipped = sft_template("alpaca", tok, str(h.tokenizer_dir("merged-pad")))
+    record = {"instruction": "the model learns", "input": "with data"}
+    want = tok.encode(build_prompt("the model learns", "with data"), add_bos=True)
+    assert record_ids(record, "chat", tok, shipped) == want == record_ids(record, "alpaca", tok, None)
+    chatml = record_ids({"prompt": "hi"}, "chat", tok, CHATML)
+    assert tok.decode(chatml) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
