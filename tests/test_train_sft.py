@@ -125,3 +125,23 @@ def test_sft_trains_and_saves_full_adapter(tmp_path):
     assert any("embed_tokens" in n for n in tensors) and any("lm_head" in n for n in tensors)
     assert (out / "adapter_model.safetensors").stat().st_size > 10_000
     assert (out / "tokenizer.model").is_file()
+
+
+def test_dataset_in_batches_equals_records_one_at_a_time(tmp_path, monkeypatch):
+    """Batched tokenization, the vectorized layout, bit-packed masks and batch lookup give each
+    record's example exactly (kept, cut and dropped records mixed across batch boundaries)."""
+    import zhllama.train.sft_data as sft_data
+
+    monkeypatch.setattr(sft_data, "BATCH", 3)
+    tok = Tokenizer.from_pretrained(h.tokenizer_dir("merged-pad"))
+    records = json.loads(h.write_alpaca(tmp_path / "a.json", 13).read_text(encoding="utf-8"))
+    records[2]["output"] = "经济发展。" * 100  # cut
+    records[7]["instruction"] = "很长" * 300  # dropped: the prompt fills 200 tokens
+    records[9]["output"] = ""  # only the EOS is learned
+    data = tmp_path / "b.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    ds = InstructionDataset([data], tok, 200)
+    want = [ex for ex in (encode_record(tok, r, 200) for r in read_records(data)) if ex is not None]
+    assert (ds.dropped, ds.truncated, len(ds)) == (1, 1, 12) and want[2]["truncated"]
+    assert [ds[i] for i in range(len(ds))] == [{k: ex[k] for k in ("input_ids", "labels")} for ex in want]
+    assert ds[-1] == ds[len(ds) - 1]

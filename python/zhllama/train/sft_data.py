@@ -128,19 +128,29 @@ def _truncate(ranges: list[Range], total: int, max_seq_length: int) -> Optional[
 @dataclass
 class EncodedBatch:
     """Examples as flat arrays: example ``i`` is ``ids[offsets[i]:offsets[i + 1]]``, ``learned`` the
-    same slice of 0/1 (1: in the loss)."""
+    same slice of 0/1 (1: in the loss), or of bits (``np.packbits``) when ``packed``."""
 
     ids: np.ndarray
     learned: np.ndarray
     offsets: np.ndarray
     dropped: int
     truncated: int
+    packed: bool = False
+
+    def compact(self, dtype: type) -> EncodedBatch:
+        """Ids in ``dtype``, the mask one bit a token: what a dataset keeps (2 1/8 bytes a token)."""
+        return EncodedBatch(self.ids.astype(dtype), np.packbits(self.learned), self.offsets, self.dropped,
+                            self.truncated, packed=True)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
 
     def example(self, i: int) -> dict:
         s, e = int(self.offsets[i]), int(self.offsets[i + 1])
-        ids = self.ids[s:e].tolist()
-        labels = np.where(self.learned[s:e] != 0, self.ids[s:e].astype(np.int64), IGNORE_INDEX)
-        return {"input_ids": ids, "labels": labels.tolist()}
+        learned = (np.unpackbits(self.learned[s // 8:(e + 7) // 8])[s % 8:s % 8 + e - s] if self.packed
+                   else self.learned[s:e])
+        labels = np.where(learned != 0, self.ids[s:e].astype(np.int64), IGNORE_INDEX)
+        return {"input_ids": self.ids[s:e].tolist(), "labels": labels.tolist()}
 
 
 def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_length: int,
@@ -155,14 +165,69 @@ def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_l
                              np.array([tokenizer.bos_id or 0, tokenizer.eos_id or 0], dtype=flat.dtype)])
     bos = (n + m, 1, False) if tokenizer.bos_id is not None else None
     eos = (n + m + 1, 1, True) if tokenizer.eos_id is not None else None
+    table = _uniform_table(examples, offsets, bos, eos)
+    if table is None:
+        table = _table(examples, offsets, n, bos, eos)
+    starts, lens, learn = table
+    dropped = truncated = 0
+    keep = np.ones(len(examples), dtype=bool)
+    totals = lens.sum(axis=1)
+    has_learned = (lens * learn).sum(axis=1) > 0
+    for r in np.flatnonzero((totals > max_seq_length) | ~has_learned).tolist():  # the per-example rule
+        kept = _truncate(list(zip(starts[r].tolist(), lens[r].tolist(), learn[r].astype(bool).tolist())),
+                         int(totals[r]), max_seq_length)
+        if kept is None:
+            keep[r] = False
+            dropped += 1
+            continue
+        truncated += 1
+        starts[r], lens[r], learn[r] = 0, 0, 0
+        for c, (a, k, learned) in enumerate(kept):
+            starts[r, c], lens[r, c], learn[r, c] = a, k, learned
+    starts, lens, learn = starts[keep].ravel(), lens[keep].ravel(), learn[keep].ravel()
+    ends = np.cumsum(lens)
+    index = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+    lengths = table[1][keep].sum(axis=1) if len(examples) else np.zeros(0, np.int64)
+    return EncodedBatch(source[index], np.repeat(learn.astype(np.uint8), lens),
+                        np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), dropped, truncated)
+
+
+Table = tuple[np.ndarray, np.ndarray, np.ndarray]  # (examples, ranges) starts, lengths, learned (0/1)
+
+
+def _uniform_table(examples: Sequence[Example], offsets: np.ndarray, bos: Optional[Range],
+                   eos: Optional[Range]) -> Optional[Table]:
+    """The ranges of a batch whose examples share one shape (Alpaca's: BOS, prompt, response, EOS),
+    built without a Python step per example; None for any other batch. One spare column for a cut."""
+    if not examples:
+        return None
+    first = examples[0]
+    shape = (first.bos, first.eos, [learned for _, learned in first.segments])
+    if any((ex.bos, ex.eos, [learned for _, learned in ex.segments]) != shape or
+           not all(isinstance(t, str) for t, _ in ex.segments) for ex in examples):
+        return None
+    n, k = len(examples), len(first.segments)
+    cols: list[tuple[np.ndarray, np.ndarray, int]] = []
+    if first.bos and bos:
+        cols.append((np.full(n, bos[0]), np.ones(n, np.int64), 0))
+    seg_starts, seg_lens = offsets[:-1].reshape(n, k), np.diff(offsets).reshape(n, k)
+    cols += [(seg_starts[:, c], seg_lens[:, c], int(shape[2][c])) for c in range(k)]
+    if first.eos and eos:
+        cols.append((np.full(n, eos[0]), np.ones(n, np.int64), 1))
+    cols.append((np.zeros(n, np.int64), np.zeros(n, np.int64), 0))
+    return (np.stack([c[0] for c in cols], axis=1).astype(np.int64), np.stack([c[1] for c in cols], axis=1),
+            np.tile(np.array([c[2] for c in cols], dtype=np.int64), (n, 1)))
+
+
+def _table(examples: Sequence[Example], offsets: np.ndarray, given_start: int, bos: Optional[Range],
+           eos: Optional[Range]) -> Table:
+    """The ranges of any batch, one example at a time (already-encoded segments follow the
+    encoded texts in the source from ``given_start``); one spare column for a cut."""
     off = offsets.tolist()
-    g = n  # where the next already-encoded segment starts in source
-    ranges: list[Range] = []
-    lengths: list[int] = []
-    dropped = truncated = j = 0
+    rows: list[list[Range]] = []
+    g, j = given_start, 0
     for ex in examples:
         rs: list[Range] = [bos] if ex.bos and bos else []
-        total = len(rs)
         for seg, learned in ex.segments:
             if isinstance(seg, str):
                 a, b = off[j], off[j + 1]
@@ -171,25 +236,15 @@ def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_l
                 a, b = g, g + len(seg)
                 g = b
             rs.append((a, b - a, learned))
-            total += b - a
         if ex.eos and eos:
             rs.append(eos)
-            total += 1
-        kept = _truncate(rs, total, max_seq_length)
-        if kept is None:
-            dropped += 1
-            continue
-        if kept is not rs:
-            truncated += 1
-            total = sum(r[1] for r in kept)
-        ranges += kept
-        lengths.append(total)
-    starts, lens, learn = (np.array(c, dtype=np.int64) for c in zip(*ranges)) if ranges else (
-        np.zeros(0, np.int64),) * 3
-    ends = np.cumsum(lens)
-    index = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
-    return EncodedBatch(source[index], np.repeat(learn.astype(np.uint8), lens),
-                        np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), dropped, truncated)
+        rows.append(rs)
+    width = max(map(len, rows), default=0) + 1
+    table = np.zeros((3, len(rows), width), dtype=np.int64)
+    for r, rs in enumerate(rows):
+        for c, (a, k, learned) in enumerate(rs):
+            table[:, r, c] = a, k, learned
+    return table[0], table[1], table[2]
 
 
 def encode_record(tokenizer: Tokenizer, record: dict[str, str], max_seq_length: int) -> Optional[dict]:
@@ -212,9 +267,12 @@ class InstructionDataset(Dataset):
         examples = alpaca_examples if chat_template is None else partial(chat_examples, chat_template, tokenizer)
 
         def add(batch: list[Example]) -> None:
-            done = encode_examples(tokenizer, batch, max_seq_length)
-            parts.append(EncodedBatch(done.ids.astype(dtype), done.learned, done.offsets, done.dropped,
-                                      done.truncated))
+            done = encode_examples(tokenizer, batch, max_seq_length).compact(dtype)
+            if len(done) or not parts:
+                parts.append(done)
+            else:  # keep its counts only
+                parts[-1].dropped, parts[-1].truncated = parts[-1].dropped + done.dropped, \
+                    parts[-1].truncated + done.truncated
 
         # Tokenizing one batch (GIL released, all cores) overlaps reading the next; two in flight at most.
         with ThreadPoolExecutor(1) as pool:
@@ -231,12 +289,10 @@ class InstructionDataset(Dataset):
                 pending.append(pool.submit(add, batch))
             while pending:
                 pending.popleft().result()
-        bases = np.cumsum([0] + [len(p.ids) for p in parts])
-        self.data = EncodedBatch(
-            np.concatenate([p.ids for p in parts]), np.concatenate([p.learned for p in parts]),
-            np.concatenate([[0]] + [p.offsets[1:] + b for p, b in zip(parts, bases)]),
-            sum(p.dropped for p in parts), sum(p.truncated for p in parts))
-        self.dropped, self.truncated = self.data.dropped, self.data.truncated
+        # The batches stay as they are (no concatenation, which would double the peak memory).
+        self.parts = parts
+        self.firsts = np.cumsum([0] + [len(p) for p in parts])  # the first example of each batch
+        self.dropped, self.truncated = sum(p.dropped for p in parts), sum(p.truncated for p in parts)
         n = len(self)
         if self.dropped:
             log.warning("dropped %d records whose prompt fills --max-seq-length %d (no room for a response token "
@@ -250,12 +306,14 @@ class InstructionDataset(Dataset):
         log.info("%d instruction examples from %s", n, ", ".join(map(str, files)))
 
     def __len__(self) -> int:
-        return len(self.data.offsets) - 1
+        return int(self.firsts[-1])
 
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
-        return self.data.example(i % len(self))
+        i %= len(self)
+        part = int(np.searchsorted(self.firsts, i, side="right")) - 1
+        return self.parts[part].example(i - int(self.firsts[part]))
 
 
 @dataclass
