@@ -44,6 +44,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "generate": ("zhllama.infer.generate", "Generate text (Alpaca template; 0.2/40/0.9/1.3 sampling)."),
     "eval": ("zhllama.infer.evaluate",
              "Evaluate bits per character on held-out text, or C-Eval/CMMLU (lm-eval) with --tasks."),
+    "export-gguf": ("zhllama.model.export_gguf",
+                    "Export a model directory as a GGUF file (f16/bf16/f32/q8_0/q4_k_m) for llama.cpp and Ollama."),
     "demo": ("zhllama.demo.demo", "Run the whole pipeline on embedded defaults (People's Daily, tiny model)."),
 }
 

@@ -1,0 +1,156 @@
+"""GGUF export measured through llama.cpp (llama-cpp-python) on a real model: the table of
+benches/GGUF.md and docs/deployment.md.
+
+    python benches/gguf_bench.py --model DEMO/merge-sft --zh DEMO/corpus/heldout.txt \\
+        --en DEMO/corpus/heldout_en.jsonl --out /tmp/gguf-bench
+
+For the model directory (the demo's adapted SmolLM2 + extend-vocab): ``zhllama export-gguf`` to
+f32, f16, q8_0 and q4_k_m; bits per character of each file through llama.cpp on held-out
+Chinese and English, scored exactly as ``zhllama eval`` scores (its ``evaluate``: the same
+documents, BOS or end-of-text first, 256-token windows with stride 128), beside transformers'
+own float32 figure (the f32 file is exported for greedy decoding only); f16 against transformers: top-1 agreement and the largest logit difference
+over the first 2,000 scored positions; greedy decoding: 32 tokens through llama.cpp (argmax of
+its logits) against transformers' ``generate(do_sample=False)`` for the demo's two prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zhllama.documents import read_documents
+from zhllama.infer.evaluate import evaluate
+from zhllama.model.export_gguf import export_gguf
+from zhllama.tokenizer import Tokenizer
+
+TYPES = ("f32", "f16", "q8_0", "q4_k_m")
+PROMPTS = ("北京是中国的首都，", "The capital of France is")
+
+
+class LlamaCppModel:
+    """llama.cpp behind the interface ``zhllama.infer.evaluate`` calls: ``model(input_ids=...).logits``."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(str(path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=True, n_threads=threads, verbose=False)
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        self.llm.reset()
+        self.llm.eval(ids)
+        return np.array(self.llm.scores[: len(ids)], dtype=np.float32)
+
+    def __call__(self, input_ids: torch.Tensor) -> Any:
+        out = torch.from_numpy(self.logits(input_ids[0].tolist()))[None]
+        return type("Output", (), {"logits": out})()
+
+    def greedy(self, prompt: list[int], n: int) -> list[int]:
+        self.llm.reset()
+        self.llm.eval(prompt)
+        out = []
+        for _ in range(n):
+            out.append(int(np.argmax(self.llm.scores[self.llm.n_tokens - 1])))
+            self.llm.eval([out[-1]])
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="Model directory (the demo's final merged model).")
+    ap.add_argument("--zh", required=True, help="Held-out Chinese documents (the demo's corpus/heldout.txt).")
+    ap.add_argument("--en", required=True, help="Held-out English documents (the demo's corpus/heldout_en.jsonl).")
+    ap.add_argument("--out", required=True, help="Directory for the GGUF files.")
+    ap.add_argument("--docs", type=int, default=60, help="Documents per language (default 60, the demo's).")
+    ap.add_argument("--block-size", type=int, default=256, help="Scoring window (default 256, the demo's eval).")
+    ap.add_argument("--threads", type=int, default=1, help="Threads for llama.cpp and torch (default 1).")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer.from_pretrained(args.model)
+    docs = {lang: list(islice(read_documents([path]), args.docs)) for lang, path in (("zh", args.zh), ("en", args.en))}
+    rows: dict[str, dict[str, Any]] = {}
+    t0 = time.time()
+
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    rows["transformers f32"] = {lang: evaluate(hf, tok, d, args.block_size) for lang, d in docs.items()}
+    files = {}
+    for kind in TYPES:
+        path = out / f"model-{kind}.gguf"
+        files[kind] = export_gguf(args.model, path, kind, force=True, modelfile=kind == "q4_k_m", threads=args.threads,
+                                  quiet=True).path
+        if kind == "f32":  # for greedy decoding only (its bpc is transformers' float32 figure)
+            continue
+        model = LlamaCppModel(path, args.block_size, args.threads)
+        rows[kind] = {lang: evaluate(model, tok, d, args.block_size) for lang, d in docs.items()}
+        rows[kind]["size_mb"] = path.stat().st_size / 1e6
+        print(f"{kind}: {json.dumps({k: v['bits_per_char'] for k, v in rows[kind].items() if k != 'size_mb'})}",
+              file=sys.stderr)
+
+    # f16 against transformers, position by position (the first 2,000 scored positions).
+    f16 = LlamaCppModel(files["f16"], args.block_size, args.threads)
+    agree = total = 0
+    worst = 0.0
+    first = [tok.eos_id] if tok.bos_id is None else []
+    for doc in docs["zh"] + docs["en"]:
+        ids = (first + tok.encode(doc, add_bos=True))[: args.block_size]
+        with torch.no_grad():
+            want = hf(input_ids=torch.tensor([ids])).logits[0].numpy()
+        got = f16.logits(ids)
+        worst = max(worst, float(np.abs(got - want).max()))
+        n = min(len(ids), 2000 - total)
+        agree += int((got[:n].argmax(-1) == want[:n].argmax(-1)).sum())
+        total += n
+        if total >= 2000:
+            break
+
+    greedy = {}
+    for kind in ("f32", "f16", "q8_0"):
+        model = LlamaCppModel(files[kind], args.block_size, args.threads)
+        for prompt in PROMPTS:
+            ids = first + tok.encode(prompt, add_bos=True)
+            with torch.no_grad():
+                want = hf.generate(torch.tensor([ids]), max_new_tokens=32, min_new_tokens=32, do_sample=False,
+                                   pad_token_id=tok.eos_id)[0, len(ids):].tolist()
+            got = model.greedy(ids, 32)
+            same = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), 32)
+            greedy[f"{kind} {prompt}"] = {"equal_prefix": same, "llama_cpp": tok.decode(got),
+                                          "transformers": tok.decode(want)}
+
+    load = os.getloadavg()
+    print(f"\nmodel {args.model}; {args.docs} documents per language; load average {load[0]:.1f}; "
+          f"{time.time() - t0:.0f} s\n")
+    print("| weights | size (MB) | zh bpc | Δ vs f16 | en bpc | Δ vs f16 |")
+    print("|---|---|---|---|---|---|")
+    base = rows["f16"]
+    for name, r in rows.items():
+        size = f"{r['size_mb']:.1f}" if "size_mb" in r else "—"
+        zh, en = r["zh"]["bits_per_char"], r["en"]["bits_per_char"]
+        print(f"| {name} | {size} | {zh:.4f} | {zh - base['zh']['bits_per_char']:+.4f} | {en:.4f} | "
+              f"{en - base['en']['bits_per_char']:+.4f} |")
+    print(f"\nf16 (llama.cpp) vs transformers (f32): top-1 agreement {agree}/{total} = {agree / total:.4f}; "
+          f"max |logit difference| {worst:.4f}")
+    print("\ngreedy, 32 tokens (tokens equal before the first difference):")
+    for k, v in greedy.items():
+        print(f"- {k!r}: {v['equal_prefix']}/32" + ("" if v["equal_prefix"] == 32 else
+                                                     f"  llama.cpp {v['llama_cpp']!r} / transformers "
+                                                     f"{v['transformers']!r}"))
+    print(json.dumps({"rows": rows, "agreement": [agree, total], "max_logit_diff": worst, "greedy": greedy},
+                     ensure_ascii=False), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
