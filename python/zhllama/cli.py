@@ -36,6 +36,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "convert-gguf": ("zhllama.model.convert_gguf",
                      "Convert a GGUF model file into a plain Hugging Face model directory (safetensors)."),
     "resize": ("zhllama.model.resize", "Grow a model's embeddings and LM head to a merged vocabulary."),
+    "init-rows": ("zhllama.model.init_rows",
+                  "Learn a resized model's new rows from the frozen base on the extension corpus (before stage 2)."),
     "plan": ("zhllama.train.plan",
              "Estimate the GPU memory of a training run from config.json (weights, optimizer, activations)."),
     "pretrain": ("zhllama.train.pretrain", "Pretrain stage 1 (embeddings) or stage 2 (LoRA + embeddings + head)."),

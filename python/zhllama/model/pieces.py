@@ -17,7 +17,10 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from zhllama._native import PieceType
 from zhllama.tokenizer import Tokenizer
+
+_NO_TEXT = (int(PieceType.CONTROL), int(PieceType.UNKNOWN))
 
 
 def dummy_prefix(base: Tokenizer) -> bool:
@@ -65,7 +68,7 @@ class BasePieces:
     def __init__(self, base: Tokenizer, new: Tokenizer):
         self.base, self.new = base, new
         self.n_base = len(base)
-        self.byte_level = bool(getattr(new, "is_byte_level", False))
+        self.byte_level = new.is_byte_level
         self.parents = merge_parents(new) if self.byte_level else {}
 
     def ids(self, i: int) -> list[int]:
@@ -91,3 +94,22 @@ class BasePieces:
 
             out: list[Optional[int]] = [self.base.piece_to_id(to_bytelevel(bytes([b]))) for b in data]
             return [t for t in out if t is not None and t >= 0]
+
+
+def token_byte_lengths(tok: Tokenizer) -> list[int]:
+    """How many bytes of text each id stands for (0 for control and added tokens): cumulative sums
+    give the byte offset of every token boundary, which is how two tokenizations of one text are
+    aligned. SentencePiece: the piece with ``▁`` as a space (a byte-fallback piece is one byte);
+    byte-level: ``decode_bytes``."""
+    out = []
+    for i in range(len(tok)):
+        kind = int(tok.piece_type(i)) if i < tok.vocab_size else None
+        if kind is None or kind in _NO_TEXT:  # an added token past the pieces ([PAD]), a control piece
+            out.append(0)
+        elif tok.is_byte_level:
+            out.append(len(tok.decode_bytes([i])))
+        elif kind == int(PieceType.BYTE):
+            out.append(1)
+        else:
+            out.append(len(tok.id_to_piece(i).replace("\u2581", " ").encode("utf-8")))
+    return out
