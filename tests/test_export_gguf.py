@@ -247,6 +247,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "architecture 'GPT2LMHeadModel' is not supported" in err(bad, tmp_path / "o.gguf")
     notok = Path(shutil.copytree(model, tmp_path / "notok"))
     (notok / "tokenizer.model").unlink()
+    (notok / "tokenizer.json").unlink(missing_ok=True)  # the exact tokenizer.json written beside it
     assert "no tokenizer (tokenizer.model or tokenizer.json)" in err(notok, tmp_path / "o.gguf")
     adapter = tmp_path / "adapter"
     adapter.mkdir()
