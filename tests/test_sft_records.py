@@ -37,18 +37,15 @@ def test_json_list_values_and_lines_across_chunks(tmp_path, monkeypatch, chunk):
     path.write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(ValueError, match=rf"a.json:{bad}: not valid JSON \(Expecting ':' delimiter\)"):
         read_records(path)
-    path.write_text(json.dumps(data[:3], indent=2) + "\n\n  x", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"a.json:19: text after the list"):
-        read_records(path)
-    path.write_text('[{"instruction": "a", "output": "b"}, 12345678]', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"a.json:1: the record is a int"):
-        read_records(path)
-    path.write_text('[\n{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"}]', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"a.json:3: expected ',' or ']' after a record"):
-        read_records(path)
-    path.write_text('[\n{"instruction": "a",\n "output": "unterminated', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"a.json:3: not valid JSON \(Unterminated string"):
-        read_records(path)
+    for text, error in [
+            (json.dumps(data[:3], indent=2) + "\n\n  x", r"a.json:19: text after the list"),
+            ('[{"instruction": "a", "output": "b"}, 12345678]', r"a.json:1: the record is a int"),
+            ('[\n{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"}]',
+             r"a.json:3: expected ',' or ']' after a record"),
+            ('[\n{"instruction": "a",\n "output": "unterminated', r"a.json:3: not valid JSON \(Unterminated string")]:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=error):
+            read_records(path)
     path.write_text(" \n[ ]\n", encoding="utf-8")
     assert read_records(path) == []
 
