@@ -4,13 +4,14 @@ benches/GGUF.md and docs/deployment.md.
     python benches/gguf_bench.py --model DEMO/merge-sft --zh DEMO/corpus/heldout.txt \\
         --en DEMO/corpus/heldout_en.jsonl --out /tmp/gguf-bench
 
-For the model directory (the demo's adapted SmolLM2 + extend-vocab): ``zhllama export-gguf`` to
-f32, f16, q8_0 and q4_k_m; bits per character of each file through llama.cpp on held-out
-Chinese and English, scored exactly as ``zhllama eval`` scores (its ``evaluate``: the same
-documents, BOS or end-of-text first, 256-token windows with stride 128), beside transformers'
-own float32 figure (the f32 file is exported for greedy decoding only); f16 against transformers: top-1 agreement and the largest logit difference
-over the first 2,000 scored positions; greedy decoding: 32 tokens through llama.cpp (argmax of
-its logits) against transformers' ``generate(do_sample=False)`` for the demo's two prompts.
+For a model directory (the demo's SmolLM2 + extend-vocab): ``zhllama export-gguf`` to f32, f16,
+q8_0 and q4_k_m; bits per character of each file through llama.cpp on held-out Chinese and
+English, scored exactly as ``zhllama eval`` scores (its ``evaluate``: the same documents, BOS or
+end-of-text first, 256-token windows with stride 128), beside transformers' own float32 figure (the
+f32 file serves greedy decoding only); f16 against transformers: top-1 agreement and the largest
+logit difference over the first 2,000 positions of the held-out documents (``--agreement-only``
+measures just that); greedy decoding: 32 tokens through llama.cpp (argmax of its logits) against
+transformers' ``generate(do_sample=False)`` for the demo's two prompts.
 """
 
 from __future__ import annotations
@@ -65,6 +66,26 @@ class LlamaCppModel:
         return out
 
 
+def agreement(hf: Any, f16: LlamaCppModel, tok: Tokenizer, docs: list[str], block: int) -> tuple[int, int, float]:
+    """Top-1 agreement of llama.cpp (f16 file) with transformers over the first 2,000 positions of
+    ``docs`` (each cut to one window), and the largest logit difference seen."""
+    agree = total = 0
+    worst = 0.0
+    first = [tok.eos_id] if tok.bos_id is None else []
+    for doc in docs:
+        ids = (first + tok.encode(doc, add_bos=True))[:block]
+        with torch.no_grad():
+            want = hf(input_ids=torch.tensor([ids])).logits[0].numpy()
+        got = f16.logits(ids)
+        worst = max(worst, float(np.abs(got - want).max()))
+        n = min(len(ids), 2000 - total)
+        agree += int((got[:n].argmax(-1) == want[:n].argmax(-1)).sum())
+        total += n
+        if total >= 2000:
+            break
+    return agree, total, worst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="Model directory (the demo's final merged model).")
@@ -74,18 +95,31 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=60, help="Documents per language (default 60, the demo's).")
     ap.add_argument("--block-size", type=int, default=256, help="Scoring window (default 256, the demo's eval).")
     ap.add_argument("--threads", type=int, default=1, help="Threads for llama.cpp and torch (default 1).")
+    ap.add_argument("--agreement-only", action="store_true",
+                    help="Only the f16 top-1 agreement (exports the f16 file if --out lacks it).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer.from_pretrained(args.model)
     docs = {lang: list(islice(read_documents([path]), args.docs)) for lang, path in (("zh", args.zh), ("en", args.en))}
+    # Positions for the agreement: every held-out document (Chinese, then English) until 2,000.
+    all_docs = [*read_documents([args.zh]), *read_documents([args.en])]
     rows: dict[str, dict[str, Any]] = {}
     t0 = time.time()
 
     from transformers import AutoModelForCausalLM
 
     hf = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    if args.agreement_only:
+        path = out / "model-f16.gguf"
+        if not path.exists():
+            export_gguf(args.model, path, "f16", modelfile=False)
+        agree, total, worst = agreement(hf, LlamaCppModel(path, args.block_size, args.threads), tok, all_docs,
+                                        args.block_size)
+        print(f"f16 (llama.cpp) vs transformers (f32): top-1 agreement {agree}/{total} = {agree / total:.4f}; "
+              f"max |logit difference| {worst:.4f}; load average {os.getloadavg()[0]:.1f}")
+        return
     rows["transformers f32"] = {lang: evaluate(hf, tok, d, args.block_size) for lang, d in docs.items()}
     files = {}
     for kind in TYPES:
@@ -100,24 +134,11 @@ def main() -> None:
         print(f"{kind}: {json.dumps({k: v['bits_per_char'] for k, v in rows[kind].items() if k != 'size_mb'})}",
               file=sys.stderr)
 
-    # f16 against transformers, position by position (the first 2,000 scored positions).
-    f16 = LlamaCppModel(files["f16"], args.block_size, args.threads)
-    agree = total = 0
-    worst = 0.0
-    first = [tok.eos_id] if tok.bos_id is None else []
-    for doc in docs["zh"] + docs["en"]:
-        ids = (first + tok.encode(doc, add_bos=True))[: args.block_size]
-        with torch.no_grad():
-            want = hf(input_ids=torch.tensor([ids])).logits[0].numpy()
-        got = f16.logits(ids)
-        worst = max(worst, float(np.abs(got - want).max()))
-        n = min(len(ids), 2000 - total)
-        agree += int((got[:n].argmax(-1) == want[:n].argmax(-1)).sum())
-        total += n
-        if total >= 2000:
-            break
+    agree, total, worst = agreement(hf, LlamaCppModel(files["f16"], args.block_size, args.threads), tok,
+                                    all_docs, args.block_size)
 
     greedy = {}
+    first = [tok.eos_id] if tok.bos_id is None else []
     for kind in ("f32", "f16", "q8_0"):
         model = LlamaCppModel(files[kind], args.block_size, args.threads)
         for prompt in PROMPTS:
