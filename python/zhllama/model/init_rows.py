@@ -56,8 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Stop after this many minutes of training and write the model (a rerun continues to --steps).")
     p.add_argument("--batch-size", type=int, default=8, help="Chunks of text per step (default 8).")
     p.add_argument("--block-size", type=int, default=128, help="Extended tokens per chunk (default 128).")
-    p.add_argument("--learning-rate", type=float, default=3e-3,
-                   help="Adam's learning rate for the new rows (default 3e-3).")
+    p.add_argument("--learning-rate", type=float, default=1e-4,
+                   help="Adam's learning rate for the new rows (default 1e-4; 3e-3 measured harmful: docs/init.md).")
     p.add_argument("--span-weight", type=float, default=0.0,
                    help="Weight of the span-logit target (squared error, nats^2) beside the cross-entropy (default 0).")
     p.add_argument("--hidden-weight", type=float, default=0.0,
