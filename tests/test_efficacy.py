@@ -36,7 +36,8 @@ def test_help_explains_every_option(capsys):
         efficacy.parse_args(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--out", "--preset", "--quick", "--seeds", "--recipes", "--keep-models", "--threads", "--force"):
+    for option in ("--out", "--preset", "--quick", "--seeds", "--only-seeds", "--recipes", "--keep-models", "--threads",
+                   "--force"):
         assert option in text, option
     assert "gpu" in text and "quick" in text
 
@@ -88,3 +89,34 @@ def test_quick_bench_end_to_end(tmp_path, monkeypatch, capsys):
     assert "--- run-" not in printed and "--- base-" not in printed
     again = json.loads((out / "efficacy.json").read_text(encoding="utf-8"))
     assert again["summary"] == result["summary"]
+
+
+def _run(seed, init_s, train_s, zh_start, zh_end, zh2=None):
+    """A run whose curve starts where its init ends and falls linearly over its training."""
+    curve = [{"step": k, "tokens": 100 * k, "chars": 50.0 * k, "wall_s": init_s + train_s * k / 4,
+              "cpu_s": init_s + train_s * k / 4, "zh": zh_start + (zh_end - zh_start) * k / 4,
+              "zh2": (zh2 if zh2 is not None else zh_start) + (zh_end - zh_start) * k / 4, "en": 1.0}
+             for k in range(5)]
+    return {"seed": seed, "final": {"zh": zh_end, "zh2": curve[-1]["zh2"], "en": 1.0}, "curve": curve,
+            "eval_tokens_per_char": {"zh": 0.5}, "generation": {"zh_chars_per_s": 1.0},
+            "train_wall_s": init_s + train_s, "train_cpu_s": init_s + train_s, "train_chars": 200.0,
+            "init": {"cpu_s": init_s, "wall_s": init_s}}
+
+
+def test_equal_time_counts_the_init_and_compares_with_none():
+    from efficacy_report import per_run_values, versus_none
+
+    step0 = {"zh": 9.0, "zh2": 9.0, "en": 1.0}
+    result = {"recipes": {
+        "none": {"step0": {**step0, "zh": 8.0}, "runs": [_run(0, 0.0, 100.0, 8.0, 7.0), _run(1, 0.0, 100.0, 8.0, 7.2)]},
+        # the same curve as `none`'s after a 50 s init: at `none`'s 100 s it has trained half its steps
+        "slow": {"step0": step0, "runs": [_run(0, 50.0, 100.0, 8.0, 6.0), _run(1, 50.0, 100.0, 8.0, 6.0)]}}}
+    v = per_run_values(result)
+    assert result["equal_cpu_s"] == 100.0
+    assert v["slow"]["zh_at_cpu"] == [7.0, 7.0]  # halfway from 8 to 6
+    assert v["slow"]["init_cpu_s"] == [50.0, 50.0]
+    assert v["none"]["zh_at_cpu"] == [7.0, 7.2]
+    lines = versus_none(v)
+    assert len(lines) == 1 and lines[0].startswith("- **`slow` − `none`**")
+    assert "step-0 zh +1.00" in lines[0] and "zh -1.10 (beyond the spread)" in lines[0]
+    assert "zh @ equal CPU -0.10 (inside the spread)" in lines[0]
