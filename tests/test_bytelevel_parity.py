@@ -47,6 +47,8 @@ def test_special_text_both_modes(o, parse_special):
 
 
 def test_default_treats_special_text_as_text(o):
+    if o.name in ("llama4-json", "tekken-json"):
+        pytest.skip("the converted LLaMA-4 and Tekken files carry no special tokens")
     text = "<|begin_of_text|><|im_start|><|endoftext|>"
     ids = o.tok.encode(text)
     assert not any(o.tok.piece_type(i).name == "CONTROL" for i in ids)

@@ -279,6 +279,14 @@ def write_shard_set(
     that already holds a finished corpus with this tokenizer and these options is kept and
     ``batches`` not called. Locks ``out_dir`` while it writes."""
 
+# ---- byte-level tables (bytelevel.rs; zhllama_core::bytelevel::tables) ------------------------
+
+def bytelevel_tables() -> dict[str, Any]:
+    """``{"patterns": {name: regex}, "llama3_specials": [256 names in id order],
+    "llama3_base_tokens": 128000, "byte_alphabet": str}``: the pre-tokenizer patterns with a
+    hand-written splitter (gpt2, llama3, qwen2, o200k, tekken), LLaMA-3's special tokens, and
+    GPT-2's byte alphabet (character ``i`` stands for byte ``i``)."""
+
 # ---- documents (reader.rs) ---------------------------------------------------------------
 
 ON_BAD_LINE: list[str]

@@ -24,42 +24,31 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama import _native
 from zhllama.tokenizer.continued_bpe import NewMerge
 from zhllama.tokenizer.directory import CONFIG_FILE, MODEL_FILE, SPECIAL_TOKENS_FILE, read_json_object
 
 HF_TOKENIZER_FILE = "tokenizer.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 
-# LLaMA-3's pre-tokenizer pattern and special tokens (Meta's llama_models/llama3/tokenizer.py;
-# the names of llama-models' tokenizer, the one a fresh machine can install).
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-LLAMA3_BASE_TOKENS = 128_000
-LLAMA3_NAMED_SPECIALS = (
-    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
-    "<|finetune_right_pad_id|>", "<|step_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>",
-    "<|eot_id|>", "<|python_tag|>", "<|image|>",
-)
-LLAMA3_NUM_SPECIALS = 256
+# LLaMA-3's pre-tokenizer pattern and special tokens (Meta's llama_models/llama3/tokenizer.py) and
+# GPT-2's byte alphabet: one home, the Rust core's tables (zhllama_core::bytelevel::tables).
+_TABLES = _native.bytelevel_tables()
+LLAMA3_PATTERN: str = _TABLES["patterns"]["llama3"]
+LLAMA3_BASE_TOKENS: int = _TABLES["llama3_base_tokens"]
+LLAMA3_NUM_SPECIALS = len(_TABLES["llama3_specials"])
 
 
 def llama3_specials() -> list[str]:
-    reserved = [f"<|reserved_special_token_{2 + i}|>" for i in range(LLAMA3_NUM_SPECIALS - len(LLAMA3_NAMED_SPECIALS))]
-    return [*LLAMA3_NAMED_SPECIALS, *reserved]
+    """LLaMA-3's 256 special tokens in id order (ids from ``LLAMA3_BASE_TOKENS`` on)."""
+    return list(_TABLES["llama3_specials"])
 
 
 @lru_cache(maxsize=1)
 def byte_to_unicode() -> dict[int, str]:
     """GPT-2's byte alphabet: printable bytes stand for themselves, the others are shifted
     to U+0100 and up, so that every byte is one visible character of the vocabulary."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table = {b: chr(b) for b in keep}
-    n = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + n)
-            n += 1
-    return table
+    return dict(enumerate(_TABLES["byte_alphabet"]))
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@
 use pyo3::prelude::*;
 
 mod batch;
+mod bytelevel;
 mod chinese;
 mod corpus;
 mod error;
@@ -27,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     model::register(m)?;
     tokenizer::register(m)?;
+    bytelevel::register(m)?;
     merge::register(m)?;
     corpus::register(m)?;
     lock::register(m)?;

@@ -7,34 +7,12 @@
 //! does not cut, so on those runs it agrees with tiktoken, not with Meta's wrapper.
 
 use super::merge::PairTable;
-use super::pretok::{Splitter, Stage, LLAMA3_PATTERN};
+use super::pretok::{Splitter, Stage};
+pub use super::tables::llama3_special_tokens;
+use super::tables::LLAMA3_PATTERN;
 use super::{AddedToken, ByteLevelError, ByteLevelTokenizer, Format, Spec};
 use rustc_hash::FxHashMap;
 use std::path::Path;
-
-/// LLaMA-3's special tokens in id order after the ranks.
-pub fn llama3_special_tokens() -> Vec<String> {
-    let mut names: Vec<String> = [
-        "<|begin_of_text|>",
-        "<|end_of_text|>",
-        "<|reserved_special_token_0|>",
-        "<|reserved_special_token_1|>",
-        "<|finetune_right_pad_id|>",
-        "<|step_id|>",
-        "<|start_header_id|>",
-        "<|end_header_id|>",
-        "<|eom_id|>",
-        "<|eot_id|>",
-        "<|python_tag|>",
-        "<|image|>",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let fixed = names.len();
-    names.extend((0..256 - fixed).map(|i| format!("<|reserved_special_token_{}|>", 2 + i)));
-    names
-}
 
 fn b64_value(c: u8) -> Option<u32> {
     Some(match c {

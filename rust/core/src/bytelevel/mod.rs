@@ -4,14 +4,17 @@
 //!
 //! - [`load_json`]: HF `tokenizer.json` (refuses, in one line, any component it does not
 //!   implement); [`load_tiktoken`]: a tiktoken rank file (LLaMA-3's `tokenizer.model`).
-//! - [`pretok`]: the pre-tokenizers; [`merge`]: BPE on one pre-token; [`added`]: added and
+//! - [`pretok`]: the pre-tokenizers ([`tables`]: their patterns, LLaMA-3's specials, GPT-2's
+//!   byte alphabet); [`merge`]: BPE on one pre-token; [`added`]: added and
 //!   special tokens found in text (only when asked: see [`ByteLevelTokenizer::encode_into`]).
 
 pub(crate) mod added;
 pub mod load_json;
 pub mod load_tiktoken;
 pub(crate) mod merge;
-pub(crate) mod pretok;
+mod o200k;
+pub mod pretok;
+pub mod tables;
 pub(crate) mod unicode;
 
 pub use added::AddedToken;
@@ -36,23 +39,7 @@ pub enum ByteLevelError {
     IdOutOfRange { id: u32, vocab_size: usize },
 }
 
-/// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the other 68
-/// bytes for U+0100.. in byte order.
-pub fn byte_to_char() -> [char; 256] {
-    let mut table = ['\0'; 256];
-    let mut extra = 0u32;
-    for b in 0..256u32 {
-        let printable =
-            (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
-        table[b as usize] = if printable {
-            char::from_u32(b).unwrap_or('\0')
-        } else {
-            extra += 1;
-            char::from_u32(255 + extra).unwrap_or('\0')
-        };
-    }
-    table
-}
+pub use tables::byte_to_char;
 
 /// Which file format a tokenizer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,27 +5,32 @@
 //! - `Splitter::Gpt2`: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
 //!   HF's ByteLevel pre-tokenizer with `use_regex` (GPT-2, SmolLM2);
 //! - `Splitter::Cl100k`: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,K}|
-//!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` with K = 3 (cl100k, LLaMA-3) or 1 (Qwen2).
+//!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` with K = 3 (cl100k, LLaMA-3) or 1 (Qwen2);
+//! - `Splitter::O200k`: o200k's (LLaMA-4) and Tekken's case-class patterns (`super::o200k`).
 //!
 //! Each splitter decides at every position which alternative the leftmost-first regex would
 //! take (comments at each step give the reasoning); any other pattern runs on `fancy-regex`.
 //! Every splitter is linear in the text: no alternative looks further than the run it matches.
 
+use super::o200k::split_o200k;
+use super::tables::{GPT2_PATTERN, LLAMA3_PATTERN, O200K_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN};
 use super::unicode::{class, LETTER, NUMBER, OTHER, SPACE};
 
-pub(crate) const GPT2_PATTERN: &str =
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-pub(crate) const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-pub(crate) const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-pub(crate) enum Splitter {
+pub enum Splitter {
     Gpt2,
-    Cl100k { max_digits: usize },
+    Cl100k {
+        max_digits: usize,
+    },
+    /// o200k (LLaMA-4): contractions, up to 3 digits; Tekken: neither (see [`super::o200k`]).
+    O200k {
+        contractions: bool,
+        max_digits: usize,
+    },
     Regex(Box<fancy_regex::Regex>),
 }
 
 /// One stage of a pre-tokenizer `Sequence`.
-pub(crate) enum Stage {
+pub enum Stage {
     /// HF `Digits`: every `\p{N}` its own piece (`individual`), or each run of them.
     Digits { individual: bool },
     /// HF `Split(pattern, Isolated)` / ByteLevel's regex / a tiktoken pattern: matches and the
@@ -35,26 +40,38 @@ pub(crate) enum Stage {
 
 impl Splitter {
     /// The hand-written splitter for a known pattern, else the pattern compiled.
-    pub(crate) fn for_pattern(pattern: &str) -> Result<Self, String> {
+    pub fn for_pattern(pattern: &str) -> Result<Self, String> {
         Ok(match pattern {
             GPT2_PATTERN => Splitter::Gpt2,
             LLAMA3_PATTERN => Splitter::Cl100k { max_digits: 3 },
             QWEN2_PATTERN => Splitter::Cl100k { max_digits: 1 },
+            O200K_PATTERN => Splitter::O200k {
+                contractions: true,
+                max_digits: 3,
+            },
+            TEKKEN_PATTERN => Splitter::O200k {
+                contractions: false,
+                max_digits: 1,
+            },
             p => Splitter::Regex(Box::new(
                 fancy_regex::Regex::new(p).map_err(|e| format!("{e}"))?,
             )),
         })
     }
 
-    pub(crate) fn is_hand_written(&self) -> bool {
+    pub fn is_hand_written(&self) -> bool {
         !matches!(self, Splitter::Regex(_))
     }
 
     #[inline]
-    pub(crate) fn split<'a>(&self, text: &'a str, f: &mut impl FnMut(&'a str)) {
+    pub fn split<'a>(&self, text: &'a str, f: &mut impl FnMut(&'a str)) {
         match self {
             Splitter::Gpt2 => split_gpt2(text, f),
             Splitter::Cl100k { max_digits } => split_cl100k(text, *max_digits, f),
+            Splitter::O200k {
+                contractions,
+                max_digits,
+            } => split_o200k(text, *contractions, *max_digits, f),
             Splitter::Regex(re) => split_regex(re, text, f),
         }
     }
@@ -84,7 +101,7 @@ fn ascii_class(b: u8) -> u8 {
 
 /// End of the run of chars of class `k` starting at `i` (at most `max` chars).
 #[inline(always)]
-fn run_end(s: &str, mut i: usize, k: u8, mut max: usize) -> usize {
+pub(super) fn run_end(s: &str, mut i: usize, k: u8, mut max: usize) -> usize {
     let b = s.as_bytes();
     while i < b.len() && max > 0 {
         if b[i] < 0x80 {
@@ -107,7 +124,7 @@ fn run_end(s: &str, mut i: usize, k: u8, mut max: usize) -> usize {
 /// Length of the contraction after an apostrophe at `i - 1` (`'s|'t|'re|'ve|'m|'ll|'d`), or 0.
 /// `fold`: case-insensitive as `(?i:...)` (simple case folding: `ſ` U+017F folds to `s`).
 #[inline]
-fn contraction(s: &str, i: usize, fold: bool) -> usize {
+pub(super) fn contraction(s: &str, i: usize, fold: bool) -> usize {
     let b = &s.as_bytes()[i..];
     let lower = |x: u8| if fold { x.to_ascii_lowercase() } else { x };
     match b.first().map(|&x| lower(x)) {
@@ -124,7 +141,7 @@ fn contraction(s: &str, i: usize, fold: bool) -> usize {
 /// (the run up to its last char when a non-space follows; the whole run at the end of the
 /// text); then `\s+` (a single whitespace char followed by a non-space).
 #[inline]
-fn whitespace_end(s: &str, p: usize, newline_alt: bool) -> usize {
+pub(super) fn whitespace_end(s: &str, p: usize, newline_alt: bool) -> usize {
     let b = s.as_bytes();
     let mut i = p;
     let mut last_nl = None;
@@ -282,12 +299,12 @@ fn split_digits<'a>(s: &'a str, individual: bool, f: &mut dyn FnMut(&'a str)) {
 }
 
 /// The stages of a pre-tokenizer, applied in order (each to the pieces of the previous).
-pub(crate) struct PreTokenizer {
+pub struct PreTokenizer {
     pub(crate) stages: Vec<Stage>,
 }
 
 impl PreTokenizer {
-    pub(crate) fn split<'a>(&self, text: &'a str, f: &mut impl FnMut(&'a str)) {
+    pub fn split<'a>(&self, text: &'a str, f: &mut impl FnMut(&'a str)) {
         match self.stages.as_slice() {
             [] => f(text),
             [Stage::Split(sp)] => sp.split(text, f),
@@ -339,11 +356,17 @@ mod tests {
             "x\u{0301}y ²³⁴⁵ 😀😀 a😀",
             "\r\n",
             "  \r\n  x",
+            "HelloWorld ABCdef 中文ABC 中A abcDEF'S x'll ǅx Ǆǅǆ",
+            "\u{0301}\u{0301}a \u{0301} 'a \u{0301}'s x\u{0301}Y\u{0301}",
+            " ٌabc 1234567 a/b//\n/ ..//\r\n x 𝐀𝐚 𝐚𝐀 中's ABC'LL",
+            "Ǆ'  ǅ' ʰʰ ʰA Aʰ aʰ ʰa 𠀀A A𠀀 🙂ab",
         ];
         for (name, pat) in [
             ("gpt2", GPT2_PATTERN),
             ("llama3", LLAMA3_PATTERN),
             ("qwen2", QWEN2_PATTERN),
+            ("o200k", O200K_PATTERN),
+            ("tekken", TEKKEN_PATTERN),
         ] {
             let fast = Splitter::for_pattern(pat).unwrap();
             assert!(fast.is_hand_written());

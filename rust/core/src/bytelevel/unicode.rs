@@ -9,6 +9,13 @@ pub(crate) const OTHER: u8 = 0;
 pub(crate) const LETTER: u8 = 1;
 pub(crate) const NUMBER: u8 = 2;
 pub(crate) const SPACE: u8 = 4;
+/// `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`: o200k's and Tekken's "upper" run (with [`LETTER`] or alone:
+/// a mark is no letter).
+pub(crate) const UPPER: u8 = 8;
+/// `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`: their "lower" run.
+pub(crate) const LOWER: u8 = 16;
+/// The bits of [`class`]: one of the three disjoint classes, or none ([`OTHER`]).
+const BASIC: u8 = LETTER | NUMBER | SPACE;
 
 struct Classes {
     /// Class of every code point below U+10000.
@@ -38,7 +45,13 @@ fn classes() -> &'static Classes {
     CLASSES.get_or_init(|| {
         let mut bmp = vec![OTHER; 0x10000];
         let mut astral = Vec::new();
-        for (pattern, class) in [(r"\p{L}", LETTER), (r"\p{N}", NUMBER), (r"\s", SPACE)] {
+        for (pattern, class) in [
+            (r"\p{L}", LETTER),
+            (r"\p{N}", NUMBER),
+            (r"\s", SPACE),
+            (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", UPPER),
+            (r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]", LOWER),
+        ] {
             for (lo, hi) in ranges(pattern) {
                 for cp in lo..=hi.min(0xFFFF) {
                     bmp[cp as usize] |= class;
@@ -48,14 +61,40 @@ fn classes() -> &'static Classes {
                 }
             }
         }
-        astral.sort_unstable();
-        Classes { bmp, astral }
+        // Split the astral ranges where they overlap, so that one binary search finds all bits.
+        let mut cuts: Vec<u32> = astral
+            .iter()
+            .flat_map(|&(lo, hi, _)| [lo, hi + 1])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut merged: Vec<(u32, u32, u8)> = Vec::new();
+        for w in cuts.windows(2) {
+            let (lo, hi) = (w[0], w[1] - 1);
+            let bits = astral
+                .iter()
+                .filter(|&&(a, b, _)| a <= lo && hi <= b)
+                .fold(0, |acc, &(_, _, k)| acc | k);
+            if bits != 0 {
+                merged.push((lo, hi, bits));
+            }
+        }
+        Classes {
+            bmp,
+            astral: merged,
+        }
     })
 }
 
 /// The class of `c`: [`LETTER`], [`NUMBER`], [`SPACE`] or [`OTHER`] (the three are disjoint).
 #[inline]
 pub(crate) fn class(c: char) -> u8 {
+    class_bits(c) & BASIC
+}
+
+/// [`class`] with the [`UPPER`] and [`LOWER`] bits.
+#[inline]
+pub(crate) fn class_bits(c: char) -> u8 {
     let cp = c as u32;
     let t = classes();
     if cp < 0x10000 {
@@ -93,5 +132,15 @@ mod tests {
             let k = class(c);
             assert!(k == OTHER || k.count_ones() == 1, "{c:?} {k}");
         }
+        // Lu: upper only; Ll: lower only; Lo (Han) and marks: both; a mark is no letter.
+        assert_eq!(class_bits('A'), LETTER | UPPER);
+        assert_eq!(class_bits('a'), LETTER | LOWER);
+        assert_eq!(class_bits('中'), LETTER | UPPER | LOWER);
+        assert_eq!(class_bits('\u{0301}'), UPPER | LOWER);
+        assert_eq!(class_bits('ǅ'), LETTER | UPPER); // Lt
+        assert_eq!(class_bits('𝐀'), LETTER | UPPER);
+        assert_eq!(class_bits('𝐚'), LETTER | LOWER);
+        assert_eq!(class_bits('𠀀'), LETTER | UPPER | LOWER);
+        assert_eq!(class_bits('\u{E0100}'), UPPER | LOWER); // a variation selector: Mn
     }
 }
