@@ -52,8 +52,7 @@ TARGETS = [  # (label, bar, goal)
 
 
 def sets(limit: int) -> dict[str, list[str]]:
-    from efficacy_data import reviews
-    from zhllama.samples import peoples_daily, stdlib_docstrings
+    from zhllama.samples import peoples_daily, reviews, stdlib_docstrings
 
     return {"reviews": reviews()[:limit], "peoples-daily": peoples_daily()[:limit],
             "english": stdlib_docstrings()[:limit]}
