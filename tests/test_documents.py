@@ -94,7 +94,7 @@ def test_every_verb_reads_the_same_documents(inputs, tmp_path, llama, monkeypatc
     # eval --text-file: the documents handed to the scorer
     import zhllama.infer.evaluate as evaluate
 
-    def fake_eval(model: object, tokenizer: object, docs: list[str], block_size: int) -> dict:
+    def fake_eval(model: object, tokenizer: object, docs: list[str], block_size: int, stride: object = None) -> dict:
         seen["eval"] = docs
         return {}
 
@@ -176,7 +176,7 @@ def test_eval_reads_through_the_reader(tmp_path, monkeypatch):
     (tmp_path / "h.txt").write_text("\n\n一\n \n二\n三\n", encoding="utf-8")
     seen = SimpleNamespace(docs=None)
 
-    def fake_eval(model: object, tokenizer: object, docs: list[str], block_size: int) -> dict:
+    def fake_eval(model: object, tokenizer: object, docs: list[str], block_size: int, stride: object = None) -> dict:
         seen.docs = docs
         return {}
 
