@@ -1,7 +1,7 @@
 """A ``tokenizer.json`` that HF ``tokenizers`` encodes as sentencepiece does, for a SentencePiece BPE model.
 
 transformers, vLLM, SGLang and TGI tokenize with HF ``tokenizers``. transformers' own conversion
-of a LLaMA ``tokenizer.model`` is not sentencepiece (DESIGN.md, "Serving engines"): it orders
+of a LLaMA ``tokenizer.model`` is not sentencepiece (docs/serving-tokenizer.md): it orders
 merges by piece id, so LLaMA's whitespace pieces (score -1e9, ids 259, 268, …) merge first, and
 it splits text at U+2581. sentencepiece (src/bpe_model.cc) merges the adjacent pair whose
 concatenation is a piece with the highest *score*, leftmost first among equal scores, over the
