@@ -58,3 +58,29 @@ def test_jsonl_lines_and_a_line_separator_inside_a_string(tmp_path):
     got = read_records(path)
     assert [r["output"] for r in got] == [r["output"] for r in data]  # U+2028 is not a line break in JSONL
     assert [r["where"].rsplit(":", 1)[1] for r in got] == ["1", "2", "3", "5", "6"]
+
+
+def test_jsonl_reads_what_json_reads_and_names_bad_bytes(tmp_path):
+    """Lines the fast parser (orjson) refuses are read by ``json``: NaN, a lone surrogate escape,
+    blank and CRLF lines as before; bytes that are not UTF-8 are one error naming their line."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"instruction": "a", "output": "b", "score": NaN}\r\n  \n'
+                     b'{"instruction": "\\ud800", "output": "c"}\n{"instruction": "d", "output": "e"}')
+    got = read_records(path)
+    assert [(r["instruction"], r["where"].rsplit(":", 1)[1]) for r in got] == [("a", "1"), ("\ud800", "3"), ("d", "4")]
+    path.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "\xe4\xb8", "output": "c"}\n')
+    with pytest.raises(ValueError, match=r"a.jsonl:2: not UTF-8"):
+        read_records(path)
+    path.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "a" "output": "b"}\n')
+    with pytest.raises(ValueError, match=r"a.jsonl:2: not valid JSON \(Expecting ',' delimiter\)"):
+        read_records(path)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1 << 20])
+def test_json_list_names_the_line_of_bytes_that_are_not_utf8(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(records, "CHUNK", chunk)
+    path = tmp_path / "a.json"
+    path.write_bytes('[\n{"instruction": "第一", "output": "b"},\n{"instruction": "'.encode() + b"\xe4\xb8"
+                     + b'", "output": "c"}\n]\n')
+    with pytest.raises(ValueError, match=r"a.json:3: not UTF-8"):
+        read_records(path)

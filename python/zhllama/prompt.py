@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from zhllama.records import iter_items
+from zhllama.records import iter_item_batches, iter_items
 
 PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
           "request.\n\n### Instruction:\n{instruction}\n\n### Response: ")
 FIELDS = ("instruction", "input", "output")
+_HEAD, _TAIL = PROMPT.split("{instruction}")
 
 
 def build_prompt(instruction: str, input: str = "") -> str:
-    if input:
-        instruction = instruction + "\n" + input
-    return PROMPT.format(instruction=instruction)
+    return _HEAD + instruction + "\n" + input + _TAIL if input else _HEAD + instruction + _TAIL
 
 
 def alpaca_record(where: str, r: object) -> dict[str, str]:
@@ -44,6 +43,26 @@ def iter_records(path: str | Path) -> Iterator[dict[str, str]]:
     ``file:line`` of its start, which a bad record's error names, as the corpus verbs do."""
     for where, item in iter_items(path):
         yield alpaca_record(where, item)
+
+
+def iter_prompt_batches(path: str | Path, size: int) -> Iterator[tuple[list[str], list[str]]]:
+    """``(prompts, outputs)`` of up to ``size`` Alpaca records at a time, each record checked as
+    ``alpaca_record`` checks it (its error names ``file:line``): what ``sft`` tokenizes, without a
+    dict or a frame per record."""
+    for lines, items in iter_item_batches(path, size):
+        prompts: list[str] = []
+        outputs: list[str] = []
+        for line, r in zip(lines, items):
+            if type(r) is dict:
+                ins, inp, out = r.get("instruction"), r.get("input", ""), r.get("output")
+                if type(ins) is str and type(inp) is str and type(out) is str:
+                    prompts.append(_HEAD + ins + "\n" + inp + _TAIL if inp else _HEAD + ins + _TAIL)
+                    outputs.append(out)
+                    continue
+            record = alpaca_record(f"{path}:{line}", r)  # the error, or a record of str subclasses
+            prompts.append(build_prompt(record["instruction"], record["input"]))
+            outputs.append(record["output"])
+        yield prompts, outputs
 
 
 def read_records(path: str | Path) -> list[dict[str, str]]:

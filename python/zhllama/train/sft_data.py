@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from zhllama.chat_template import chat_segments, conversation, encode_rendered, special_tokens
-from zhllama.prompt import build_prompt, iter_records
+from zhllama.prompt import build_prompt, iter_prompt_batches
 from zhllama.records import iter_items
 from zhllama.tokenizer import Tokenizer
 
@@ -49,10 +49,6 @@ def alpaca_example(record: dict[str, str]) -> Example:
     """The report's Alpaca example: BOS + prompt (masked), response + EOS (learned)."""
     return Example([(build_prompt(record["instruction"], record["input"]), False), (record["output"], True)],
                    bos=True, eos=True)
-
-
-def alpaca_examples(path: str | Path) -> Iterator[Example]:
-    return map(alpaca_example, iter_records(path))
 
 
 def chat_examples(template: str, tokenizer: Tokenizer, path: str | Path) -> Iterator[Example]:
@@ -168,9 +164,27 @@ def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_l
     table = _uniform_table(examples, offsets, bos, eos)
     if table is None:
         table = _table(examples, offsets, n, bos, eos)
+    return _layout(source, table, max_seq_length)
+
+
+def encode_alpaca(tokenizer: Tokenizer, prompts: Sequence[str], outputs: Sequence[str],
+                  max_seq_length: int) -> EncodedBatch:
+    """``encode_examples`` of ``alpaca_example`` of each (prompt, output) pair, without the examples."""
+    texts: list[str] = [""] * (2 * len(prompts))
+    texts[0::2], texts[1::2] = prompts, outputs
+    flat, offsets = tokenizer.encode_batch_flat(texts)
+    n = len(flat)
+    source = np.concatenate([flat, np.array([tokenizer.bos_id or 0, tokenizer.eos_id or 0], dtype=flat.dtype)])
+    bos = (n, 1, False) if tokenizer.bos_id is not None else None
+    eos = (n + 1, 1, True) if tokenizer.eos_id is not None else None
+    return _layout(source, _columns(len(prompts), [False, True], True, True, offsets, bos, eos), max_seq_length)
+
+
+def _layout(source: np.ndarray, table: Table, max_seq_length: int) -> EncodedBatch:
+    """The examples of ``table`` (rows of ranges of ``source``), each cut or dropped by ``_truncate``."""
     starts, lens, learn = table
     dropped = truncated = 0
-    keep = np.ones(len(examples), dtype=bool)
+    keep = np.ones(len(starts), dtype=bool)
     totals = lens.sum(axis=1)
     has_learned = (lens * learn).sum(axis=1) > 0
     for r in np.flatnonzero((totals > max_seq_length) | ~has_learned).tolist():  # the per-example rule
@@ -184,10 +198,10 @@ def encode_examples(tokenizer: Tokenizer, examples: Sequence[Example], max_seq_l
         starts[r], lens[r], learn[r] = 0, 0, 0
         for c, (a, k, learned) in enumerate(kept):
             starts[r, c], lens[r, c], learn[r, c] = a, k, learned
+    lengths = lens[keep].sum(axis=1)
     starts, lens, learn = starts[keep].ravel(), lens[keep].ravel(), learn[keep].ravel()
     ends = np.cumsum(lens)
     index = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
-    lengths = table[1][keep].sum(axis=1) if len(examples) else np.zeros(0, np.int64)
     return EncodedBatch(source[index], np.repeat(learn.astype(np.uint8), lens),
                         np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), dropped, truncated)
 
@@ -198,7 +212,7 @@ Table = tuple[np.ndarray, np.ndarray, np.ndarray]  # (examples, ranges) starts, 
 def _uniform_table(examples: Sequence[Example], offsets: np.ndarray, bos: Optional[Range],
                    eos: Optional[Range]) -> Optional[Table]:
     """The ranges of a batch whose examples share one shape (Alpaca's: BOS, prompt, response, EOS),
-    built without a Python step per example; None for any other batch. One spare column for a cut."""
+    built without a Python step per example; None for any other batch."""
     if not examples:
         return None
     first = examples[0]
@@ -206,13 +220,20 @@ def _uniform_table(examples: Sequence[Example], offsets: np.ndarray, bos: Option
     if any((ex.bos, ex.eos, [learned for _, learned in ex.segments]) != shape or
            not all(isinstance(t, str) for t, _ in ex.segments) for ex in examples):
         return None
-    n, k = len(examples), len(first.segments)
+    return _columns(len(examples), shape[2], first.bos, first.eos, offsets, bos, eos)
+
+
+def _columns(n: int, learned: list[bool], with_bos: bool, with_eos: bool, offsets: np.ndarray,
+             bos: Optional[Range], eos: Optional[Range]) -> Table:
+    """The ranges of ``n`` examples of one shape: BOS if ``with_bos``, a segment a flag of
+    ``learned`` (encoded in that order, ``offsets`` of all), EOS if ``with_eos``; one spare column for a cut."""
+    k = len(learned)
     cols: list[tuple[np.ndarray, np.ndarray, int]] = []
-    if first.bos and bos:
+    if with_bos and bos:
         cols.append((np.full(n, bos[0]), np.ones(n, np.int64), 0))
     seg_starts, seg_lens = offsets[:-1].reshape(n, k), np.diff(offsets).reshape(n, k)
-    cols += [(seg_starts[:, c], seg_lens[:, c], int(shape[2][c])) for c in range(k)]
-    if first.eos and eos:
+    cols += [(seg_starts[:, c], seg_lens[:, c], int(learned[c])) for c in range(k)]
+    if with_eos and eos:
         cols.append((np.full(n, eos[0]), np.ones(n, np.int64), 1))
     cols.append((np.zeros(n, np.int64), np.zeros(n, np.int64), 0))
     return (np.stack([c[0] for c in cols], axis=1).astype(np.int64), np.stack([c[1] for c in cols], axis=1),
@@ -264,29 +285,37 @@ class InstructionDataset(Dataset):
                  chat_template: Optional[str] = None) -> None:
         dtype = np.uint16 if len(tokenizer) <= 1 << 16 else np.uint32
         parts: list[EncodedBatch] = []
-        examples = alpaca_examples if chat_template is None else partial(chat_examples, chat_template, tokenizer)
 
-        def add(batch: list[Example]) -> None:
-            done = encode_examples(tokenizer, batch, max_seq_length).compact(dtype)
+        def add(done: EncodedBatch) -> None:
+            done = done.compact(dtype)
             if len(done) or not parts:
                 parts.append(done)
             else:  # keep its counts only
                 parts[-1].dropped, parts[-1].truncated = parts[-1].dropped + done.dropped, \
                     parts[-1].truncated + done.truncated
 
+        def batches(f: str | Path) -> Iterator[Callable[[], EncodedBatch]]:
+            """Each batch's encoding, to run on the pool."""
+            if chat_template is None:
+                for prompts, outputs in iter_prompt_batches(f, BATCH):
+                    yield partial(encode_alpaca, tokenizer, prompts, outputs, max_seq_length)
+                return
+            batch: list[Example] = []
+            for ex in chat_examples(chat_template, tokenizer, f):
+                batch.append(ex)
+                if len(batch) == BATCH:
+                    yield partial(encode_examples, tokenizer, batch, max_seq_length)
+                    batch = []
+            yield partial(encode_examples, tokenizer, batch, max_seq_length)
+
         # Tokenizing one batch (GIL released, all cores) overlaps reading the next; two in flight at most.
         with ThreadPoolExecutor(1) as pool:
             pending: deque[Future] = deque()
             for f in files:
-                batch: list[Example] = []
-                for ex in examples(f):
-                    batch.append(ex)
-                    if len(batch) == BATCH:
-                        pending.append(pool.submit(add, batch))
-                        batch = []
-                        if len(pending) > 1:
-                            pending.popleft().result()
-                pending.append(pool.submit(add, batch))
+                for encode in batches(f):
+                    pending.append(pool.submit(lambda e: add(e()), encode))
+                    if len(pending) > 1:
+                        pending.popleft().result()
             while pending:
                 pending.popleft().result()
         # The batches stay as they are (no concatenation, which would double the peak memory).
