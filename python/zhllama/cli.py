@@ -88,7 +88,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     # Import only the module of the verb being run (or none for plain `zhllama --help`).
-    parser = build_parser(only=verb if verb in VERBS else "")
+    try:
+        parser = build_parser(only=verb if verb in VERBS else "")
+    except ImportError as e:  # the verb's module needs a package this install lacks
+        print(f"zhllama {verb}: {error_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(argv)
     if args.version:
         from zhllama import __version__
@@ -126,6 +130,8 @@ def exit_status(e: BaseException) -> Optional[int]:
 
     if isinstance(e, _native.InternalError):
         return EXIT_INTERNAL
+    if isinstance(e, ImportError):  # a missing package, or one too old: what to install, in one line
+        return EXIT_ERROR
     if isinstance(e, (_native.ZhllamaError, ValueError, OSError)) and not raised_in_library(e):
         return EXIT_ERROR
     return None
@@ -156,6 +162,10 @@ def raised_in_library(e: BaseException) -> bool:
 def error_line(e: BaseException) -> str:
     """``error: MESSAGE`` on one line (an internal error says so itself)."""
     text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+    if isinstance(e, ImportError):
+        from zhllama.dependencies import import_error_hint
+
+        text += import_error_hint(e)
     return text if text.startswith("internal error") else f"error: {text}"
 
 
