@@ -133,3 +133,22 @@ def test_cli_reads_only_config_json(tmp_path, capsys):
     assert figures["trainable"] == TSFT and figures["gathered_layer"] == 4 * 49953 * 4096
     assert h.cli("plan", "--model", tmp_path / "nope", "--stage", "1") == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_stage1_counts_the_untied_heads_added_rows(tmp_path, capsys):
+    """Stage 1 on a resized untied model trains lm_head's added rows (pretrain reads resize.json): the
+    plan counts those rows as trainable and keeps gradients and Adam states for the whole head."""
+    h.llama7b_config().save_pretrained(tmp_path)
+    (tmp_path / "resize.json").write_text(json.dumps({"base_vocab_size": 32000, "base_rows": 32000}))
+    assert h.cli("plan", "--model", tmp_path, "--stage", "1", "--zero", "2", "--gpus", "1", "--json") == 0
+    figures = json.loads(capsys.readouterr().out)
+    head = 49953 * 4096
+    assert figures["trainable"] == T1 + 17953 * 4096 and figures["optimized"] == T1 + head
+    assert figures["optimizer_states"] == 8 * (T1 + head) and figures["gradients"] == 6 * (T1 + head)
+    total = T1 + F1
+    assert figures["frozen_weights"] == 2 * (total - T1 - head)
+    # --base-vocab-size as pretrain's, over resize.json
+    assert h.cli("plan", "--model", tmp_path, "--stage", "1", "--base-vocab-size", "49000", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["trainable"] == T1 + 953 * 4096
+    assert h.cli("plan", "--model", tmp_path, "--stage", "1", "--zero", "2") == 0
+    assert "elements of the trainable tensors" in capsys.readouterr().out

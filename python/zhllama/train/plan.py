@@ -1,4 +1,4 @@
-"""``zhllama plan``: the GPU memory a training run needs, from the model's config.json alone.
+"""``zhllama plan``: the GPU memory a training run needs, from the model's config.json (and resize.json).
 
     zhllama plan --model llama-7b-zh-init --stage 2 --zero 2 --gpus 8 --precision bf16 \\
         --batch 32 --block-size 512 --gpu-memory 80GB
@@ -7,7 +7,8 @@ The model is built on the meta device (no weights read, no memory used) and made
 way ``pretrain``/``sft`` do it, so the parameter counts are the training verbs' own. Bytes per GPU:
 
 - frozen weights: the training dtype (2 bytes in bf16/fp16), sharded over the GPUs by ZeRO-3 only;
-- trainable tensors (weights, gradients, optimizer states): under ZeRO-2/3 with bf16/fp16,
+- trainable tensors (weights, gradients, optimizer states), each whole (a tensor trained on its
+  added rows only, as stage 1's untied lm_head, is masked, not sliced): under ZeRO-2/3 with bf16/fp16,
   DeepSpeed's own estimators (``estimate_zero2_model_states_mem_needs``, the ZeRO-3 one) applied to
   the trainable count, split by their multipliers; otherwise by hand: fp32 masters (4 bytes),
   fp32 gradients (4), Adam's two moments (8), sharded as the ZeRO stage says;
@@ -36,7 +37,7 @@ from zhllama.train.args import (
     ModelArguments,
     RunArguments,
 )
-from zhllama.train.pretrain import PretrainArguments
+from zhllama.train.pretrain import PretrainArguments, base_rows_of
 
 STAGES = ("1", "2", "sft")
 ZERO_STAGES = (0, 2, 3)
@@ -46,10 +47,12 @@ GB = 1e9
 
 @dataclass(frozen=True)
 class Plan:
-    """Bytes per GPU of one training set-up (``trainable``/``frozen`` are parameter counts)."""
+    """Bytes per GPU of one training set-up (``trainable``/``frozen`` are parameter counts, as the
+    training verbs log them; ``optimized`` the elements of the tensors the optimizer updates)."""
 
     trainable: int
     frozen: int
+    optimized: int
     frozen_weights: int
     trainable_weights: int
     gradients: int
@@ -89,8 +92,9 @@ def lora_for(stage: str, rank: int = 8, target: Optional[str] = None) -> LoraArg
     return LoraArguments(lora_rank=rank, lora_target=target or default)
 
 
-def meta_model(config, stage: str, lora: Optional[LoraArguments] = None):
-    """The model of ``config`` on the meta device, trainable as ``pretrain --stage``/``sft`` make it."""
+def meta_model(config, stage: str, lora: Optional[LoraArguments] = None, base_rows: Optional[int] = None):
+    """The model of ``config`` on the meta device, trainable as ``pretrain --stage``/``sft`` make it
+    (``base_rows``: the original rows, where stage 1's untied lm_head starts to train)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -99,9 +103,16 @@ def meta_model(config, stage: str, lora: Optional[LoraArguments] = None):
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     if stage == "1":
-        train_embeddings_only(model)
+        train_embeddings_only(model, base_rows=base_rows)
         return model
     return apply_lora(model, lora or lora_for(stage))
+
+
+def optimized_elements(model) -> int:
+    """Elements of the trainable tensors, each whole and once: what gets gradients and optimizer state."""
+    from zhllama.model.parameters import param_numel
+
+    return sum(param_numel(p) for p in model.parameters() if p.requires_grad)
 
 
 def largest_layer_params(model) -> int:
@@ -155,7 +166,9 @@ def activation_bytes(config, lora: Optional[LoraArguments], batch: int, block_si
 
 
 def plan_memory(config, stage: str, zero: int, gpus: int, precision: str, batch: int, block_size: int,
-                lora: Optional[LoraArguments] = None, attn_implementation: str = "sdpa") -> Plan:
+                lora: Optional[LoraArguments] = None, attn_implementation: str = "sdpa",
+                base_rows: Optional[int] = None) -> Plan:
+    """The plan; ``base_rows`` as ``pretrain --base-vocab-size`` (stage 1 trains an untied lm_head's added rows)."""
     from zhllama.train.trainable import count_parameters
 
     if stage not in STAGES:
@@ -167,23 +180,23 @@ def plan_memory(config, stage: str, zero: int, gpus: int, precision: str, batch:
     if min(gpus, batch, block_size) < 1:
         raise ValueError(f"--gpus, --batch and --block-size must be >= 1, got {gpus}, {batch}, {block_size}")
     lora = None if stage == "1" else (lora or lora_for(stage))
-    model = meta_model(config, stage, lora)
+    model = meta_model(config, stage, lora, base_rows)
     trainable, total = count_parameters(model)
-    frozen = total - trainable
-    weights, grads, optim, gathered = trainable_states(trainable, largest_layer_params(model), zero, gpus, precision)
+    optimized = optimized_elements(model)
+    weights, grads, optim, gathered = trainable_states(optimized, largest_layer_params(model), zero, gpus, precision)
     with_ckpt, without = activation_bytes(config, lora, batch, block_size, precision, attn_implementation)
-    return Plan(trainable=trainable, frozen=frozen,
-                frozen_weights=PRECISION_BYTES[precision] * frozen // (gpus if zero == 3 else 1),
+    return Plan(trainable=trainable, frozen=total - trainable, optimized=optimized,
+                frozen_weights=PRECISION_BYTES[precision] * (total - optimized) // (gpus if zero == 3 else 1),
                 trainable_weights=weights, gradients=grads, optimizer_states=optim, gathered_layer=gathered,
                 activations_checkpointing=with_ckpt, activations_full=without)
 
 
 def largest_batch(config, stage: str, zero: int, gpus: int, precision: str, block_size: int, gpu_memory: float,
                   checkpointing: bool = True, lora: Optional[LoraArguments] = None, limit: int = 4096,
-                  attn_implementation: str = "sdpa") -> int:
+                  attn_implementation: str = "sdpa", base_rows: Optional[int] = None) -> int:
     """The largest micro-batch whose plan fits ``gpu_memory`` bytes (0: not even one sequence), with
     the attention kernel's activations (eager keeps every attention probability)."""
-    one = plan_memory(config, stage, zero, gpus, precision, 1, block_size, lora, attn_implementation)
+    one = plan_memory(config, stage, zero, gpus, precision, 1, block_size, lora, attn_implementation, base_rows)
     per_sample = one.activations_checkpointing if checkpointing else one.activations_full
     room = gpu_memory - one.model_states
     return max(0, min(limit, int(room // per_sample))) if per_sample else limit
@@ -198,6 +211,10 @@ def format_table(plan: Plan, gpu_memory: float, title: str) -> str:
     rows: list[tuple[str, str]] = [
         ("trainable parameters", f"{plan.trainable:,} ({share:.2f} %)"),
         ("frozen parameters", f"{plan.frozen:,}"),
+    ]
+    if plan.optimized != plan.trainable:  # a tensor trained on some rows: its gradient and states are whole
+        rows.append(("elements of the trainable tensors", f"{plan.optimized:,}"))
+    rows += [
         ("frozen weights (GB)", _gb(plan.frozen_weights)),
         ("trainable weights (GB)", _gb(plan.trainable_weights)),
         ("gradients (GB)", _gb(plan.gradients)),
@@ -224,7 +241,8 @@ def _default(cls: type, name: str) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="Model directory; only DIR/config.json is read.")
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="Model directory; only DIR/config.json (and DIR/resize.json for stage 1) is read.")
     parser.add_argument("--stage", required=True, choices=STAGES,
                         help="1 (embeddings), 2 (LoRA q,k,v,o + embeddings + head) or sft.")
     parser.add_argument("--zero", type=int, choices=ZERO_STAGES, default=2,
@@ -249,6 +267,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=_default(ModelArguments, "attn_implementation"),
                         help="Attention kernel (eager stores the attention probabilities). Default: "
                              f"{_default(ModelArguments, 'attn_implementation')}.")
+    parser.add_argument("--base-vocab-size", type=int, default=None, metavar="N",
+                        help="Stage 1: the original rows, where an untied lm_head's trained rows begin (as pretrain's "
+                             "flag; default: read from DIR/resize.json, else the untied lm_head stays frozen).")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
 
 
@@ -264,8 +285,9 @@ def run(args: argparse.Namespace) -> int:
     config = read_model_config(args.model)
     gpu_memory = parse_size(args.gpu_memory, "--gpu-memory", "GB") if args.gpu_memory else default_gpu_memory()
     lora = None if args.stage == "1" else lora_for(args.stage, args.lora_rank, args.lora_target)
+    base_rows = base_rows_of(args.model, args.base_vocab_size) if args.stage == "1" else None
     plan = plan_memory(config, args.stage, args.zero, args.gpus, args.precision, args.batch, args.block_size, lora,
-                       args.attn_implementation)
+                       args.attn_implementation, base_rows)
     if args.json:
         out: dict[str, Any] = {k: getattr(plan, k) for k in plan.__dataclass_fields__}
         out.update(model_states=plan.model_states, total_checkpointing=plan.total(True),
