@@ -20,11 +20,12 @@ torch = pytest.importorskip("torch")
 
 
 def _run(resized, text_file, out, *extra):
-    _torchrun("pretrain", "--model", resized, "--train-file", text_file, "--output-dir", out, "--block-size", "32",
-              "--max-steps", "2", "--save-steps", "10", "--logging-steps", "1", "--report-to", "none",
-              "--per-device-train-batch-size", "1", "--validation-split-percentage", "0", *extra,
-              "--deepspeed", h.REPO / "configs" / "ds_zero3.json")
-    return json.loads((out / "zhllama_metrics.json").read_text())
+    """The run's metrics and its log."""
+    proc = _torchrun("pretrain", "--model", resized, "--train-file", text_file, "--output-dir", out,
+                     "--block-size", "32", "--max-steps", "2", "--save-steps", "10", "--logging-steps", "1",
+                     "--report-to", "none", "--per-device-train-batch-size", "1", "--validation-split-percentage",
+                     "0", *extra, "--deepspeed", h.REPO / "configs" / "ds_zero3.json")
+    return json.loads((out / "zhllama_metrics.json").read_text()), proc.stdout + proc.stderr
 
 
 def _expected(resized, stage: str, new_rows_only: bool) -> tuple[float, int]:
@@ -49,7 +50,7 @@ def test_stage1_under_zero3(resized, text_file, tmp_path):
     """Stage 1 under ZeRO-3 (it divided by a total of 0 parameters): the embedding and the untied head's
     added rows train, the head's original rows stay bit-identical, the logged share and FLOPs are the
     whole model's."""
-    metrics = _run(resized, text_file, tmp_path / "s1", "--stage", "1", "--learning-rate", "1e-2")
+    metrics, _ = _run(resized, text_file, tmp_path / "s1", "--stage", "1", "--learning-rate", "1e-2")
     share, flops = _expected(resized, "1", False)
     assert metrics["trainable_percent"] == pytest.approx(share) and metrics["flops_per_token"] == flops
     assert math.isfinite(metrics["train_loss"])
@@ -63,9 +64,11 @@ def test_stage1_under_zero3(resized, text_file, tmp_path):
 
 def test_stage2_new_rows_only_under_zero3(resized, text_file, tmp_path):
     """--new-rows-only under ZeRO-3 (it saw 0 rows and refused): the base's rows of both saved copies
-    stay bit-identical; the logged share and FLOPs are the whole model's."""
+    stay bit-identical; the logged share, FLOPs and embedding group size are the whole model's."""
     out = tmp_path / "s2"
-    metrics = _run(resized, text_file, out, "--stage", "2", "--new-rows-only", "--learning-rate", "1e-2")
+    metrics, log = _run(resized, text_file, out, "--stage", "2", "--new-rows-only", "--learning-rate", "1e-2",
+                        "--embedding-learning-rate", "2e-2")
+    assert "embedding learning rate 0.02 for 2 tensor(s) (26,240 values)" in log  # 2 x 410 x 32, not 0
     share, flops = _expected(resized, "2", True)
     assert metrics["trainable_percent"] == pytest.approx(share) and metrics["flops_per_token"] == flops
     before = h.safetensors_of(resized / "model.safetensors")
@@ -75,3 +78,22 @@ def test_stage2_new_rows_only_under_zero3(resized, text_file, tmp_path):
         assert new.shape == (410, 32) and torch.equal(new[:400], before[name][:400]), key
     head = next(t for n, t in tensors.items() if "lm_head" in n)
     assert not torch.equal(head[400:], before["lm_head.weight"][400:])
+
+
+def test_embedding_group_size_counts_zero3_placeholders(tmp_path, caplog):
+    """The --embedding-learning-rate group's logged size is the tensors' whole size where they are
+    ZeRO-3 placeholders (0 elements, ``ds_numel`` the real count), as under a model loaded in zero.Init."""
+    from transformers import TrainingArguments
+
+    from zhllama.train.trainer import _trainer_class
+
+    model = torch.nn.Linear(4, 4)
+    stub = torch.nn.Parameter(torch.empty(0))
+    stub.ds_numel = 410 * 32
+    model.register_parameter("stub", stub)
+    trainer = _trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                  report_to=[]))
+    trainer.embedding_lr = (2e-2, [stub])
+    with caplog.at_level("INFO", logger="zhllama.train"):
+        trainer.create_optimizer()
+    assert "for 1 tensor(s) (13,120 values)" in caplog.text

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from zhllama.model.parameters import param_numel
 from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
 from zhllama.train import checkpoints, fingerprint
@@ -287,7 +288,7 @@ def _trainer_class():
             if moved:
                 optimizer.add_param_group({"params": moved, "lr": lr, "weight_decay": decay})
                 log.info("embedding learning rate %g for %d tensor(s) (%s values); the rest at %g", lr, len(moved),
-                         f"{sum(p.numel() for p in moved):,}", self.args.learning_rate)
+                         f"{sum(param_numel(p) for p in moved):,}", self.args.learning_rate)
             return optimizer
 
     return ZhllamaTrainer
