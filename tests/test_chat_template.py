@@ -119,3 +119,20 @@ def test_generate_prompts_with_the_shipped_template(tmp_path):
     assert record_ids(record, "chat", tok, shipped) == want == record_ids(record, "alpaca", tok, None)
     chatml = record_ids({"prompt": "hi"}, "chat", tok, CHATML)
     assert tok.decode(chatml) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_read_chat_template_names_a_bad_config(tmp_path):
+    """One reader (sft, generate, export-gguf): a broken tokenizer_config.json is one error naming the
+    file and line, not a bare JSONDecodeError or an AttributeError on a non-object."""
+    from zhllama.chat_template import read_chat_template
+
+    config = tmp_path / "tokenizer_config.json"
+    assert read_chat_template(tmp_path) is None
+    config.write_text('{"chat_template": [{"name": "default", "template": "{{ x }}"}]}')
+    assert read_chat_template(config) == "{{ x }}"
+    config.write_text('{\n"chat_template": }')
+    with pytest.raises(ValueError, match=r"tokenizer_config.json:2: not valid JSON"):
+        read_chat_template(tmp_path)
+    config.write_text("[]")
+    with pytest.raises(ValueError, match=r"tokenizer_config.json: expected a JSON object, found list"):
+        read_chat_template(tmp_path)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from zhllama.prompt import PROMPT
-from zhllama.tokenizer.directory import CHAT_TEMPLATE_FILE, CONFIG_FILE
+from zhllama.tokenizer.directory import CHAT_TEMPLATE_FILE, CONFIG_FILE, read_json_object
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
@@ -53,8 +53,7 @@ def read_chat_template(directory: str | Path) -> Optional[str]:
     d = d if d.is_dir() else d.parent
     if (d / CHAT_TEMPLATE_FILE).is_file():
         return (d / CHAT_TEMPLATE_FILE).read_text(encoding="utf-8")
-    config = d / CONFIG_FILE
-    template = json.loads(config.read_text(encoding="utf-8")).get("chat_template") if config.is_file() else None
+    template = read_json_object(d / CONFIG_FILE).get("chat_template")
     if isinstance(template, list):
         template = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}.get("default")
     return template if isinstance(template, str) and template else None

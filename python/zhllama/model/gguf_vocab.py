@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama.chat_template import read_chat_template
 from zhllama.tokenizer.directory import (
-    CHAT_TEMPLATE_FILE,
     CONFIG_FILE,
     JSON_FILE,
     MODEL_FILE,
@@ -74,19 +74,6 @@ class GGUFVocab:
 
     def token_text(self, i: int) -> str:
         return self.tokens[i]
-
-
-def read_chat_template(directory: Path) -> Optional[str]:
-    """``chat_template.jinja``, else ``tokenizer_config.json``'s ``chat_template`` (the ``default``
-    one of a list); None when the directory has none."""
-    f = directory / CHAT_TEMPLATE_FILE
-    if f.is_file():
-        return f.read_text(encoding="utf-8")
-    template = read_json_object(directory / CONFIG_FILE).get("chat_template")
-    if isinstance(template, list):
-        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
-        template = named.get("default")
-    return template if isinstance(template, str) and template else None
 
 
 def is_sentencepiece_dir(directory: Path) -> bool:
