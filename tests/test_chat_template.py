@@ -130,9 +130,8 @@ def test_read_chat_template_names_a_bad_config(tmp_path):
     assert read_chat_template(tmp_path) is None
     config.write_text('{"chat_template": [{"name": "default", "template": "{{ x }}"}]}')
     assert read_chat_template(config) == "{{ x }}"
-    config.write_text('{\n"chat_template": }')
-    with pytest.raises(ValueError, match=r"tokenizer_config.json:2: not valid JSON"):
-        read_chat_template(tmp_path)
-    config.write_text("[]")
-    with pytest.raises(ValueError, match=r"tokenizer_config.json: expected a JSON object, found list"):
-        read_chat_template(tmp_path)
+    for text, error in [('{\n"chat_template": }', r"tokenizer_config.json:2: not valid JSON"),
+                        ("[]", r"tokenizer_config.json: expected a JSON object, found list")]:
+        config.write_text(text)
+        with pytest.raises(ValueError, match=error):
+            read_chat_template(tmp_path)
