@@ -94,3 +94,21 @@ def test_pickles_by_path():
         assert back.encode("中文 text 123") == tok.encode("中文 text 123")
         assert (back.bos_id, back.eos_id, back.eos_ids, back.vocab_size) == (tok.bos_id, tok.eos_id, tok.eos_ids,
                                                                             tok.vocab_size)
+
+
+def test_a_sentencepiece_directory_with_a_tokenizer_json_is_refused_by_its_model(tmp_path):
+    """extend-vocab's base follows the one rule for a directory's tokenizer (tokenizer.model, else
+    tokenizer.json): a SentencePiece directory that also holds a tokenizer.json, as merge-vocab
+    writes them, is named a SentencePiece model with the verb that grows it."""
+    import shutil
+
+    from zhllama.tokenizer.bytelevel_base import load_base
+    from zhllama.tokenizer.spm_json import write_tokenizer_json
+
+    d = tmp_path / "sp"
+    d.mkdir()
+    shutil.copy(fp.llama_tokenizer().path, d / "tokenizer.model")
+    assert write_tokenizer_json(d / "tokenizer.json", (d / "tokenizer.model").read_bytes()) is not None
+    with pytest.raises(ValueError, match=r"sp/tokenizer.model: a SentencePiece model, not a byte-level BPE tokenizer; "
+                                         r"merge Chinese pieces into it with `zhllama merge-vocab"):
+        load_base(d)

@@ -37,7 +37,7 @@ from typing import Optional
 from zhllama.model.identity import tokenizer_sha256
 from zhllama.model.pieces import BasePieces
 from zhllama.tokenizer import Tokenizer
-from zhllama.tokenizer.directory import copy_tokenizer_files
+from zhllama.tokenizer.directory import copy_tokenizer_files, tokenizer_file
 
 INITS = ("subword-mean", "mean", "split", "hf")
 RESIZE_RECORD = "resize.json"
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pad_to_multiple_of is not None and args.pad_to_multiple_of < 1:
         raise ValueError(f"--pad-to-multiple-of must be >= 1, got {args.pad_to_multiple_of}")
     new = Tokenizer.from_pretrained(args.tokenizer)
-    own = any((model_dir / f).is_file() for f in ("tokenizer.model", "tokenizer.json"))  # SentencePiece, byte-level
+    own = tokenizer_file(model_dir) is not None
     base_path = args.base_tokenizer or (model_dir if own else None)
     base = Tokenizer.from_pretrained(base_path) if base_path is not None else None
     record_path = model_dir / RESIZE_RECORD

@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 from zhllama import _native
 from zhllama.tokenizer.continued_bpe import NewMerge
-from zhllama.tokenizer.directory import CONFIG_FILE, MODEL_FILE, SPECIAL_TOKENS_FILE, read_json_object
+from zhllama.tokenizer.directory import CONFIG_FILE, SPECIAL_TOKENS_FILE, read_json_object, resolve_model_file
 
 HF_TOKENIZER_FILE = "tokenizer.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
@@ -114,25 +114,10 @@ def sniff_kind(path: Path) -> str:
     return "sentencepiece"
 
 
-def tokenizer_file(path: str | os.PathLike[str]) -> tuple[Path, str]:
-    """The tokenizer file a ``--base`` names (a file, or a directory with ``tokenizer.json`` or
-    ``tokenizer.model``) and its kind."""
-    p = Path(path)
-    if p.is_dir():
-        for name in (HF_TOKENIZER_FILE, MODEL_FILE):
-            if (p / name).is_file():
-                p = p / name
-                break
-        else:
-            raise FileNotFoundError(f"{p}: holds neither {HF_TOKENIZER_FILE} nor {MODEL_FILE}")
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such tokenizer file")
-    return p, sniff_kind(p)
-
-
 def load_base(path: str | os.PathLike[str]) -> ByteLevelBase:
     """Read a byte-level BPE base; one-line ``ValueError`` for any other kind of tokenizer."""
-    p, kind = tokenizer_file(path)
+    p = resolve_model_file(path)  # a directory's tokenizer.model decides, as for every verb
+    kind = sniff_kind(p)
     if kind == "sentencepiece":
         raise ValueError(f"{p}: a SentencePiece model, not a byte-level BPE tokenizer; merge Chinese pieces into it "
                          f"with `zhllama merge-vocab --base {path} --add CHINESE.model`")

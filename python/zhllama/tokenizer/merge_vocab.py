@@ -13,13 +13,11 @@ grows it with merges.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from zhllama.tokenizer.directory import MODEL_FILE, resolve_model_file, sha256_file, write_tokenizer_dir
+from zhllama.tokenizer.directory import resolve_model_file, sha256_file, tokenizer_file, write_tokenizer_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,12 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def merge_vocab(base: str, add: str, out: str, mode: str = "default", pad_token: str | None = None) -> dict[str, Any]:
     """Merge and write the tokenizer directory; returns the report (also in merge_report.json)."""
     from zhllama import _native
-    from zhllama.tokenizer.bytelevel_base import tokenizer_file
+    from zhllama.tokenizer.bytelevel_base import sniff_kind
 
     # A directory's tokenizer.model decides (HF LLaMA-2 directories also hold a tokenizer.json).
-    model_file = Path(base) / MODEL_FILE
-    with contextlib.suppress(FileNotFoundError):  # a missing base is reported below, as before
-        found, kind = tokenizer_file(model_file if model_file.is_file() else base)
+    found = tokenizer_file(base)  # a missing base is reported below, as before
+    if found is not None:
+        kind = sniff_kind(found)
         if kind != "sentencepiece":
             # A byte-level BPE has no pieces to append: it grows by merges learned on text.
             raise ValueError(f"{found}: a byte-level BPE tokenizer ({kind}); extend it with Chinese merges "

@@ -52,6 +52,7 @@ from zhllama.tokenizer.directory import (
     SPECIAL_TOKENS_FILE,
     read_json_object,
     token_content,
+    tokenizer_file,
 )
 
 
@@ -132,15 +133,16 @@ class Tokenizer(_native.Tokenizer):
         p = Path(path)
         if p.is_file():
             return cls.from_file(p)
-        model = p / MODEL_FILE
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no such tokenizer directory or tokenizer file")
-        data = model.read_bytes() if model.is_file() else b""
-        if not model.is_file() or not _is_sentencepiece(data):
-            if not model.is_file() and not (p / JSON_FILE).is_file():
-                raise FileNotFoundError(f"{p}: no {MODEL_FILE} or {JSON_FILE} in this directory; pass the output "
-                                        "directory of `zhllama merge-vocab`, a HF tokenizer directory or a .model file")
-            return cls._byte_level(model if model.is_file() else p / JSON_FILE)
+        model = tokenizer_file(p)  # the one rule: tokenizer.model, else tokenizer.json
+        if model is None:
+            raise FileNotFoundError(f"{p}: no {MODEL_FILE} or {JSON_FILE} in this directory; pass the output "
+                                    "directory of `zhllama merge-vocab`, a HF tokenizer directory or a .model file")
+        with open(model, "rb") as f:
+            if not _is_sentencepiece(f.read(1)):
+                return cls._byte_level(model)
+        data = model.read_bytes()
         config = read_json_object(p / CONFIG_FILE)
         n = _native.Tokenizer(data, source=str(model)).vocab_size
         added: dict[int, str] = {}
