@@ -3,6 +3,7 @@
 //! released, in parallel) and reads back the table once, most frequent first.
 
 use crate::error::detach;
+use crate::stats::counts_dict;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use zhllama_core::bytelevel::ByteLevelError;
@@ -55,14 +56,18 @@ impl PyPretokenCounter {
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.counts.stats();
-        let d = PyDict::new(py);
-        d.set_item("documents", s.documents)?;
-        d.set_item("characters", s.characters)?;
-        d.set_item("occurrences", s.occurrences)?;
-        d.set_item("dropped_occurrences", s.dropped_occurrences)?;
-        d.set_item("dropped_entries", s.dropped_entries)?;
-        d.set_item("floor", s.floor)?;
-        Ok(d)
+        Ok(counts_dict!(
+            py,
+            s,
+            [
+                documents,
+                characters,
+                occurrences,
+                dropped_occurrences,
+                dropped_entries,
+                floor
+            ]
+        ))
     }
 
     fn __len__(&self) -> usize {

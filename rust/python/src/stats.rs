@@ -12,6 +12,17 @@ use zhllama_core::corpus::{DocEncoder, Documents, TableReader};
 use zhllama_core::stats::{collect_stats, StatsError};
 use zhllama_core::AnyTokenizer;
 
+/// A dict of a struct's counts keyed by their field names, `?` on each insertion:
+/// `counts_dict!(py, stats, [docs, chars])` (also the pre-token counter's statistics).
+macro_rules! counts_dict {
+    ($py:expr, $s:expr, [$($field:ident),* $(,)?]) => {{
+        let d = pyo3::types::PyDict::new($py);
+        $(d.set_item(stringify!($field), $s.$field)?;)*
+        d
+    }};
+}
+pub(crate) use counts_dict;
+
 impl IntoPyErr for StatsError {
     fn into_pyerr(self) -> PyErr {
         match self {
@@ -56,20 +67,14 @@ fn stats_collect<'py>(
         let mut keep_going = || Python::attach(|py| py.check_signals().is_ok());
         collect_stats(&mut docs, sample, &encoders, threads, &mut keep_going)
     })?;
-    let out = PyDict::new(py);
-    out.set_item("docs", stats.docs)?;
-    out.set_item("chars", stats.chars)?;
-    out.set_item("bytes", stats.bytes)?;
-    out.set_item("bad_lines", stats.bad_lines)?;
-    out.set_item("empty_docs", stats.empty_docs)?;
+    let out = counts_dict!(py, stats, [docs, chars, bytes, bad_lines, empty_docs]);
     let mut per = Vec::new();
     for t in stats.per_tokenizer {
-        let d = PyDict::new(py);
-        d.set_item("tokens", t.tokens)?;
-        d.set_item("byte_tokens", t.byte_tokens)?;
-        d.set_item("unk_tokens", t.unk_tokens)?;
-        d.set_item("han_chars", t.han_chars)?;
-        d.set_item("split_han_chars", t.split_han_chars)?;
+        let d = counts_dict!(
+            py,
+            t,
+            [tokens, byte_tokens, unk_tokens, han_chars, split_han_chars]
+        );
         d.set_item("lengths", t.lengths.into_pyarray(py))?;
         d.set_item("piece_counts", t.piece_counts.into_pyarray(py))?;
         let mut chars: Vec<(String, u64)> = t
