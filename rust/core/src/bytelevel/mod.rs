@@ -9,6 +9,7 @@
 //!   special tokens found in text (only when asked: see [`ByteLevelTokenizer::encode_into`]).
 
 pub(crate) mod added;
+mod cache;
 pub mod load_json;
 pub mod load_tiktoken;
 pub(crate) mod merge;
@@ -23,6 +24,7 @@ use merge::PairTable;
 use pretok::PreTokenizer;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -79,6 +81,9 @@ struct Inner {
     pad_id: Option<u32>,
     format: Format,
     hand_written: bool,
+    /// This tokenizer's key in the per-thread pre-token cache ([`cache`]).
+    serial: u32,
+    cache_on: AtomicBool,
 }
 
 /// A byte-level BPE tokenizer. Cheap to clone (shared, immutable); `Send + Sync`.
@@ -148,6 +153,8 @@ impl ByteLevelTokenizer {
                 pad_id: spec.pad_id,
                 format: spec.format,
                 hand_written,
+                serial: cache::next_serial(),
+                cache_on: AtomicBool::new(true),
             }),
         }
     }
@@ -292,6 +299,12 @@ impl ByteLevelTokenizer {
         self.inner.pairs.len()
     }
 
+    /// Use the per-thread cache of short pre-tokens (on by default; the ids are the same
+    /// either way). Applies to every clone of this tokenizer.
+    pub fn set_pretoken_cache(&self, on: bool) {
+        self.inner.cache_on.store(on, Ordering::Relaxed);
+    }
+
     /// The pre-tokens BPE sees in `text` (NFC first where the tokenizer normalizes), in order:
     /// HF's `normalize_str` then `pre_tokenize_str`, as raw UTF-8 (not the byte alphabet).
     /// Added tokens are not split out. Used by `crate::pretoken_counts`.
@@ -313,25 +326,57 @@ impl Inner {
         } else {
             Cow::Borrowed(text)
         };
+        if self.cache_on.load(Ordering::Relaxed) {
+            cache::with(|c| self.encode_pieces(&text, Some(c), out))
+        } else {
+            self.encode_pieces(&text, None, out)
+        }
+    }
+
+    fn encode_pieces(&self, text: &str, mut cache: Option<&mut cache::Cache>, out: &mut Vec<u32>) {
         let mut start: Vec<u32> = Vec::new();
-        self.pretok.split(&text, &mut |piece: &str| {
+        self.pretok.split(text, &mut |piece: &str| {
             let b = piece.as_bytes();
-            if self.ignore_merges || b.len() == 1 {
-                if let Some(&id) = self.vocab.get(b) {
+            if b.len() == 1 {
+                let id = self.byte_ids[b[0] as usize];
+                if id != NO_ID {
                     out.push(id);
-                    return;
                 }
+                return;
             }
-            start.clear();
-            // A byte without a token is dropped, as HF's BPE does without an unk token.
-            start.extend(
-                b.iter()
-                    .map(|&x| self.byte_ids[x as usize])
-                    .filter(|&i| i != NO_ID),
-            );
-            let raw = if start.len() == b.len() { b } else { &[] };
-            merge::merge(&self.pairs, raw, &start, out);
+            match cache.as_deref_mut() {
+                Some(c) if b.len() <= cache::MAX_KEY => {
+                    if let Some(ids) = c.get(b, self.serial) {
+                        out.extend_from_slice(ids);
+                        return;
+                    }
+                    let at = out.len();
+                    self.encode_piece(b, &mut start, out);
+                    c.put(b, self.serial, &out[at..]);
+                }
+                _ => self.encode_piece(b, &mut start, out),
+            }
         });
+    }
+
+    /// The ids of one pre-token (more than one byte).
+    #[inline(always)]
+    fn encode_piece(&self, b: &[u8], start: &mut Vec<u32>, out: &mut Vec<u32>) {
+        if self.ignore_merges {
+            if let Some(&id) = self.vocab.get(b) {
+                out.push(id);
+                return;
+            }
+        }
+        start.clear();
+        // A byte without a token is dropped, as HF's BPE does without an unk token.
+        start.extend(
+            b.iter()
+                .map(|&x| self.byte_ids[x as usize])
+                .filter(|&i| i != NO_ID),
+        );
+        let raw = if start.len() == b.len() { b } else { &[] };
+        merge::merge(&self.pairs, raw, start, out);
     }
 }
 
