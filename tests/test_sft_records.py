@@ -84,3 +84,37 @@ def test_json_list_names_the_line_of_bytes_that_are_not_utf8(tmp_path, monkeypat
                      + b'", "output": "c"}\n]\n')
     with pytest.raises(ValueError, match=r"a.json:3: not UTF-8"):
         read_records(path)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 64, 1 << 20])
+def test_json_list_items_and_lines_equal_json_on_random_layouts(tmp_path, monkeypatch, chunk):
+    """Any item (nested, numbers, escapes, ',' and ']' inside strings, multi-byte characters cut by
+    the window) with any whitespace between: the items are json's and each line is where it starts."""
+    import random
+
+    monkeypatch.setattr(records, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    atoms = [12345, -0.5, 1e21, True, None, "a,b]c", 'q"uo\\te', "中文，。", "\U0001f600x", "\u2028", ""]
+
+    def item(depth: int = 0):
+        k = rng.randrange(4 if depth < 2 else 2)
+        if k == 2:
+            return [item(depth + 1) for _ in range(rng.randrange(3))]
+        if k == 3:
+            return {rng.choice(["instruction", "输入", "o,]"]): item(depth + 1) for _ in range(rng.randrange(3))}
+        return rng.choice(atoms)
+
+    space = [" ", "\n", "\r\n", "\t", "  \n\n ", ""]
+    for _ in range(20):
+        items = [item() for _ in range(rng.randrange(12))]
+        text, starts = "[" + rng.choice(space), []
+        for i, x in enumerate(items):
+            starts.append(text.count("\n") + 1)
+            text += json.dumps(x, ensure_ascii=rng.random() < 0.3, indent=rng.choice([None, 1]))
+            text += rng.choice(space) + ("," + rng.choice(space) if i + 1 < len(items) else "")
+        text += "]" + rng.choice(space)
+        path = tmp_path / "r.json"
+        path.write_bytes(text.encode("utf-8"))
+        got = list(records.iter_items(path))
+        assert [x for _, x in got] == json.loads(text)
+        assert [int(where.rsplit(":", 1)[1]) for where, _ in got] == starts

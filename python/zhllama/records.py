@@ -34,10 +34,12 @@ class _Window:
         self.f, self.path, self.buf, self.pos, self.line, self.counted, self.eof = f, path, "", 0, 1, 0, False
         self.decode = codecs.getincrementaldecoder("utf-8")().decode
 
-    def more(self, at_least: int = CHUNK) -> bool:
-        """Drop what was read, append at least ``at_least`` bytes' text; False at the end of the file."""
+    def more(self, at_least: int = 0) -> bool:
+        """Drop what was read, append at least ``at_least`` (default ``CHUNK``) bytes' text; False at
+        the end of the file."""
         if self.eof:
             return False
+        at_least = at_least or CHUNK  # read now: tests set CHUNK small
         self.line += self.buf.count("\n", self.counted, self.pos)
         self.buf, self.pos, self.counted = self.buf[self.pos:], 0, 0
         while True:
@@ -124,7 +126,8 @@ def _json_list(path: Path, size: int) -> Iterator[Batch]:
                         if near_end and w.more(max(CHUNK, len(w.buf) - w.pos)):
                             continue
                         raise error from None
-                    if end == len(w.buf) and w.more():  # a number may go on past the window
+                    if len(w.buf) - end <= 2 and not w.eof:  # a number cut by the window ("12|3", "-0.|5")
+                        w.more()  # then scan again: the window moved, even at the end of the file
                         continue
                     break
                 lines.append(w.line_at(w.pos))
