@@ -62,9 +62,10 @@ def test_jsonl_lines_and_a_line_separator_inside_a_string(tmp_path):
 
 def test_jsonl_reads_what_json_reads_and_names_bad_bytes(tmp_path):
     """Lines the fast parser (orjson) refuses are read by ``json``: NaN, a lone surrogate escape,
-    blank and CRLF lines as before; bytes that are not UTF-8 are one error naming their line."""
+    blank and CRLF lines as before, a byte order mark on the first line as a .json list allows it;
+    bytes that are not UTF-8 are one error naming their line."""
     path = tmp_path / "a.jsonl"
-    path.write_bytes(b'{"instruction": "a", "output": "b", "score": NaN}\r\n  \n'
+    path.write_bytes(b'\xef\xbb\xbf{"instruction": "a", "output": "b", "score": NaN}\r\n  \n'
                      b'{"instruction": "\\ud800", "output": "c"}\n{"instruction": "d", "output": "e"}')
     got = read_records(path)
     assert [(r["instruction"], r["where"].rsplit(":", 1)[1]) for r in got] == [("a", "1"), ("\ud800", "3"), ("d", "4")]

@@ -168,6 +168,8 @@ def _slow_line(path: Path, n: int, row: bytes) -> tuple[bool, object]:
         raise ValueError(f"{path}:{n}: not UTF-8 (byte {e.start + 1} of the line); save the file as UTF-8") from None
     if not text.strip():
         return False, None
+    if n == 1:
+        text = text.removeprefix("\ufeff")  # a byte order mark, as a .json list allows it
     try:
         return True, json.loads(text)
     except json.JSONDecodeError as e:
