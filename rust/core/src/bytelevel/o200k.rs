@@ -9,7 +9,7 @@
 //! o200k: C present, K = 3; Tekken: no C, K = 1. Han characters, kana and marks are in both U
 //! and W, so the backtracking of `U*W+` is decided here from the run (see [`letters_end`]).
 
-use super::pretok::{contraction, run_end, whitespace_end};
+use super::pretok::{contraction, punct_or_space_end, run_end};
 use super::unicode::{class_bits, LETTER, LOWER, NUMBER, SPACE, UPPER};
 
 /// Class bits of the char at byte `i` and its length.
@@ -137,27 +137,7 @@ pub(crate) fn split_o200k<'a>(
             p = e;
             continue;
         }
-        // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-        let q = if c == ' ' { p + 1 } else { p };
-        let other = |k: u8| k & (LETTER | NUMBER | SPACE) == 0;
-        if q < b.len() && other(if q == p { k } else { at(s, q).1 }) {
-            let mut e = q;
-            while e < b.len() {
-                let (_, k2, n) = at(s, e);
-                if !other(k2) {
-                    break;
-                }
-                e += n;
-            }
-            while e < b.len() && matches!(b[e], b'\r' | b'\n' | b'/') {
-                e += 1;
-            }
-            f(&s[p..e]);
-            p = e;
-            continue;
-        }
-        // Only whitespace is left: `\s*[\r\n]+|\s+(?!\S)|\s+`.
-        let e = whitespace_end(s, p, true);
+        let e = punct_or_space_end(s, p, c, k & (LETTER | NUMBER | SPACE), true);
         f(&s[p..e]);
         p = e;
     }

@@ -234,23 +234,27 @@ fn split_cl100k<'a>(s: &'a str, max_digits: usize, f: &mut impl FnMut(&'a str)) 
             p = e;
             continue;
         }
-        // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-        let q = if c == ' ' { p + 1 } else { p };
-        if q < s.len() && (if q == p { k } else { at(s, q).1 }) == OTHER {
-            let mut e = run_end(s, q, OTHER, usize::MAX);
-            let b = s.as_bytes();
-            while e < b.len() && (b[e] == b'\r' || b[e] == b'\n') {
-                e += 1;
-            }
-            f(&s[p..e]);
-            p = e;
-            continue;
-        }
-        // Only whitespace is left here: `\s*[\r\n]+|\s+(?!\S)|\s+`.
-        let e = whitespace_end(s, p, true);
+        let e = punct_or_space_end(s, p, c, k, false);
         f(&s[p..e]);
         p = e;
     }
+}
+
+/// The last two steps of the cl100k and o200k splitters at `p` (char `c`, [`class`] `k`):
+/// ` ?[^\s\p{L}\p{N}]+[\r\n]*` (`slash`: `[\r\n/]*`, o200k's), else, when only whitespace is
+/// left, `\s*[\r\n]+|\s+(?!\S)|\s+`. Where the piece ends.
+#[inline]
+pub(super) fn punct_or_space_end(s: &str, p: usize, c: char, k: u8, slash: bool) -> usize {
+    let q = if c == ' ' { p + 1 } else { p };
+    if q < s.len() && (if q == p { k } else { at(s, q).1 }) == OTHER {
+        let mut e = run_end(s, q, OTHER, usize::MAX);
+        let b = s.as_bytes();
+        while e < b.len() && (b[e] == b'\r' || b[e] == b'\n' || (slash && b[e] == b'/')) {
+            e += 1;
+        }
+        return e;
+    }
+    whitespace_end(s, p, true)
 }
 
 fn split_regex<'a>(re: &fancy_regex::Regex, s: &'a str, f: &mut impl FnMut(&'a str)) {
