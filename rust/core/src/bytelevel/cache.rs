@@ -75,11 +75,18 @@ fn word(b: &[u8]) -> u64 {
     }
 }
 
+/// Bytes `piece` (at most [`MAX_KEY`]) as two words, zero-padded.
+#[inline(always)]
+pub(crate) fn key16(piece: &[u8]) -> [u64; 2] {
+    let n = piece.len();
+    [word(&piece[..n.min(8)]), word(&piece[n.min(8)..])]
+}
+
 /// The key as two words and its set.
 #[inline(always)]
 fn key_of(piece: &[u8], owner: u32) -> ([u64; 2], usize) {
     let n = piece.len();
-    let key = [word(&piece[..n.min(8)]), word(&piece[n.min(8)..])];
+    let key = key16(piece);
     const K: u64 = 0xf135_7aea_2e62_a9c5; // rustc-hash's multiplier
     let mut h = (owner as u64) << 8 | n as u64;
     for k in key {

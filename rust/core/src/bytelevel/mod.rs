@@ -70,6 +70,10 @@ struct Inner {
     tokens: Vec<Vec<u8>>,
     special: Vec<bool>,
     vocab: FxHashMap<Vec<u8>, u32>,
+    /// With `ignore_merges`: the tokens of at most 16 bytes again, keyed inline (one cache
+    /// miss fewer than `vocab`, whose keys live on the heap), for the lookup of every new
+    /// pre-token.
+    short_vocab: FxHashMap<([u64; 2], u8), u32>,
     byte_ids: [u32; 256],
     pairs: PairTable,
     ignore_merges: bool,
@@ -124,6 +128,14 @@ impl ByteLevelTokenizer {
                 tokens[i] = t;
             }
         }
+        let mut short_vocab = FxHashMap::default();
+        if spec.ignore_merges {
+            for (t, &id) in &vocab {
+                if t.len() <= cache::MAX_KEY {
+                    short_vocab.insert((cache::key16(t), t.len() as u8), id);
+                }
+            }
+        }
         let mut pairs = spec.pairs;
         pairs.finish(&byte_ids);
         let mut special = vec![false; n];
@@ -140,6 +152,7 @@ impl ByteLevelTokenizer {
                 tokens,
                 special,
                 vocab,
+                short_vocab,
                 byte_ids,
                 pairs,
                 ignore_merges: spec.ignore_merges,
@@ -363,7 +376,12 @@ impl Inner {
     #[inline(always)]
     fn encode_piece(&self, b: &[u8], start: &mut Vec<u32>, out: &mut Vec<u32>) {
         if self.ignore_merges {
-            if let Some(&id) = self.vocab.get(b) {
+            let found = if b.len() <= cache::MAX_KEY {
+                self.short_vocab.get(&(cache::key16(b), b.len() as u8))
+            } else {
+                self.vocab.get(b)
+            };
+            if let Some(&id) = found {
                 out.push(id);
                 return;
             }
