@@ -195,3 +195,46 @@ def test_exported_file_is_the_one_llama_cpp_reads_back(tiny):
     assert meta["general.architecture"] == "llama"
     assert int(meta["llama.attention.head_count_kv"]) == config["num_key_value_heads"]
     assert int(meta["llama.context_length"]) == config["max_position_embeddings"]
+
+
+# --- the chat template: what a llama.cpp server sends -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sft_dirs(tiny) -> dict[str, tuple[Path, Path]]:
+    """(model directory, f16 file) shipping a chat template: the tiny model with the Alpaca template sft
+    writes (SentencePiece, BOS as text in the template), and a 1-layer model on SmolLM2's tokenizer with
+    its ChatML template (byte-level, special tokens as text, a default system turn)."""
+    import shutil
+
+    from zhllama.tokenizer import Tokenizer
+    from zhllama.train.sft import sft_template
+
+    alpaca = tiny.parent / "logits-alpaca"
+    if not alpaca.exists():
+        shutil.copytree(tiny, alpaca)
+        template = sft_template("alpaca", Tokenizer.from_pretrained(tiny), str(tiny))
+        (alpaca / "chat_template.jinja").write_text(template, encoding="utf-8")
+    chatml = g.model_dir(smollm2_dir().path, "smollm2-chatml", hidden=16, layers=1, heads=2, kv_heads=1)
+    assert (chatml / "chat_template.jinja").is_file()
+    return {kind: (d, g.export(d, "f16")) for kind, d in (("alpaca", alpaca), ("chatml", chatml))}
+
+
+@pytest.mark.parametrize("kind", ["alpaca", "chatml"])
+def test_llama_cpp_chat_completion_sends_generates_prompt(kind, sft_dirs):
+    """llama-cpp-python's create_chat_completion renders the template the GGUF carries (not a built-in
+    format it guesses) and sends, id for id, the prompt zhllama generate sends for the same instruction."""
+    from zhllama.chat_template import alpaca_user_content, read_chat_template
+    from zhllama.infer.generate import record_ids
+    from zhllama.tokenizer import Tokenizer
+
+    model, gguf = sft_dirs[kind]
+    tok, template = Tokenizer.from_pretrained(model), read_chat_template(model)
+    llm = g.full_model(gguf)
+    assert llm.chat_format == "chat_template.default"
+    for record in ({"instruction": "续写下面的新闻段落。", "input": "北京是中国的首都，"}, {"instruction": "Say hi."}):
+        user = alpaca_user_content(record["instruction"], record.get("input", ""))
+        llm.reset()
+        n = llm.create_chat_completion([{"role": "user", "content": user}], max_tokens=1, temperature=0.0)
+        served = [int(i) for i in llm.input_ids[: n["usage"]["prompt_tokens"]]]
+        assert served == record_ids(record, "chat", tok, template), tok.decode(served)
