@@ -102,3 +102,27 @@ def test_merge_after_bf16_new_rows_only_keeps_base_rows_bit_identical(resized, t
         assert merged[name].dtype == torch.float32
         assert torch.equal(merged[name][:400], base[name][:400]), name
     assert not torch.equal(merged[names[-1]][400:], base[names[-1]][400:])  # the added rows trained
+
+
+def test_merged_model_ships_the_template_sft_trained_on(tmp_path):
+    """--tokenizer names extend-vocab's directory (SmolLM2's ChatML copied in) while the sft adapter ships
+    the Alpaca template it trained on: the merged directory ships the adapter's, as the demo's merge-sft
+    needs; with no adapter template the tokenizer's stays."""
+    import shutil
+
+    from zhllama.chat_template import read_chat_template
+
+    tok = tmp_path / "tok-chatml"
+    shutil.copytree(h.tokenizer_dir("merged-pad"), tok)
+    (tok / "chat_template.jinja").write_text("{{ 'chatml' }}", encoding="utf-8")
+    resized = tmp_path / "resized"
+    assert h.cli("resize", "--model", h.tiny_model_dir("base"), "--tokenizer", tok, "--out", resized,
+                 "--init", "mean") == 0
+    stage2 = _adapter(resized, tmp_path / "stage2", "q_proj,v_proj", seed=1)
+    sft = _adapter(resized, tmp_path / "sft", LORA_SFT_TARGETS, seed=2)
+    (sft / "chat_template.jinja").write_text("{{ 'alpaca' }}", encoding="utf-8")
+    for loras, want in (([stage2], "{{ 'chatml' }}"), ([stage2, sft], "{{ 'alpaca' }}")):
+        out = tmp_path / f"merged-{len(loras)}"
+        flags = [x for lora in loras for x in ("--lora", lora)]
+        assert h.cli("merge-lora", "--base", resized, *flags, "--tokenizer", tok, "--out", out) == 0
+        assert read_chat_template(out) == want

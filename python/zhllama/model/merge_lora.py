@@ -16,9 +16,10 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
+from zhllama.chat_template import read_chat_template
 from zhllama.model.identity import ALLOW_FLAG, ALLOW_HELP, check_adapter_base
 from zhllama.tokenizer import Tokenizer
-from zhllama.tokenizer.directory import copy_tokenizer_files, tokenizer_file
+from zhllama.tokenizer.directory import CHAT_TEMPLATE_FILE, copy_tokenizer_files, tokenizer_file
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 log = logging.getLogger("zhllama.merge_lora")
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="Weight dtype of the merged model (auto: the base's).")
     parser.add_argument("--tokenizer", default=None,
-                        help="Tokenizer to copy into the output (default: the last adapter's, else the base's).")
+                        help="Tokenizer to copy into the output (default: the last adapter's, else the base's). The "
+                             "chat template is the last adapter's that ships one (what sft trained on), else this "
+                             "tokenizer's.")
     parser.add_argument(ALLOW_FLAG, action="store_true", help=ALLOW_HELP)
 
 
@@ -170,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
         copy_tokenizer_files(tokenizer, out)
     else:
         log.warning("no tokenizer found to copy into %s; pass --tokenizer", out)
+    # The prompt format the model was trained on last (sft writes it into its adapter) outranks a
+    # --tokenizer directory's, which carries the base's (extend-vocab copies SmolLM2's ChatML).
+    trained = next((t for p in reversed(args.lora) if (t := read_chat_template(p)) is not None), None)
+    if trained is not None:
+        (out / CHAT_TEMPLATE_FILE).write_text(trained, encoding="utf-8")
     record = {"base": str(base), "loras": [str(p) for p in args.lora]}
     (out / "merge_lora.json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("wrote %s", out)
