@@ -57,6 +57,9 @@ import efficacy_data  # noqa: E402
 from efficacy_recipes import INIT_ROWS_FLAGS, PRESET_NOTES, PRESETS, RECIPES, Preset  # noqa: E402
 from efficacy_report import write_report  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
+# the files whose change changes what the learned recipe's init makes (see Bench.slot)
+LEARNED_INIT_CODE = ("init_rows.py", "row_training.py", "row_adam.py", "row_targets.py")
 TEST_SETS = ("zh", "zh2", "en")
 CURVE_SETS = ("zh", "zh2", "en")
 GEN_PROMPTS = ("新华社北京一月五日电", "本报讯", "国务院总理", "今年是改革开放", "在新的一年里", "据统计，",
@@ -289,7 +292,15 @@ class Bench:
     def start_model(self, name: str) -> Path:
         """The model a recipe starts training from: the base, or the base resized by its init."""
         self.init_cost(name)
-        return self.base_model() if RECIPES[name].init is None else self.path("resized", name)
+        return self.base_model() if RECIPES[name].init is None else self.path("resized", self.slot(name))
+
+    def slot(self, name: str) -> str:
+        """The recipe's name in the work directory's paths and cache keys; a learned init's carries its
+        init-rows flags and the init code's hash, so changing either makes it again (not a stale cache)."""
+        if not RECIPES[name].learned:
+            return name
+        code = [(REPO / "python/zhllama/model" / f).read_bytes().decode() for f in LEARNED_INIT_CODE]
+        return f"{name}-{settings_key([INIT_ROWS_FLAGS.get(self.args.preset, ()), code])}"
 
     def init_cost(self, name: str) -> dict:
         """Make the recipe's start model once; its wall and CPU seconds (resize, and the learned init
@@ -304,15 +315,15 @@ class Bench:
 
             wall, cpu = time.perf_counter(), time.process_time()
             torch.manual_seed(0)  # the hf init draws its rows at random
-            dest = self.path("resized", name)
-            src = self.path("resized", f"{name}-unlearned") if r.learned else dest
+            dest = self.path("resized", self.slot(name))
+            src = self.path("resized", f"{self.slot(name)}-unlearned") if r.learned else dest
             self.cli("resize", "--model", base, "--tokenizer", self.path("tok", r.tokenizer), "--base-tokenizer",
                      self.path("tok", "base"), "--init", r.init, "--out", src)
             if r.learned:
                 self.learn_rows(src, dest)
                 shutil.rmtree(src)
             return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
-        return self.cached(f"resize-{name}", make)
+        return self.cached(f"resize-{self.slot(name)}", make)
 
     def learn_rows(self, resized: Path, dest: Path) -> None:
         """Issue 26's learned init (`zhllama init-rows` with the preset's INIT_ROWS_FLAGS): the new rows
@@ -323,7 +334,7 @@ class Bench:
     def step0(self, name: str) -> dict:
         """bpc right after resize (for 'none': the base itself): the initialisation alone."""
         model, tok = self.start_model(name), self.path("tok", RECIPES[name].tokenizer)
-        return self.cached(f"step0-{name}", lambda: {
+        return self.cached(f"step0-{self.slot(name)}", lambda: {
             **{s: self.bpc(model, s, tokenizer=tok)["bpc"] for s in TEST_SETS},
             "curve": {s: self.bpc(model, s, self.p.curve_docs, tokenizer=tok)["bpc"] for s in CURVE_SETS}})
 
@@ -368,7 +379,7 @@ class Bench:
         def make() -> dict:
             r, p = RECIPES[name], self.p
             tok, corpus = self.path("tok", r.tokenizer), self.path("tokens", r.tokenizer)
-            run_dir = self.path("runs", f"{name}-seed{seed}")
+            run_dir = self.path("runs", f"{self.slot(name)}-seed{seed}")
             shutil.rmtree(run_dir, ignore_errors=True)
             every = max(1, p.steps // p.curve_points)
             per_step = p.batch * p.block
@@ -409,7 +420,7 @@ class Bench:
                     "load": [load, os.getloadavg()[0]], "train_tokens": done * per_step,
                     "train_chars": done * per_step * chars_per_token,
                     "stages": self.stage_plan(name), "curve": curve, "generation": gen}
-        return self.cached(f"run-{name}-seed{seed}", make)
+        return self.cached(f"run-{self.slot(name)}-seed{seed}", make)
 
     def main(self) -> Path:
         t0 = time.perf_counter()

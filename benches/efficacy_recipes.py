@@ -68,12 +68,11 @@ PRESETS: dict[str, Preset] = {
 PRESETS["real-smoke"] = dataclasses.replace(PRESETS["real"], base_en_docs=300, steps=2, batch=1, block=64, lr=5e-4,
                                             stage1_share=0.5, curve_points=1, seeds=1, test_docs=3, curve_docs=2,
                                             gen_prompts=1, gen_tokens=4, zh_vocab=200)
-# `zhllama init-rows` flags of the `learned` recipe per preset (beside its defaults). real: 30 steps, a fifth of its
-# default 150 (8 x 128 tokens each): on the shared machine the bench ran on (load 18 on 2 cores) a step took a
-# minute of wall time, so the default would have taken 2.5 hours; quick: a few small steps (machinery only).
+# `zhllama init-rows` flags of the `learned` recipe per preset (beside its defaults). real: the defaults (60 steps of
+# 8 x 128 tokens, lazy Adam at 1e-3); quick: a few small steps (machinery only).
 INIT_ROWS_FLAGS: dict[str, tuple[str, ...]] = {
     "quick": ("--steps", "4", "--batch-size", "2", "--block-size", "32"),
-    "real": ("--steps", "30"),
+    "real": (),
     "real-smoke": ("--steps", "2", "--batch-size", "1", "--block-size", "32"),
 }
 PRESET_NOTES = {

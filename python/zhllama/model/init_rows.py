@@ -9,12 +9,16 @@ batch of the extension corpus the frozen base (the resized model itself, reading
 tokenization) gives its targets at every boundary the two tokenizations share
 (``zhllama.model.row_targets``), and the new rows learn:
 
-- the output side: cross-entropy of the next extended token over the whole extended vocabulary,
-  plus (``--span-weight``) a squared error pulling a new token's logit to the base's
-  log-probability of its whole span (the base's knowledge of the pieces, beyond the corpus);
-- the input side (``--hidden-weight`` > 0): the final hidden states after the new token match the
-  base's after its pieces (Token Distillation). This back-propagates through the whole model and
-  costs ~3x a step without it; at 0 the model runs without gradients.
+- both sides: cross-entropy of the next extended token over the whole extended vocabulary,
+  back-propagated through the frozen model into the new input rows as well as the output rows;
+- ``--span-weight``: a squared error pulling a new token's logit to the base's log-probability of
+  its whole span (the base's knowledge of the pieces, beyond the corpus);
+- ``--hidden-weight``: the final hidden states after the new token match the base's after its
+  pieces (Token Distillation).
+
+The optimizer is a lazy Adam (``zhllama.model.row_adam``): a step moves only the rows of the
+tokens in its batch. Plain Adam moved every new row at every step and made held-out Chinese worse
+the longer it ran (docs/init.md).
 
 On a tied model (SmolLM2) one matrix serves both sides; ``--untie`` gives the model its own
 ``lm_head`` (a copy of the embedding: the base rows stay identical in both). docs/init.md has the
@@ -51,18 +55,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", default=None, help="The extended tokenizer (default: --model's).")
     p.add_argument("--base-tokenizer", default=None,
                    help="The base model's tokenizer (default: the one resize.json records).")
-    p.add_argument("--steps", type=int, default=150, help="Optimizer steps (default 150).")
+    p.add_argument("--steps", type=int, default=60,
+                   help="Optimizer steps (default 60: about 5 CPU-minutes on SmolLM2-135M; docs/init.md).")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="Stop after this many minutes of training and write the model (a rerun continues to --steps).")
     p.add_argument("--batch-size", type=int, default=8, help="Chunks of text per step (default 8).")
     p.add_argument("--block-size", type=int, default=128, help="Extended tokens per chunk (default 128).")
-    p.add_argument("--learning-rate", type=float, default=1e-4,
-                   help="Adam's learning rate for the new rows (default 1e-4; 3e-3 measured harmful: docs/init.md).")
+    p.add_argument("--learning-rate", type=float, default=1e-3,
+                   help="Learning rate of the new rows (lazy Adam; default 1e-3: best of 5e-4, 1e-3 and 3e-3 "
+                        "measured, docs/init.md).")
     p.add_argument("--span-weight", type=float, default=0.0,
                    help="Weight of the span-logit target (squared error, nats^2) beside the cross-entropy (default 0).")
     p.add_argument("--hidden-weight", type=float, default=0.0,
-                   help="Weight of the hidden-state target of the input rows (Token Distillation; default 0: off, "
-                        "no back-propagation through the model).")
+                   help="Weight of the hidden-state target of the input rows (Token Distillation; default 0: off).")
     p.add_argument("--untie", action="store_true",
                    help="Tied model: give it its own lm_head so that input and output rows learn apart.")
     p.add_argument("--save-every", type=int, default=25, help="Save the resume state every N steps (default 25).")

@@ -3,7 +3,7 @@
 The model's own embedding and head keep the base rows untouched: the new rows live in separate
 fp32 tensors (``inp``, and ``out`` when the head is untied), the inputs are embedded by hand and
 the logits computed as [base rows | new rows], so no optimizer step can move a base row. The
-state saved for resuming is those tensors, Adam's state, the step and the corpus cursor.
+state saved for resuming is those tensors, RowAdam's state, the step and the corpus cursor.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from zhllama.model.pieces import token_byte_lengths
+from zhllama.model.row_adam import RowAdam
 from zhllama.model.row_targets import Chunker, base_targets, batches, pad, positions
 from zhllama.tokenizer import Tokenizer
 
@@ -44,7 +45,7 @@ class RowTrainer:
         head = self.model.get_output_embeddings().weight
         self.out = self.inp if self.tied else head[self.first:self.end].detach().float().clone().requires_grad_(True)
         params = [self.inp] if self.tied else [self.inp, self.out]
-        self.opt = torch.optim.Adam(params, lr=config["learning_rate"])
+        self.opt = RowAdam(params, lr=config["learning_rate"])
         self.ext, self.base = ext, base
         self.chunker = Chunker(base, ext, config["block_size"], token_byte_lengths(base), token_byte_lengths(ext))
         self.pad_id = ext.eos_id if ext.eos_id is not None else 0
@@ -67,7 +68,6 @@ class RowTrainer:
         return torch.cat([hidden @ head.T, hidden @ self.out.T], -1)
 
     def loss(self, chunks) -> tuple[Any, int]:
-        import torch
         import torch.nn.functional as F
 
         head = self.model.get_output_embeddings().weight[: self.first]
@@ -77,11 +77,8 @@ class RowTrainer:
         else:
             t = positions(chunks, self.device)
         ids, mask = pad([c.ext for c in chunks], self.pad_id, self.device)
-        with torch.set_grad_enabled(hw > 0):
-            hidden = self.model.model(inputs_embeds=self.embed(ids), attention_mask=mask).last_hidden_state
+        hidden = self.model.model(inputs_embeds=self.embed(ids), attention_mask=mask).last_hidden_state
         h = hidden[t.row, t.col]
-        if not hw:
-            h = h.detach()
         logits = self.logits(h)
         loss = F.cross_entropy(logits, t.next_id)
         new = t.next_id >= self.first
@@ -92,6 +89,13 @@ class RowTrainer:
             target = t.base_hidden
             loss = loss + hw * ((h - target) ** 2).sum(-1).mean() / (target ** 2).sum(-1).mean()
         return loss, len(t.next_id)
+
+    def rows_in(self, chunks):
+        """The new rows this batch uses (as inputs or as targets): the only rows a step moves."""
+        import torch
+
+        ids = sorted({i - self.first for c in chunks for i in c.ext if i >= self.first})
+        return torch.tensor(ids, dtype=torch.long, device=self.inp.device)
 
     # -- the loop ---------------------------------------------------------------------------
     def stream(self):
@@ -126,7 +130,7 @@ class RowTrainer:
             loss, n = self.loss(chunks)
             self.opt.zero_grad()
             loss.backward()
-            self.opt.step()
+            self.opt.step(self.rows_in(chunks))
             self.step, self.positions = self.step + 1, self.positions + n
             self.cursor = (start + docs_read, chunks_used) if docs_read >= 0 else (0, 0)
             if docs_read < 0:
