@@ -4,6 +4,7 @@
     python benches/efficacy.py --quick --out /tmp/eff         # the machinery only (CI, <= 5 min)
     python benches/efficacy.py --preset gpu --out eff-gpu     # sizes that mean something (one GPU)
     python benches/efficacy.py --preset real --out eff-real --threads 1  # SmolLM2-135M as the base (issue 26)
+    python benches/efficacy.py --report-only --out eff-gpu    # rewrite the report from eff-gpu/efficacy.json
 
 A small LLaMA (the "base", playing LLaMA) is trained from scratch with the base 32K tokenizer on
 an English-dominant mix with a small Chinese share (benches/efficacy_data.py says which texts go
@@ -471,7 +472,19 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="CPU threads for torch and tokenization (default: all cores).")
     p.add_argument("--force", action="store_true", help="Redo every step even when its cached result exists.")
+    p.add_argument("--report-only", action="store_true",
+                   help="Run nothing: rewrite efficacy.md, efficacy.png and efficacy.json's summary from the results "
+                        "already in --out (its efficacy.json), e.g. after a change to benches/efficacy_report.py.")
     args = p.parse_args(argv)
+    if args.report_only:
+        selecting = [o for o, v in (("--recipes", args.recipes), ("--seeds", args.seeds), ("--only-seeds",
+                     args.only_seeds), ("--keep-models", args.keep_models), ("--force", args.force)) if v]
+        if selecting:
+            p.error(f"--report-only runs nothing, so {', '.join(selecting)} would do nothing; drop "
+                    f"{'it' if len(selecting) == 1 else 'them'}")
+        if not (Path(args.out) / "efficacy.json").is_file():
+            p.error(f"--report-only: {Path(args.out) / 'efficacy.json'} not found; run the bench with this --out "
+                    "first (or point --out at a directory that holds its efficacy.json)")
     unknown = [r for r in args.recipes or [] if r not in RECIPES]
     if unknown:
         p.error(f"--recipes: unknown {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
@@ -484,9 +497,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.report_only:
+        out = Path(args.out)
+        report = write_report(out, json.loads((out / "efficacy.json").read_text(encoding="utf-8")))
+        print(report.read_text(encoding="utf-8"))
+        return 0
     import torch
 
-    args = parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")
     torch.set_num_threads(max(1, args.threads))
