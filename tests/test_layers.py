@@ -60,3 +60,18 @@ def test_the_sample_texts_are_a_bottom_layer():
     assert not [m for m in _imports(PACKAGE / "samples.py") if m != "zhllama.samples"]
     for path in [*(PACKAGE / "tokenizer").glob("*.py"), *(PACKAGE / "demo").glob("*.py")]:
         assert not any(m.startswith("zhllama.corpus") for m in _imports(path)), path
+
+
+def test_tests_do_not_import_from_benches():
+    """A bench is a program: tests run it as one (a child process), never import its modules or put
+    benches/ on sys.path (issue 28)."""
+    benches = {p.stem for p in (ROOT / "benches").glob("*.py")}
+    on_path = re.compile(r"sys\.path\.(?:insert|append)\([^)\n]*benches")
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert not on_path.search(text), f"{path.name} puts benches/ on sys.path"
+        for node in ast.walk(ast.parse(text)):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            hits = [n for n in names if n.split(".")[0] in benches or n.startswith("benches")]
+            assert not hits, f"{path.name}:{node.lineno} imports {hits} from benches/"
