@@ -10,8 +10,9 @@ English, scored exactly as ``zhllama eval`` scores (its ``evaluate``: the same d
 end-of-text first, 256-token windows with stride 128), beside transformers' own float32 figure (the
 f32 file serves greedy decoding only); f16 against transformers: top-1 agreement and the largest
 logit difference over the first 2,000 positions of the held-out documents (``--agreement-only``
-measures just that); greedy decoding: 32 tokens through llama.cpp (argmax of its logits) against
-transformers' ``generate(do_sample=False)`` for the demo's two prompts and, when the directory
+measures just that); greedy decoding: 32 tokens through llama.cpp (argmax of its logits, the
+end-of-sequence ids suppressed as ``min_new_tokens`` suppresses them) against transformers'
+``generate(do_sample=False, min_new_tokens=32)`` for the demo's two prompts and, when the directory
 ships a chat template, one instruction rendered with it. The shipped chat template through llama.cpp
 (``--chat-only`` measures just that): the ids llama-cpp-python's ``create_chat_completion`` sends
 (its Jinja rendering of the GGUF's ``tokenizer.chat_template``: what an OpenAI-style llama-cpp-python
@@ -67,12 +68,16 @@ class LlamaCppModel:
         out = torch.from_numpy(self.logits(input_ids[0].tolist()))[None]
         return type("Output", (), {"logits": out})()
 
-    def greedy(self, prompt: list[int], n: int) -> list[int]:
+    def greedy(self, prompt: list[int], n: int, banned: list[int]) -> list[int]:
+        """``n`` tokens by argmax, never one of ``banned`` (the end-of-sequence ids that transformers'
+        ``min_new_tokens`` suppresses on the other side: a model after SFT ends its answer early)."""
         self.llm.reset()
         self.llm.eval(prompt)
         out = []
         for _ in range(n):
-            out.append(int(np.argmax(self.llm.scores[self.llm.n_tokens - 1])))
+            scores = np.array(self.llm.scores[self.llm.n_tokens - 1])
+            scores[banned] = -np.inf
+            out.append(int(np.argmax(scores)))
             self.llm.eval([out[-1]])
         return out
 
@@ -222,13 +227,15 @@ def main() -> None:
     prompts = {prompt: first + tok.encode(prompt, add_bos=True) for prompt in PROMPTS}
     if chat["template"] is not None:  # the SFT task's instruction as the shipped template renders it
         prompts["chat: " + chat["prompts"][0]["user"]] = record_ids(INSTRUCTIONS[0], "chat", tok, chat["template"])
+    eos = hf.generation_config.eos_token_id  # min_new_tokens=32 keeps transformers from ending early
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
     for kind in ("f32", "f16", "q8_0"):
         model = LlamaCppModel(files[kind], args.block_size, args.threads)
         for prompt, ids in prompts.items():
             with torch.no_grad():
                 want = hf.generate(torch.tensor([ids]), max_new_tokens=32, min_new_tokens=32, do_sample=False,
                                    pad_token_id=tok.eos_id)[0, len(ids):].tolist()
-            got = model.greedy(ids, 32)
+            got = model.greedy(ids, 32, eos)
             same = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), 32)
             greedy[f"{kind} {prompt}"] = {"equal_prefix": same, "llama_cpp": tok.decode(got),
                                           "transformers": tok.decode(want)}
