@@ -121,6 +121,27 @@ def test_generate_prompts_with_the_shipped_template(tmp_path):
     assert tok.decode(chatml) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
+def test_generate_takes_the_trained_template_over_the_tokenizer_directory(tmp_path):
+    """`generate --model final --tokenizer TOKDIR`: the template sft trained on (shipped with the
+    adapter or the merged model) wins over the tokenizer directory's own, as merge-lora ships it."""
+    import argparse
+
+    from zhllama.infer.generate import shipped_template
+
+    def ship(name, template):
+        d = tmp_path / name
+        d.mkdir()
+        if template is not None:
+            (d / "chat_template.jinja").write_text(template, encoding="utf-8")
+        return str(d)
+
+    tok, model, lora = ship("tok", CHATML), ship("model", "{{ 'model' }}"), ship("lora", "{{ 'lora' }}")
+    assert shipped_template(argparse.Namespace(tokenizer=tok, lora=[lora], model=model)) == "{{ 'lora' }}"
+    assert shipped_template(argparse.Namespace(tokenizer=tok, lora=None, model=model)) == "{{ 'model' }}"
+    bare = ship("bare", None)
+    assert shipped_template(argparse.Namespace(tokenizer=tok, lora=None, model=bare)) == CHATML
+
+
 def test_read_chat_template_names_a_bad_config(tmp_path):
     """One reader (sft, generate, export-gguf): a broken tokenizer_config.json is one error naming the
     file and line, not a bare JSONDecodeError or an AttributeError on a non-object."""

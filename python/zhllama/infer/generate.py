@@ -57,10 +57,12 @@ def format_prompt(record: dict, template: str) -> str:
 
 
 def shipped_template(args: argparse.Namespace) -> Optional[str]:
-    """The chat template of the tokenizer, the last adapter or the model directory, first found."""
+    """The chat template of the last adapter, the model directory or the tokenizer, first found: what
+    sft trained on wins over a tokenizer directory's own (extend-vocab copies the base's, e.g. ChatML),
+    the order merge-lora ships them in."""
     from zhllama.chat_template import read_chat_template
 
-    for place in [args.tokenizer, *reversed(args.lora or []), args.model]:
+    for place in [*reversed(args.lora or []), args.model, args.tokenizer]:
         found = read_chat_template(place) if place else None
         if found is not None:
             return found
