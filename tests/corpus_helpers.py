@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -38,11 +39,14 @@ def cli(*args: str) -> int:
     return cli_main(["tokenize-corpus", *args])
 
 
-def cli_subprocess(*args: str) -> subprocess.Popen:
+def cli_subprocess(*args: str, nice: int = 0) -> subprocess.Popen:
+    """``tokenize-corpus ARGS`` in a child process; ``nice`` lowers its priority (a test that must
+    interrupt it mid-run then still sees its progress first on a loaded machine)."""
     env = package_env()
     return subprocess.Popen(
         [sys.executable, "-m", "zhllama.cli", "tokenize-corpus", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
     )
 
 

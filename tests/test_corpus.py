@@ -117,8 +117,10 @@ def resumable(tmp_path_factory, llama):
 
 
 def interrupt(args, out, sig):
-    """Start a run and send `sig` once it has completed a shard; returns the process."""
-    proc = cli_subprocess(*args, "--out", str(out))
+    """Start a run and send `sig` once it has completed a shard; returns the process. The run has the
+    lowest priority: on a loaded machine (CI ran at load 6-9) it otherwise finished before this
+    process woke up to see its first shard."""
+    proc = cli_subprocess(*args, "--out", str(out), nice=19)
     deadline = time.time() + 60
     while not (out / "progress.json").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
