@@ -55,7 +55,7 @@ def wait_for(path: Path, still_running) -> None:
 def test_second_writer_fails_at_once_naming_the_first_which_completes_identically(tmp_path, big, capsys):
     args, whole = big
     out = tmp_path / "o"
-    first = cli_subprocess(*args, "--out", str(out))
+    first = cli_subprocess(*args, "--out", str(out), nice=19)  # still running when this test acts, under load
     wait_for(out / "progress.json", lambda: first.poll() is None)
     assert first.poll() is None, "the first run finished before the second started; enlarge the input"
     assert cli(*args, "--out", str(out)) == 2
