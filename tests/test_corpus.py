@@ -110,7 +110,9 @@ def test_output_is_identical_for_any_thread_count(tmp_path, llama):
 def resumable(tmp_path_factory, llama):
     """An input big enough to interrupt, its arguments, and its uninterrupted output."""
     d = tmp_path_factory.mktemp("resume")
-    (d / "c.txt").write_text("\n".join(pd_docs(6000) * 3) + "\n", encoding="utf-8")
+    # 26 MB, ~0.6 s of tokenizing at one thread: at x3 (~0.1 s) a CI run finished before the test could
+    # signal it even at nice 19
+    (d / "c.txt").write_text("\n".join(pd_docs(6000) * 15) + "\n", encoding="utf-8")
     args = ["--tokenizer", str(llama), "--input", str(d / "c.txt"), "--shard-size", "24KB", "--threads", "1", "--quiet"]
     assert cli(*args, "--out", str(d / "whole")) == 0
     return args, dir_bytes(d / "whole")
