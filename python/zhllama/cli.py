@@ -186,5 +186,25 @@ def close_process_group(wait_for_peers: bool) -> None:
     dist.destroy_process_group()
 
 
+def exit_launched_rank(code: int) -> None:
+    """End a rank that torchrun or the deepspeed launcher started without interpreter teardown.
+
+    After the run's process group is closed (``close_process_group``: barrier, destroy), a rank
+    left to interpreter shutdown can still die with SIGABRT ("terminate called without an active
+    exception", a C++ thread destroyed while joinable): CI saw rank 1 of a finished two-process
+    ZeRO-3 run abort so, and the launcher then fails the whole job. Every output is written and
+    closed by then, so the rank flushes its streams and logs and leaves with its exit status.
+    """
+    import logging
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_launched_rank(main())
