@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,17 @@ def cli_subprocess(*args: str, nice: int = 0) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "zhllama.cli", "tokenize-corpus", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        preexec_fn=lambda: _child_setup(nice),
     )
+
+
+def _child_setup(nice: int) -> None:
+    """Ctrl-C reaches the child as it reaches a run in a terminal: a test run started in the
+    background by a non-interactive shell (``.ci/run &``) inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler, so the child would finish instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if nice:
+        os.nice(nice)
 
 
 def dir_bytes(d: Path) -> dict[str, bytes]:

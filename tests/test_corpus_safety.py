@@ -22,9 +22,9 @@ LOCK = ".zhllama-lock"
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
-    """An input that takes a second with many small shards, its arguments, its whole output."""
+    """An input that takes seconds with many small shards, its arguments, its whole output."""
     d = tmp_path_factory.mktemp("safety")
-    (d / "c.txt").write_text("\n".join(pd_docs(6000) * 15) + "\n", encoding="utf-8")  # 26 MB: see test_corpus
+    (d / "c.txt").write_text("\n".join(pd_docs(6000) * 3) + "\n", encoding="utf-8")
     model = llama_tokenizer().path
     args = ["--tokenizer", str(model), "--input", str(d / "c.txt"), "--shard-size", "24KB", "--threads", "1", "--quiet"]
     assert cli(*args, "--out", str(d / "whole")) == 0
