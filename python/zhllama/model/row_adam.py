@@ -19,8 +19,6 @@ class RowAdam:
     def __init__(self, params: list[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         import torch
 
-        if lr < 0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
         self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
         self.state = [{"m": torch.zeros_like(p), "v": torch.zeros_like(p),
                        "n": torch.zeros(len(p), device=p.device)} for p in self.params]
@@ -57,7 +55,3 @@ class RowAdam:
         for st, old in zip(self.state, saved["state"]):
             for k in st:
                 st[k].copy_(old[k])
-
-    def steps_per_row(self, which: int = 0) -> Any:
-        """How many steps moved each row of ``params[which]`` (0: never: still the resize's init)."""
-        return self.state[which]["n"]
