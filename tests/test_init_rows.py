@@ -120,6 +120,68 @@ def test_rows_the_corpus_never_uses_do_not_move(tmp_path):
         assert not torch.equal(wa[sorted(used)], wb[sorted(used)]), name
 
 
+def _rare_corpus(tmp_path):
+    """60 lines with two new pieces, then 3 lines with the other seven: a short run that reads the
+    corpus in order never reaches them."""
+    import random
+
+    rng = random.Random(3)
+    few = [p.lstrip("\u2581") for p in h.NEW_PIECES[:2]] + h.ZH_WORDS[:6]
+    rare = [p.lstrip("\u2581") for p in h.NEW_PIECES[2:]]
+    lines = [" ".join("".join(rng.choice(few) for _ in range(3)) for _ in range(4)) for _ in range(60)]
+    lines += [" ".join(rare[k:] + rare[:k]) for k in range(3)]
+    return h.write_text(tmp_path / "rare.txt", lines)
+
+
+def test_coverage_windows_reach_the_rare_rows(tmp_path):
+    """--windows coverage: every new row the corpus holds gets examples in a run too short to read the
+    corpus to its end; in corpus order (stream) the rows of the last lines stay resize's."""
+    from zhllama.tokenizer import Tokenizer
+
+    resized = _resized(tmp_path, False)
+    corpus = _rare_corpus(tmp_path)
+    tok = Tokenizer.from_pretrained(resized)
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    held = {i for line in lines for i in tok.encode(line) if i >= 400}
+    late = {i for line in lines[60:] for i in tok.encode(line) if i >= 400} - {
+        i for line in lines[:60] for i in tok.encode(line)}
+    assert len(late) >= 4
+    moved = {}
+    for windows in ("stream", "coverage"):
+        out = tmp_path / windows
+        assert h.cli("init-rows", "--model", resized, "--input", corpus, "--out", out, *STEPS,
+                     "--learning-rate", "0.05", "--windows", windows) == 0
+        a, b = _load(resized).model.embed_tokens.weight, _load(out).model.embed_tokens.weight
+        moved[windows] = {i for i in range(400, 410) if not torch.equal(a[i], b[i])}
+        assert json.loads((out / "resize.json").read_text())["init_rows"]["settings"]["windows"] == windows
+    assert moved["coverage"] == held
+    assert not moved["stream"] & late  # the rare rows' lines come after what 6 steps read in order
+
+
+def test_coverage_batches_are_seeded_and_start_with_the_least_used():
+    from zhllama.model.pieces import token_byte_lengths
+    from zhllama.model.row_coverage import coverage_windows
+    from zhllama.model.row_targets import Chunker
+    from zhllama.tokenizer import Tokenizer
+
+    base, ext = Tokenizer.from_pretrained(h.tokenizer_dir("base")), Tokenizer.from_pretrained(h.tokenizer_dir("merged"))
+    chunker = Chunker(base, ext, 16, token_byte_lengths(base), token_byte_lengths(ext))
+    lines = _lines(40)
+
+    def windows(seed, step, uses):
+        w = coverage_windows(iter(lines), chunker, 400, len(ext), seed)
+        return [c.ext for c in w.batch(step, uses, 4)]
+
+    uses = [5.0] * (len(ext) - 400)
+    uses[7] = 0.0
+    first = windows(0, 3, uses)
+    assert first == windows(0, 3, uses)  # reproducible from (seed, step, uses)
+    assert 407 in first[0]  # the least-used row first
+    assert windows(0, 3, uses) != windows(1, 3, uses) or windows(0, 4, uses) != first
+    for w in first:
+        assert w[0] == chunker.prefix[0] and 2 <= len(w) <= 16
+
+
 def test_untie_a_tied_model(tmp_path):
     resized = _resized(tmp_path, tie=True)
     out = tmp_path / "untied"
@@ -145,9 +207,10 @@ def _run(args, kill_step=None):
     return subprocess.run([*cmd, *map(str, args)], env=env, cwd=h.REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_resume_after_kill_gives_the_uninterrupted_rows(tmp_path):
+@pytest.mark.parametrize("windows", ["stream", "coverage"])
+def test_resume_after_kill_gives_the_uninterrupted_rows(tmp_path, windows):
     resized = _resized(tmp_path, tie=False)
-    args = ["--model", resized, "--input", _corpus(tmp_path), *STEPS, "--hidden-weight", "1"]
+    args = ["--model", resized, "--input", _corpus(tmp_path), *STEPS, "--hidden-weight", "1", "--windows", windows]
     straight = _run([*args, "--out", tmp_path / "straight"])
     assert straight.returncode == 0, straight.stderr[-3000:]
     killed = _run([*args, "--out", tmp_path / "killed"], kill_step=4)
@@ -158,6 +221,8 @@ def test_resume_after_kill_gives_the_uninterrupted_rows(tmp_path):
     a = h.safetensors_of(tmp_path / "straight" / "model.safetensors")
     b = h.safetensors_of(tmp_path / "killed" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if windows == "coverage":
+        return
     # Other settings on the same --out are refused, not mixed in.
     _run([*args, "--out", tmp_path / "other"], kill_step=2)
     other = _run([*args, "--out", tmp_path / "other", "--learning-rate", "0.01"])

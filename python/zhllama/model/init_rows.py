@@ -42,6 +42,7 @@ from zhllama.tokenizer import Tokenizer
 from zhllama.tokenizer.directory import copy_tokenizer_files
 
 STATE = "init-rows-state.pt"
+WINDOWS = ("stream", "coverage")
 log = logging.getLogger("zhllama.init_rows")
 
 
@@ -70,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Weight of the hidden-state target of the input rows (Token Distillation; default 0: off).")
     p.add_argument("--untie", action="store_true",
                    help="Tied model: give it its own lm_head so that input and output rows learn apart.")
+    p.add_argument("--windows", choices=WINDOWS, default="stream",
+                   help="Which text each step learns from: stream (default: the corpus in order, in windows of "
+                        "--block-size) or coverage (each window around an occurrence of the new token the steps so "
+                        "far used least, so that rare tokens get examples; docs/init.md).")
     p.add_argument("--save-every", type=int, default=25, help="Save the resume state every N steps (default 25).")
     p.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
@@ -102,7 +107,7 @@ def settings(args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any]
     return {"model": str(Path(args.model).resolve()), "input": [str(p) for p in args.input],
             "text_field": args.text_field, "batch_size": args.batch_size, "block_size": args.block_size,
             "learning_rate": args.learning_rate, "span_weight": args.span_weight,
-            "hidden_weight": args.hidden_weight, "untie": args.untie, "seed": args.seed,
+            "hidden_weight": args.hidden_weight, "untie": args.untie, "seed": args.seed, "windows": args.windows,
             "tokenizer_sha256": record.get("tokenizer_sha256")}
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, Optional
 
 from zhllama.tokenizer import Tokenizer
 
@@ -54,20 +54,33 @@ class Chunker:
         prefix = ext.bos_id if ext.bos_id is not None else ext.eos_id
         self.prefix = [] if prefix is None else [prefix]
 
-    def chunks(self, doc: str) -> Iterator[Chunk]:
+    def encode(self, doc: str) -> tuple[list[int], list[int], list[int]]:
+        """A document's extended ids, base ids and their alignment (``align``)."""
         ext_ids, base_ids = self.ext.encode(doc), self.base.encode(doc)
-        pi = align(self.base_lengths, base_ids, self.ext_lengths, ext_ids)
-        start, n = 0, len(self.prefix)
+        return ext_ids, base_ids, align(self.base_lengths, base_ids, self.ext_lengths, ext_ids)
+
+    def window(self, ext_ids: Sequence[int], base_ids: Sequence[int], pi: Sequence[int],
+               start: int) -> tuple[Optional[Chunk], int]:
+        """The chunk of at most ``block`` extended tokens from ``start`` (the prefix included), ended
+        where both tokenizations end, and where it stops; None when its ends are not shared."""
+        n = len(self.prefix)
+        stop = min(start + self.block - n, len(ext_ids))
+        while stop > start + 1 and pi[stop - 1] < 0:  # end the window where both tokenizations end
+            stop -= 1
+        if pi[stop - 1] < 0 or (start > 0 and pi[start - 1] < 0):
+            return None, stop
+        first = pi[start - 1] + 1 if start else 0
+        window = [p - first + n if p >= 0 else -1 for p in pi[start:stop]]
+        return Chunk(self.prefix + list(base_ids[first:pi[stop - 1] + 1]), self.prefix + list(ext_ids[start:stop]),
+                     list(range(n)) + window), stop
+
+    def chunks(self, doc: str) -> Iterator[Chunk]:
+        ext_ids, base_ids, pi = self.encode(doc)
+        start = 0
         while start < len(ext_ids):
-            stop = min(start + self.block - n, len(ext_ids))
-            while stop > start + 1 and pi[stop - 1] < 0:  # end the window where both tokenizations end
-                stop -= 1
-            first = pi[start - 1] + 1 if start else 0
-            if pi[stop - 1] >= 0 and (start == 0 or pi[start - 1] >= 0):
-                window = [p - first + n if p >= 0 else -1 for p in pi[start:stop]]
-                yield Chunk(self.prefix + base_ids[first:pi[stop - 1] + 1], self.prefix + ext_ids[start:stop],
-                            list(range(n)) + window)
-            start = stop
+            chunk, start = self.window(ext_ids, base_ids, pi, start)
+            if chunk is not None:
+                yield chunk
             while start < len(ext_ids) and pi[start - 1] < 0:  # the next window starts at a shared boundary
                 start += 1
 

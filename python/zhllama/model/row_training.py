@@ -106,17 +106,32 @@ class RowTrainer:
         return batches(islice(iter(docs), self.cursor[0], None), self.chunker, self.config["batch_size"],
                        self.cursor[1])
 
+    def coverage(self):
+        """``--windows coverage``: the windows around the least-used new tokens (``row_coverage``)."""
+        from zhllama.documents import read_documents
+        from zhllama.model.row_coverage import coverage_windows
+
+        docs = read_documents(self.config["input"], self.config["text_field"], "fail")
+        return coverage_windows(docs, self.chunker, self.first, self.end, self.config["seed"])
+
     def train(self, steps: int, state: Path, save_every: int, deadline: Optional[float], quiet: bool) -> dict[str, Any]:
         import time
 
         from tqdm import tqdm
 
+        from zhllama.model.row_coverage import uses_of
+
         bar = tqdm(total=steps, initial=self.step, desc="init-rows", unit=" steps", disable=quiet, mininterval=0.5)
-        stream, start, empty = self.stream(), self.cursor[0], 0
+        windows = self.coverage() if self.config.get("windows") == "coverage" else None
+        stream, start, empty = iter(()) if windows else self.stream(), self.cursor[0], 0
         while self.step < steps:
             if deadline is not None and time.monotonic() > deadline:
                 break
-            item = next(stream, None)
+            if windows is not None:
+                chunks = windows.batch(self.step, uses_of(self.opt), self.config["batch_size"])
+                item = (chunks, (-2, 0)) if chunks else None
+            else:
+                item = next(stream, None)
             if item is None:  # the corpus ran out: read it again
                 empty += 1
                 if empty > 1:
@@ -133,7 +148,7 @@ class RowTrainer:
             self.opt.step(self.rows_in(chunks))
             self.step, self.positions = self.step + 1, self.positions + n
             self.cursor = (start + docs_read, chunks_used) if docs_read >= 0 else (0, 0)
-            if docs_read < 0:
+            if docs_read == -1:
                 stream, start = self.stream(), 0
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
