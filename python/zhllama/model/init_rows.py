@@ -16,6 +16,9 @@ tokenization) gives its targets at every boundary the two tokenizations share
 - ``--hidden-weight``: the final hidden states after the new token match the base's after its
   pieces (Token Distillation).
 
+Each step's windows are chosen for coverage (``zhllama.model.row_coverage``): around occurrences
+of the new tokens the steps so far used least, not the corpus in order (``--windows stream``).
+
 The optimizer is a lazy Adam (``zhllama.model.row_adam``): a step moves only the rows of the
 tokens in its batch. Plain Adam moved every new row at every step and made held-out Chinese worse
 the longer it ran (docs/init.md).
@@ -56,8 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", default=None, help="The extended tokenizer (default: --model's).")
     p.add_argument("--base-tokenizer", default=None,
                    help="The base model's tokenizer (default: the one resize.json records).")
-    p.add_argument("--steps", type=int, default=60,
-                   help="Optimizer steps (default 60: about 5 CPU-minutes on SmolLM2-135M; docs/init.md).")
+    p.add_argument("--steps", type=int, default=40,
+                   help="Optimizer steps (default 40: about 5 CPU-minutes on SmolLM2-135M with coverage windows; "
+                        "docs/init.md).")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="Stop after this many minutes of training and write the model (a rerun continues to --steps).")
     p.add_argument("--batch-size", type=int, default=8, help="Chunks of text per step (default 8).")
@@ -71,10 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Weight of the hidden-state target of the input rows (Token Distillation; default 0: off).")
     p.add_argument("--untie", action="store_true",
                    help="Tied model: give it its own lm_head so that input and output rows learn apart.")
-    p.add_argument("--windows", choices=WINDOWS, default="stream",
-                   help="Which text each step learns from: stream (default: the corpus in order, in windows of "
-                        "--block-size) or coverage (each window around an occurrence of the new token the steps so "
-                        "far used least, so that rare tokens get examples; docs/init.md).")
+    p.add_argument("--windows", choices=WINDOWS, default="coverage",
+                   help="Which text each step learns from: coverage (default: each window of --block-size around an "
+                        "occurrence of the new token the steps so far used least, so that rare tokens get examples) "
+                        "or stream (the corpus in order); docs/init.md.")
     p.add_argument("--save-every", type=int, default=25, help="Save the resume state every N steps (default 25).")
     p.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
