@@ -59,8 +59,6 @@ from efficacy_recipes import INIT_ROWS_FLAGS, PRESET_NOTES, PRESETS, RECIPES, Pr
 from efficacy_report import write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-# the files whose change changes what the learned recipe's init makes (see Bench.slot)
-LEARNED_INIT_CODE = ("init_rows.py", "row_training.py", "row_adam.py", "row_targets.py")
 TEST_SETS = ("zh", "zh2", "en")
 CURVE_SETS = ("zh", "zh2", "en")
 GEN_PROMPTS = ("新华社北京一月五日电", "本报讯", "国务院总理", "今年是改革开放", "在新的一年里", "据统计，",
@@ -300,8 +298,9 @@ class Bench:
         init-rows flags and the init code's hash, so changing either makes it again (not a stale cache)."""
         if not RECIPES[name].learned:
             return name
-        code = [(REPO / "python/zhllama/model" / f).read_bytes().decode() for f in LEARNED_INIT_CODE]
-        return f"{name}-{settings_key([INIT_ROWS_FLAGS.get(self.args.preset, ()), code])}"
+        from zhllama.model.init_rows import init_code_sha256
+
+        return f"{name}-{settings_key([INIT_ROWS_FLAGS.get(self.args.preset, ()), init_code_sha256()])}"
 
     def init_cost(self, name: str) -> dict:
         """Make the recipe's start model once; its wall and CPU seconds (resize, and the learned init

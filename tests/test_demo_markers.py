@@ -101,3 +101,15 @@ def test_steps_redoes_the_tiny_base_and_training_but_not_the_tokenizer(tmp_path,
     run(tmp_path, monkeypatch, "--base", "tiny", "--quick")
     ran, _ = run(tmp_path, monkeypatch, "--base", "tiny", "--quick", "--steps", steps)
     assert ran == ["base-model", "resize", "stage2", "merge-stage2", "sft", "merge-sft", "generate", "eval"]
+
+
+def test_a_changed_init_code_redoes_resize_and_every_step_after_it(tmp_path, monkeypatch):
+    """The resized model's rows are made by resize's and init-rows' code: a demo directory made before
+    a change to it (the byte-exact subword-mean, the learned init) must not serve the old rows."""
+    from zhllama.model import init_rows
+
+    assert run(tmp_path, monkeypatch, "--quick")[0] == list(real.RealDemo.STEPS)
+    assert run(tmp_path, monkeypatch, "--quick")[0] == []
+    monkeypatch.setattr(init_rows, "init_code_sha256", lambda: "0" * 64)
+    assert run(tmp_path, monkeypatch, "--quick")[0] == ["resize", "stage2", "merge-stage2", "sft", "merge-sft",
+                                                         "generate", "eval"]

@@ -114,6 +114,10 @@ class RealDemo(Pipeline):
         made_of = super().step_settings(name)
         if name == "base-model":
             made_of["base"] = str(Path(self.base_source).resolve())
+        if name == "resize":  # the rows resize (and init-rows) write change with their code: not reused stale
+            from zhllama.model import init_rows
+
+            made_of["init_code"] = init_rows.init_code_sha256()
         return made_of
 
     # --- steps -------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ stopped by ``--max-minutes``) continues from its last save in ``--out``; one run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -46,6 +47,11 @@ from zhllama.tokenizer.directory import copy_tokenizer_files
 
 STATE = "init-rows-state.pt"
 WINDOWS = ("stream", "coverage")
+# The modules (in zhllama/model) whose code decides the rows `resize` and `init-rows` write: what
+# keeps their output to reuse later (the demo's resize step, the efficacy bench's learned recipe)
+# keys it by init_code_sha256(), so a changed init is made again, not served stale.
+INIT_CODE = ("resize.py", "pieces.py", "init_rows.py", "row_training.py", "row_adam.py", "row_targets.py",
+             "row_coverage.py")
 log = logging.getLogger("zhllama.init_rows")
 
 
@@ -82,6 +88,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=25, help="Save the resume state every N steps (default 25).")
     p.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+
+def init_code_sha256() -> str:
+    digest = hashlib.sha256()
+    for name in INIT_CODE:
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
 
 
 def read_record(model_dir: Path) -> dict[str, Any]:
