@@ -68,8 +68,9 @@ PRESETS: dict[str, Preset] = {
 PRESETS["real-smoke"] = dataclasses.replace(PRESETS["real"], base_en_docs=300, steps=2, batch=1, block=64, lr=5e-4,
                                             stage1_share=0.5, curve_points=1, seeds=1, test_docs=3, curve_docs=2,
                                             gen_prompts=1, gen_tokens=4, zh_vocab=200)
-# `zhllama init-rows` flags of the `learned` recipe per preset (beside its defaults). real: the defaults (60 steps of
-# 8 x 128 tokens, lazy Adam at 1e-3); quick: a few small steps (machinery only).
+# `zhllama init-rows` flags of the `learned` recipe per preset (beside its defaults). real: the defaults (40 steps of
+# 8 x 128-token coverage windows, lazy Adam at 1e-3; round 2 ran 60 steps in corpus order); quick: a few small
+# steps (machinery only).
 INIT_ROWS_FLAGS: dict[str, tuple[str, ...]] = {
     "quick": ("--steps", "4", "--batch-size", "2", "--block-size", "32"),
     "real": (),
