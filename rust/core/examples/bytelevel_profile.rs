@@ -3,7 +3,8 @@
 //!
 //!     cargo run --release -p zhllama-core --example bytelevel_profile -- TOKENIZER_JSON DOCS_JSON [SECONDS]
 //!
-//! `ZHLLAMA_PRETOKEN_CACHE=0`: with the pre-token cache off; `ZHLLAMA_PROFILE_SPLIT=1`: only
+//! `ZHLLAMA_PRETOKEN_CACHE=0`: with the pre-token cache off; `ZHLLAMA_BACKTRACK=0`: the merge
+//! loop instead of the backtracking encoder; `ZHLLAMA_PROFILE_SPLIT=1`: only
 //! the pre-tokenizer (the number of pre-tokens stands for the ids).
 
 use std::path::Path;
@@ -23,11 +24,18 @@ fn main() {
         eprintln!("usage: bytelevel_profile TOKENIZER_JSON DOCS_JSON [SECONDS]");
         std::process::exit(2);
     }
+    let loading = std::time::Instant::now();
     let tok = ByteLevelTokenizer::from_json_file(Path::new(&args[1])).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)
     });
     tok.set_pretoken_cache(std::env::var("ZHLLAMA_PRETOKEN_CACHE").as_deref() != Ok("0"));
+    tok.set_backtracking(std::env::var("ZHLLAMA_BACKTRACK").as_deref() != Ok("0"));
+    eprintln!(
+        "loaded in {:.2} s; backtracking: {:?}",
+        loading.elapsed().as_secs_f64(),
+        tok.backtracking()
+    );
     let docs: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(&args[2]).expect("DOCS_JSON readable"))
             .expect("DOCS_JSON: a JSON list of strings");

@@ -50,6 +50,11 @@ impl PairTable {
         self.map.len()
     }
 
+    /// Every (left, right) with a merge.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.map.keys().map(|&k| ((k >> 32) as u32, k as u32))
+    }
+
     /// Insert, keeping the lower rank when the pair is already there (tiktoken: the first
     /// split of a token found; HF: the first line of a duplicated merge).
     pub(crate) fn insert(&mut self, left: u32, right: u32, rank: u32, id: u32) {
@@ -60,9 +65,15 @@ impl PairTable {
             .or_insert(v);
     }
 
+    /// [`Self::get_packed`] of the single-byte tokens of bytes `a` and `b`.
+    #[inline(always)]
+    pub(crate) fn byte_pair(&self, a: u8, b: u8) -> u64 {
+        self.byte_pairs[(a as usize) << 8 | b as usize]
+    }
+
     /// `rank << 32 | merged id`, or `u64::MAX` for no merge.
     #[inline(always)]
-    fn get_packed(&self, left: u32, right: u32) -> u64 {
+    pub(crate) fn get_packed(&self, left: u32, right: u32) -> u64 {
         self.map
             .get(&(((left as u64) << 32) | right as u64))
             .copied()

@@ -9,6 +9,7 @@
 //!   special tokens found in text (only when asked: see [`ByteLevelTokenizer::encode_into`]).
 
 pub(crate) mod added;
+mod backtrack;
 mod cache;
 pub mod load_json;
 pub mod load_tiktoken;
@@ -16,6 +17,7 @@ pub(crate) mod merge;
 mod o200k;
 pub mod pretok;
 pub mod tables;
+mod trie;
 pub(crate) mod unicode;
 
 pub use added::AddedToken;
@@ -75,7 +77,12 @@ struct Inner {
     /// pre-token.
     short_vocab: FxHashMap<([u64; 2], u8), u32>,
     byte_ids: [u32; 256],
+    /// Every byte has a token (true of tiktoken files; SmolLM2 lacks a few control bytes).
+    all_bytes: bool,
     pairs: PairTable,
+    /// BPE by backtracking where the vocabulary allows it ([`backtrack`]), else `Err(why)`.
+    backtrack: Result<backtrack::Backtrack, String>,
+    backtrack_on: AtomicBool,
     ignore_merges: bool,
     pretok: PreTokenizer,
     nfc: bool,
@@ -119,11 +126,18 @@ impl ByteLevelTokenizer {
         let mut tokens: Vec<Vec<u8>> = vec![Vec::new(); n];
         let mut vocab = FxHashMap::default();
         let mut byte_ids = [NO_ID; 256];
-        for (i, t) in spec.tokens.into_iter().enumerate() {
+        for (i, t) in spec.tokens.iter().enumerate() {
             if let Some(t) = t {
                 if t.len() == 1 {
                     byte_ids[t[0] as usize] = i as u32;
                 }
+            }
+        }
+        let mut pairs = spec.pairs;
+        pairs.finish(&byte_ids);
+        let backtrack = backtrack::Backtrack::build(&spec.tokens, &pairs, &byte_ids);
+        for (i, t) in spec.tokens.into_iter().enumerate() {
+            if let Some(t) = t {
                 vocab.entry(t.clone()).or_insert(i as u32);
                 tokens[i] = t;
             }
@@ -136,8 +150,6 @@ impl ByteLevelTokenizer {
                 }
             }
         }
-        let mut pairs = spec.pairs;
-        pairs.finish(&byte_ids);
         let mut special = vec![false; n];
         for t in &spec.added {
             tokens[t.id as usize] = t.content.as_bytes().to_vec();
@@ -154,7 +166,10 @@ impl ByteLevelTokenizer {
                 vocab,
                 short_vocab,
                 byte_ids,
+                all_bytes: !byte_ids.contains(&NO_ID),
                 pairs,
+                backtrack,
+                backtrack_on: AtomicBool::new(true),
                 ignore_merges: spec.ignore_merges,
                 pretok: PreTokenizer {
                     stages: spec.stages,
@@ -318,6 +333,22 @@ impl ByteLevelTokenizer {
         self.inner.cache_on.store(on, Ordering::Relaxed);
     }
 
+    /// Encode by backtracking ([`backtrack`]) where the vocabulary allows it (on by default;
+    /// the ids are the same either way). Applies to every clone of this tokenizer.
+    pub fn set_backtracking(&self, on: bool) {
+        self.inner.backtrack_on.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether this vocabulary can be encoded by backtracking: `Ok((bytes of its tables,
+    /// tokens whose pairs are checked the slow way))`, or why not (then the merge loop
+    /// encodes).
+    pub fn backtracking(&self) -> Result<(usize, usize), String> {
+        match &self.inner.backtrack {
+            Ok(b) => Ok((b.bytes(), b.decreasing())),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
     /// The pre-tokens BPE sees in `text` (NFC first where the tokenizer normalizes), in order:
     /// HF's `normalize_str` then `pre_tokenize_str`, as raw UTF-8 (not the byte alphabet).
     /// Added tokens are not split out. Used by `crate::pretoken_counts`.
@@ -383,6 +414,14 @@ impl Inner {
             };
             if let Some(&id) = found {
                 out.push(id);
+                return;
+            }
+        }
+        if let Ok(bt) = &self.backtrack {
+            if self.backtrack_on.load(Ordering::Relaxed)
+                && (self.all_bytes || b.iter().all(|&x| self.byte_ids[x as usize] != NO_ID))
+                && bt.encode(&self.pairs, b, out)
+            {
                 return;
             }
         }

@@ -1,0 +1,442 @@
+//! BPE of one pre-token without a merge loop: the longest token at each position, checked
+//! against the token before it, backing off where the check fails — the backtracking encoder
+//! of GitHub's `bpe` crate (van Antwerpen and Neubeck, "So many tokens, so little time", 2024),
+//! here over a double-array trie ([`super::trie`]). Linear in practice; the ids are exactly
+//! the merge loop's ([`super::merge`]), by the argument below, under a condition checked for
+//! each vocabulary at load ([`Backtrack::build`]; where it fails the merge loop stays).
+//!
+//! Why it is exact. Write M(s) for the merge loop's result on the bytes s (repeatedly merge the
+//! adjacent pair of least packed value `rank << 32 | id`, leftmost on ties). A token t is
+//! *reachable* when M(bytes(t)) = [t]; two tokens a, b are *compatible* when
+//! M(bytes(a) bytes(b)) = [a, b].
+//!
+//! 1. Inside a span that ends as one token of M(s), the merges M makes are those of M on the
+//!    span alone, in the same order: each was the least pair of all of s, so of the span; a
+//!    pair straddling the span's edge is never merged. So every token of M(s) is reachable and
+//!    every two neighbours in M(s) are compatible.
+//! 2. Conversely, let a sequence of reachable tokens spell s with every two neighbours
+//!    compatible. Run M on s and take its first merge across a boundary between tokens a and
+//!    b: up to then each token's span evolved as M on it alone, and the same merges happen in
+//!    M(bytes(a) bytes(b)), which then makes that cross merge too (it was least among more
+//!    pairs) — against compatibility. So M never merges across a boundary, and each span ends
+//!    as its token: the sequence is M(s). It is therefore unique, and the search below (the
+//!    longest reachable token first, a shorter one on failure, a position marked dead once
+//!    nothing fits after it — the prefix before it has a unique valid encoding, so a dead end
+//!    there is dead whatever came before) finds it.
+//! 3. The compatibility check ([`Backtrack::compatible`]) follows the two tokens' own merges
+//!    backwards: while no cross merge happens, the pair across the boundary is (a node on a's
+//!    right edge, a node on b's left edge), and it changes when M builds the next node on
+//!    either edge. If the merge values of M on every reachable token never decrease (checked
+//!    at load), the two spans' merges interleave in order of value (the left one first on
+//!    ties), and the pair across is merged iff its value is below the next left-edge merge's
+//!    value (the left wins ties) and at most the next right-edge one's (the cross pair is left
+//!    of it). Walking back from (a, b), always undoing the later of the two edge merges, checks
+//!    exactly these conditions.
+
+use super::merge::PairTable;
+use super::trie::{Trie, NONE};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+#[derive(Clone, Copy)]
+struct Tok {
+    /// The last merge of M on the token's bytes: its left and right part (`NONE`: one byte).
+    left: u32,
+    right: u32,
+    /// That merge's packed value (`rank << 32 | id`); for a one-byte token, the byte.
+    val: u64,
+    /// The longest reachable token that is a strict prefix of this one (`NONE`: none).
+    prefix: u32,
+    len: u32,
+    /// M's merge values on this token's bytes decrease somewhere: the walk of point 3 does
+    /// not apply, a pair with it is checked by running M on the two tokens' bytes.
+    decreasing: bool,
+}
+
+const UNREACHABLE: Tok = Tok {
+    left: NONE,
+    right: NONE,
+    val: 0,
+    prefix: NONE,
+    len: 0,
+    decreasing: false,
+};
+
+pub(crate) struct Backtrack {
+    trie: Trie,
+    toks: Vec<Tok>,
+    /// A one-sided filter of the pair table: two bits of one word per pair (the word and bits
+    /// from a hash of the pair). Most pairs the walk asks about have no merge (97 % on Chinese
+    /// reviews): a clear bit answers from this 512 KiB array, which stays in the CPU's cache,
+    /// instead of a probe of the table's megabytes.
+    filter: Vec<u64>,
+    byte_ids: [u32; 256],
+    /// How many reachable tokens have `decreasing` set.
+    decreasing: usize,
+}
+
+/// M on `start` (ids), recording the merges: (result, last merge's parts and value, whether
+/// the values never decrease). Load time only, on one token's bytes.
+fn trace(table: &PairTable, start: &[u32]) -> (Vec<u32>, (u32, u32, u64), bool) {
+    let mut ids = start.to_vec();
+    let mut vals: Vec<u64> = ids
+        .windows(2)
+        .map(|w| table.get_packed(w[0], w[1]))
+        .collect();
+    let mut last = (NONE, NONE, 0u64);
+    let mut monotone = true;
+    while ids.len() > 1 {
+        let (mut best, mut at) = (u64::MAX, 0);
+        for (i, &v) in vals.iter().enumerate() {
+            if v < best {
+                (best, at) = (v, i);
+            }
+        }
+        if best == u64::MAX {
+            break;
+        }
+        monotone &= last.0 == NONE || best >= last.2;
+        last = (ids[at], ids[at + 1], best);
+        ids[at] = best as u32;
+        ids.remove(at + 1);
+        vals.remove(at);
+        if at + 1 < ids.len() {
+            vals[at] = table.get_packed(ids[at], ids[at + 1]);
+        }
+        if at > 0 {
+            vals[at - 1] = table.get_packed(ids[at - 1], ids[at]);
+        }
+    }
+    (ids, last, monotone)
+}
+
+const FILTER_WORDS: usize = 1 << 16;
+
+/// The filter word of the pair (a, b) and its two bits.
+#[inline(always)]
+fn filter_slot(a: u32, b: u32) -> (usize, u64) {
+    let h = ((a as u64) << 32 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let w = (h >> 48) as usize & (FILTER_WORDS - 1);
+    (w, 1 << (h & 63) | 1 << (h >> 6 & 63))
+}
+
+impl Backtrack {
+    /// The encoder for a vocabulary (`tokens[id]`: the model token's bytes), or why it cannot
+    /// be built (then the merge loop encodes).
+    pub(crate) fn build(
+        tokens: &[Option<Vec<u8>>],
+        table: &PairTable,
+        byte_ids: &[u32; 256],
+    ) -> Result<Self, String> {
+        let mut toks = vec![UNREACHABLE; tokens.len()];
+        for (b, &id) in byte_ids.iter().enumerate().filter(|x| *x.1 != NONE) {
+            toks[id as usize] = Tok {
+                val: b as u64,
+                len: 1,
+                ..UNREACHABLE
+            };
+        }
+        // M on every token's bytes (the load's main cost: shared out over the threads).
+        let traced: Vec<Option<Tok>> = tokens
+            .par_iter()
+            .enumerate()
+            .map(|(id, t)| {
+                // A token with a byte that has no token of its own is never a candidate: a piece
+                // with such a byte goes to the merge loop (see `encode`).
+                let t = t
+                    .as_deref()
+                    .filter(|t| t.len() > 1 && t.iter().all(|&b| byte_ids[b as usize] != NONE))?;
+                let start: Vec<u32> = t.iter().map(|&b| byte_ids[b as usize]).collect();
+                let (got, (left, right, val), monotone) = trace(table, &start);
+                // A token M never outputs is not a candidate.
+                (got == [id as u32]).then_some(Tok {
+                    left,
+                    right,
+                    val,
+                    prefix: NONE,
+                    len: t.len() as u32,
+                    decreasing: !monotone,
+                })
+            })
+            .collect();
+        for (id, t) in traced.into_iter().enumerate() {
+            if let Some(t) = t {
+                toks[id] = t;
+            }
+        }
+        let live: Vec<bool> = toks.iter().map(|t| t.len > 0).collect();
+        let reachable = |id: usize| live[id];
+        let trie = Trie::build(tokens.iter().enumerate().filter_map(|(id, t)| {
+            t.as_deref()
+                .filter(|_| reachable(id))
+                .map(|t| (t, id as u32))
+        }));
+        for (id, t) in tokens.iter().enumerate() {
+            let Some(t) = t.as_deref().filter(|_| reachable(id)) else {
+                continue;
+            };
+            let (mut node, mut prefix) = (0u32, NONE);
+            for &b in &t[..t.len() - 1] {
+                node = trie.child(node, b);
+                let found = trie.token(node);
+                if found != NONE {
+                    prefix = found;
+                }
+            }
+            toks[id].prefix = prefix;
+        }
+        let decreasing = toks.iter().filter(|t| t.decreasing).count();
+        let mut filter = vec![0u64; FILTER_WORDS];
+        for (a, b) in table.keys() {
+            let (w, bits) = filter_slot(a, b);
+            filter[w] |= bits;
+        }
+        Ok(Backtrack {
+            trie,
+            toks,
+            filter,
+            byte_ids: *byte_ids,
+            decreasing,
+        })
+    }
+
+    /// How many reachable tokens M builds with decreasing merge values (their pairs are
+    /// checked the slow way).
+    pub(crate) fn decreasing(&self) -> usize {
+        self.decreasing
+    }
+
+    /// Memory of the tables, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.trie.bytes() + self.toks.len() * std::mem::size_of::<Tok>() + self.filter.len() * 8
+    }
+
+    /// The packed value of merging `a` and `b` (`u64::MAX`: no merge).
+    #[inline(always)]
+    fn pair(&self, table: &PairTable, a: &Tok, ia: u32, b: &Tok, ib: u32) -> u64 {
+        if a.left == NONE && b.left == NONE {
+            return table.byte_pair(a.val as u8, b.val as u8);
+        }
+        let (w, bits) = filter_slot(ia, ib);
+        if self.filter[w] & bits != bits {
+            return u64::MAX;
+        }
+        table.get_packed(ia, ib)
+    }
+
+    /// Whether M(bytes(a) bytes(b)) = [a, b], for reachable a and b spelling `both` (point 3
+    /// above).
+    #[inline]
+    fn compatible(&self, table: &PairTable, a: u32, b: u32, both: &[u8]) -> bool {
+        let (mut r, mut l) = (a, b);
+        if self.toks[r as usize].decreasing || self.toks[l as usize].decreasing {
+            let start: Vec<u32> = both.iter().map(|&x| self.byte_ids[x as usize]).collect();
+            return trace(table, &start).0 == [a, b];
+        }
+        // The pair across merges iff its value is below `limit`.
+        let mut limit = u64::MAX;
+        loop {
+            let (tr, tl) = (&self.toks[r as usize], &self.toks[l as usize]);
+            if self.pair(table, tr, r, tl, l) < limit {
+                return false;
+            }
+            if tr.left != NONE && (tl.left == NONE || tr.val > tl.val) {
+                limit = tr.val;
+                r = tr.right;
+            } else if tl.left != NONE {
+                limit = tl.val + 1;
+                l = tl.left;
+            } else {
+                return true;
+            }
+        }
+    }
+
+    /// Append M(text) to `out` (`text`: one pre-token, every byte with a token: the merge
+    /// loop drops a byte without one and may then merge across the gap, which this search
+    /// cannot). False (and `out` as it was) only if the search fails, which the argument above
+    /// rules out.
+    pub(crate) fn encode(&self, table: &PairTable, text: &[u8], out: &mut Vec<u32>) -> bool {
+        let n = text.len();
+        let base = out.len();
+        DEAD.with(|d| {
+            let mut dead = d.borrow_mut();
+            dead.clear();
+            dead.resize(n / 64 + 1, 0);
+            let mut pos = 0usize;
+            let mut next = self.trie.longest_prefix(text);
+            while pos < n {
+                let last = if out.len() > base {
+                    out[out.len() - 1]
+                } else {
+                    NONE
+                };
+                let mut token = next;
+                loop {
+                    let end = pos + self.toks[token as usize].len as usize;
+                    if dead[end / 64] >> (end % 64) & 1 == 0
+                        && (last == NONE
+                            || self.compatible(
+                                table,
+                                last,
+                                token,
+                                &text[pos - self.toks[last as usize].len as usize..end],
+                            ))
+                    {
+                        out.push(token);
+                        pos = end;
+                        if pos < n {
+                            next = self.trie.longest_prefix(&text[pos..]);
+                        }
+                        break;
+                    }
+                    token = self.toks[token as usize].prefix;
+                    if token == NONE {
+                        if last == NONE {
+                            out.truncate(base);
+                            return false;
+                        }
+                        dead[pos / 64] |= 1 << (pos % 64);
+                        out.pop();
+                        pos -= self.toks[last as usize].len as usize;
+                        next = last;
+                        break;
+                    }
+                }
+            }
+            true
+        })
+    }
+}
+
+thread_local! {
+    /// Positions known to start no valid rest, one bit each.
+    static DEAD: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytelevel::merge;
+
+    fn rng(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// 256 byte tokens (id = byte), then tokens over the bytes a, b, c. HF style: `n` merges
+    /// of random pairs of tokens, one rank each (a merge whose result is already a token
+    /// yields that token). tiktoken style: `n` random strings as tokens in random order,
+    /// every split of a token into two tokens a pair at the token's rank. Both make tokens M
+    /// never outputs and tokens whose merges decrease in rank.
+    fn vocabulary(seed: u64, n: usize, tiktoken: bool) -> (Vec<Option<Vec<u8>>>, PairTable) {
+        let mut s = seed;
+        let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+        let mut table = PairTable::new();
+        let id_of = |tokens: &[Option<Vec<u8>>], t: &[u8]| {
+            tokens.iter().position(|x| x.as_deref() == Some(t))
+        };
+        if tiktoken {
+            while tokens.len() < 256 + n {
+                let len = 2 + rng(&mut s) as usize % 5;
+                let t: Vec<u8> = (0..len).map(|_| b'a' + (rng(&mut s) % 3) as u8).collect();
+                if id_of(&tokens, &t).is_none() {
+                    tokens.push(Some(t));
+                }
+            }
+            for (id, t) in tokens.iter().enumerate().skip(256) {
+                let t = t.as_deref().unwrap_or_default();
+                for k in 1..t.len() {
+                    if let (Some(a), Some(b)) = (id_of(&tokens, &t[..k]), id_of(&tokens, &t[k..])) {
+                        table.insert(a as u32, b as u32, id as u32, id as u32);
+                    }
+                }
+            }
+        } else {
+            for rank in 0..n {
+                let pick = |s: &mut u64, tokens: &[Option<Vec<u8>>]| {
+                    let k = rng(s) as usize % (tokens.len() - 253);
+                    if k < 3 {
+                        b'a' as usize + k
+                    } else {
+                        256 + k - 3
+                    }
+                };
+                let (a, b) = (pick(&mut s, &tokens), pick(&mut s, &tokens));
+                let mut t = tokens[a].clone().unwrap_or_default();
+                t.extend_from_slice(tokens[b].as_deref().unwrap_or_default());
+                let id = id_of(&tokens, &t).unwrap_or_else(|| {
+                    tokens.push(Some(t));
+                    tokens.len() - 1
+                });
+                table.insert(a as u32, b as u32, rank as u32, id as u32);
+            }
+        }
+        (tokens, table)
+    }
+
+    /// The backtracking encoder gives M's ids on every string of a, b, c up to 8 bytes and
+    /// on long random ones, for vocabularies that exercise the unreachable tokens and the
+    /// check by M of pairs with decreasing merges.
+    #[test]
+    fn equals_the_merge_loop() {
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut level = texts.clone();
+        for _ in 0..8 {
+            level = level
+                .iter()
+                .flat_map(|t| (b'a'..=b'c').map(move |c| [t.as_slice(), &[c]].concat()))
+                .collect();
+            texts.extend(level.iter().cloned());
+        }
+        let mut s = 7u64;
+        for _ in 0..300 {
+            let len = 20 + rng(&mut s) as usize % 400;
+            texts.push((0..len).map(|_| b'a' + (rng(&mut s) % 3) as u8).collect());
+        }
+        let (mut unreachable, mut decreasing) = (0, 0);
+        for seed in 1..=12u64 {
+            for tiktoken in [false, true] {
+                let (tokens, mut table) = vocabulary(seed, 40 + 10 * seed as usize, tiktoken);
+                table.finish(&byte_ids);
+                let bt =
+                    Backtrack::build(&tokens, &table, &byte_ids).expect("every byte has a token");
+                unreachable += bt.toks.iter().filter(|t| t.len == 0).count();
+                decreasing += bt.decreasing();
+                for t in &texts[1..] {
+                    let (mut want, mut got) = (Vec::new(), Vec::new());
+                    let start: Vec<u32> = t.iter().map(|&b| b as u32).collect();
+                    merge::merge(&table, t, &start, &mut want);
+                    assert!(bt.encode(&table, t, &mut got));
+                    assert_eq!(
+                        got,
+                        want,
+                        "seed {seed}, tiktoken {tiktoken}, {:?}",
+                        String::from_utf8_lossy(t)
+                    );
+                }
+            }
+        }
+        assert!(
+            unreachable > 0 && decreasing > 0,
+            "{unreachable} {decreasing}"
+        );
+        // Byte c without a token (SmolLM2 lacks a few control bytes): the tokens that hold it
+        // are never candidates, and the pieces without it still encode exactly.
+        let mut no_c = byte_ids;
+        no_c[b'c' as usize] = NONE;
+        let (tokens, mut table) = vocabulary(3, 80, false);
+        table.finish(&no_c);
+        let bt = Backtrack::build(&tokens, &table, &no_c).expect("built");
+        for t in texts[1..].iter().filter(|t| !t.contains(&b'c')) {
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            let start: Vec<u32> = t.iter().map(|&b| b as u32).collect();
+            merge::merge(&table, t, &start, &mut want);
+            assert!(bt.encode(&table, t, &mut got));
+            assert_eq!(got, want, "no c: {:?}", String::from_utf8_lossy(t));
+        }
+    }
+}
