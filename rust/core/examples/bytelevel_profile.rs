@@ -32,9 +32,9 @@ fn main() {
     tok.set_pretoken_cache(std::env::var("ZHLLAMA_PRETOKEN_CACHE").as_deref() != Ok("0"));
     tok.set_backtracking(std::env::var("ZHLLAMA_BACKTRACK").as_deref() != Ok("0"));
     eprintln!(
-        "loaded in {:.2} s; backtracking: {:?}",
+        "loaded in {:.2} s; backtracking tables (bytes, slow-checked tokens): {:?}",
         loading.elapsed().as_secs_f64(),
-        tok.backtracking()
+        tok.backtracking_tables()
     );
     let docs: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(&args[2]).expect("DOCS_JSON readable"))

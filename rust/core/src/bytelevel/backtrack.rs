@@ -2,8 +2,9 @@
 //! against the token before it, backing off where the check fails — the backtracking encoder
 //! of GitHub's `bpe` crate (van Antwerpen and Neubeck, "So many tokens, so little time", 2024),
 //! here over a double-array trie ([`super::trie`]). Linear in practice; the ids are exactly
-//! the merge loop's ([`super::merge`]), by the argument below, under a condition checked for
-//! each vocabulary at load ([`Backtrack::build`]; where it fails the merge loop stays).
+//! the merge loop's ([`super::merge`]) for every vocabulary, by the argument below: what the
+//! walk of point 3 needs is checked per token at load ([`Backtrack::build`]), and a pair with
+//! a token that fails it is checked by running the merge loop on the pair's bytes.
 //!
 //! Why it is exact. Write M(s) for the merge loop's result on the bytes s (repeatedly merge the
 //! adjacent pair of least packed value `rank << 32 | id`, leftmost on ties). A token t is
@@ -121,13 +122,13 @@ fn filter_slot(a: u32, b: u32) -> (usize, u64) {
 }
 
 impl Backtrack {
-    /// The encoder for a vocabulary (`tokens[id]`: the model token's bytes), or why it cannot
-    /// be built (then the merge loop encodes).
+    /// The encoder for a vocabulary (`tokens[id]`: the model token's bytes; `byte_ids[b]`:
+    /// byte b's token or `NONE`).
     pub(crate) fn build(
         tokens: &[Option<Vec<u8>>],
         table: &PairTable,
         byte_ids: &[u32; 256],
-    ) -> Result<Self, String> {
+    ) -> Self {
         let mut toks = vec![UNREACHABLE; tokens.len()];
         for (b, &id) in byte_ids.iter().enumerate().filter(|x| *x.1 != NONE) {
             toks[id as usize] = Tok {
@@ -191,13 +192,13 @@ impl Backtrack {
             let (w, bits) = filter_slot(a, b);
             filter[w] |= bits;
         }
-        Ok(Backtrack {
+        Backtrack {
             trie,
             toks,
             filter,
             byte_ids: *byte_ids,
             decreasing,
-        })
+        }
     }
 
     /// How many reachable tokens M builds with decreasing merge values (their pairs are
@@ -402,8 +403,7 @@ mod tests {
             for tiktoken in [false, true] {
                 let (tokens, mut table) = vocabulary(seed, 40 + 10 * seed as usize, tiktoken);
                 table.finish(&byte_ids);
-                let bt =
-                    Backtrack::build(&tokens, &table, &byte_ids).expect("every byte has a token");
+                let bt = Backtrack::build(&tokens, &table, &byte_ids);
                 unreachable += bt.toks.iter().filter(|t| t.len == 0).count();
                 decreasing += bt.decreasing();
                 for t in &texts[1..] {
@@ -430,7 +430,7 @@ mod tests {
         no_c[b'c' as usize] = NONE;
         let (tokens, mut table) = vocabulary(3, 80, false);
         table.finish(&no_c);
-        let bt = Backtrack::build(&tokens, &table, &no_c).expect("built");
+        let bt = Backtrack::build(&tokens, &table, &no_c);
         for t in texts[1..].iter().filter(|t| !t.contains(&b'c')) {
             let (mut want, mut got) = (Vec::new(), Vec::new());
             let start: Vec<u32> = t.iter().map(|&b| b as u32).collect();

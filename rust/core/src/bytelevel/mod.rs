@@ -80,8 +80,9 @@ struct Inner {
     /// Every byte has a token (true of tiktoken files; SmolLM2 lacks a few control bytes).
     all_bytes: bool,
     pairs: PairTable,
-    /// BPE by backtracking where the vocabulary allows it ([`backtrack`]), else `Err(why)`.
-    backtrack: Result<backtrack::Backtrack, String>,
+    /// BPE by backtracking ([`backtrack`]); the merge loop for pieces with a byte that has
+    /// no token, or when switched off.
+    backtrack: backtrack::Backtrack,
     backtrack_on: AtomicBool,
     ignore_merges: bool,
     pretok: PreTokenizer,
@@ -333,20 +334,17 @@ impl ByteLevelTokenizer {
         self.inner.cache_on.store(on, Ordering::Relaxed);
     }
 
-    /// Encode by backtracking ([`backtrack`]) where the vocabulary allows it (on by default;
-    /// the ids are the same either way). Applies to every clone of this tokenizer.
+    /// Encode by backtracking ([`backtrack`]; on by default) or by the merge loop alone: the
+    /// ids are the same either way. Applies to every clone of this tokenizer.
     pub fn set_backtracking(&self, on: bool) {
         self.inner.backtrack_on.store(on, Ordering::Relaxed);
     }
 
-    /// Whether this vocabulary can be encoded by backtracking: `Ok((bytes of its tables,
-    /// tokens whose pairs are checked the slow way))`, or why not (then the merge loop
-    /// encodes).
-    pub fn backtracking(&self) -> Result<(usize, usize), String> {
-        match &self.inner.backtrack {
-            Ok(b) => Ok((b.bytes(), b.decreasing())),
-            Err(e) => Err(e.clone()),
-        }
+    /// The backtracking encoder's tables: (bytes, tokens built by merges of decreasing rank,
+    /// whose pairs are checked by the merge loop).
+    pub fn backtracking_tables(&self) -> (usize, usize) {
+        let b = &self.inner.backtrack;
+        (b.bytes(), b.decreasing())
     }
 
     /// The pre-tokens BPE sees in `text` (NFC first where the tokenizer normalizes), in order:
@@ -417,13 +415,11 @@ impl Inner {
                 return;
             }
         }
-        if let Ok(bt) = &self.backtrack {
-            if self.backtrack_on.load(Ordering::Relaxed)
-                && (self.all_bytes || b.iter().all(|&x| self.byte_ids[x as usize] != NO_ID))
-                && bt.encode(&self.pairs, b, out)
-            {
-                return;
-            }
+        if self.backtrack_on.load(Ordering::Relaxed)
+            && (self.all_bytes || b.iter().all(|&x| self.byte_ids[x as usize] != NO_ID))
+            && self.backtrack.encode(&self.pairs, b, out)
+        {
+            return;
         }
         start.clear();
         // A byte without a token is dropped, as HF's BPE does without an unk token.
