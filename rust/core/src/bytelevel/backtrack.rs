@@ -34,7 +34,7 @@
 //!    of it). Walking back from (a, b), always undoing the later of the two edge merges, checks
 //!    exactly these conditions.
 
-use super::merge::PairTable;
+use super::merge::{merge, PairTable};
 use super::trie::{Trie, NONE};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -232,7 +232,9 @@ impl Backtrack {
         let (mut r, mut l) = (a, b);
         if self.toks[r as usize].decreasing || self.toks[l as usize].decreasing {
             let start: Vec<u32> = both.iter().map(|&x| self.byte_ids[x as usize]).collect();
-            return trace(table, &start).0 == [a, b];
+            let mut ids = Vec::with_capacity(2);
+            merge(table, both, &start, &mut ids);
+            return ids == [a, b];
         }
         // The pair across merges iff its value is below `limit`.
         let mut limit = u64::MAX;
