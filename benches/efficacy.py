@@ -354,8 +354,8 @@ class Bench:
 
         return train_precision()
 
-    def pretrain(self, stage: int, model: Path, tok: Path, corpus: Path, out: Path, steps: int, seed: int,
-                 new_rows: bool) -> tuple[float, float]:
+    def pretrain(self, name: str, stage: int, model: Path, tok: Path, corpus: Path, out: Path, steps: int,
+                 seed: int) -> tuple[float, float]:
         """One stage through `zhllama pretrain`; returns its training wall time (Trainer's train_runtime)
         and the CPU time of this process over the whole verb (loading included)."""
         import torch
@@ -363,8 +363,9 @@ class Bench:
         p = self.p
         every = max(1, p.steps // p.curve_points)
         torch.manual_seed(seed)  # the LoRA matrices are drawn before the Trainer seeds itself
-        extra: list[Any] = ["--embedding-learning-rate", p.embedding_lr] if p.embedding_lr else []
-        extra += ["--new-rows-only"] if new_rows and p.new_rows_only and stage == 2 else []
+        lr = RECIPES[name].embedding_lr or p.embedding_lr
+        extra: list[Any] = ["--embedding-learning-rate", lr] if lr else []
+        extra += ["--new-rows-only"] if RECIPES[name].init is not None and p.new_rows_only and stage == 2 else []
         extra += ["--precision", self.precision()] if self.precision() else []
         cpu = time.process_time()
         self.cli("pretrain", "--stage", stage, "--model", model, "--tokenizer", tok, "--dataset-dir", corpus,
@@ -391,7 +392,7 @@ class Bench:
             load = os.getloadavg()[0]
             for stage, n in self.stage_plan(name):
                 out = run_dir / f"stage{stage}"
-                runtime, cpu_s = self.pretrain(stage, model, tok, corpus, out, n, seed, r.init is not None)
+                runtime, cpu_s = self.pretrain(name, stage, model, tok, corpus, out, n, seed)
                 final = out
                 if stage == 2:
                     final = run_dir / "final"

@@ -124,32 +124,35 @@ class RowTrainer:
         bar = tqdm(total=steps, initial=self.step, desc="init-rows", unit=" steps", disable=quiet, mininterval=0.5)
         windows = self.coverage() if self.config.get("windows") == "coverage" else None
         stream, start, empty = iter(()) if windows else self.stream(), self.cursor[0], 0
+        no_text = ValueError(f"--input {' '.join(self.config['input'])}: no text to learn from (no document gives "
+                             f"two extended tokens)")
         while self.step < steps:
             if deadline is not None and time.monotonic() > deadline:
                 break
             if windows is not None:
                 chunks = windows.batch(self.step, uses_of(self.opt), self.config["batch_size"])
-                item = (chunks, (-2, 0)) if chunks else None
+                if not chunks:
+                    raise no_text
             else:
                 item = next(stream, None)
-            if item is None:  # the corpus ran out: read it again
-                empty += 1
-                if empty > 1:
-                    raise ValueError(f"--input {' '.join(self.config['input'])}: no text to learn from (no "
-                                     f"document gives two extended tokens)")
-                self.cursor = (0, 0)
-                stream, start = self.stream(), 0
-                continue
-            empty = 0
-            chunks, (docs_read, chunks_used) = item
+                if item is None:  # the corpus ran out: read it again
+                    empty += 1
+                    if empty > 1:
+                        raise no_text
+                    self.cursor = (0, 0)
+                    stream, start = self.stream(), 0
+                    continue
+                empty = 0
+                chunks, (docs_read, chunks_used) = item
             loss, n = self.loss(chunks)
             self.opt.zero_grad()
             loss.backward()
             self.opt.step(self.rows_in(chunks))
             self.step, self.positions = self.step + 1, self.positions + n
-            self.cursor = (start + docs_read, chunks_used) if docs_read >= 0 else (0, 0)
-            if docs_read == -1:
-                stream, start = self.stream(), 0
+            if windows is None:  # coverage windows follow from the step and the counts: no cursor
+                self.cursor = (start + docs_read, chunks_used) if docs_read >= 0 else (0, 0)
+                if docs_read == -1:  # the batch took the corpus's last chunk: the next one starts it again
+                    stream, start = self.stream(), 0
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if self.step % save_every == 0 or self.step == steps:
