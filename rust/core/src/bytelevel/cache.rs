@@ -1,5 +1,6 @@
-//! A bounded, per-thread cache of short pre-tokens and their ids: a repeated pre-token (" the",
-//! "，我们") skips the merge loop.
+//! A bounded, per-thread cache of short pre-tokens and their ids: a repeated pre-token that
+//! needed BPE ("，我们", " tokenizers") skips it. Pieces that are one whole token (most English
+//! words) are answered by the vocabulary before the cache is asked, so they take no slot.
 //!
 //! Two-way set-associative: [`SETS`] sets of two 32-byte slots (one cache line a set), keyed
 //! by the pre-token's bytes (at most [`MAX_KEY`]) and the tokenizer's serial number, so
