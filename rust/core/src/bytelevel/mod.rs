@@ -19,6 +19,7 @@ pub mod pretok;
 pub mod tables;
 mod trie;
 pub(crate) mod unicode;
+mod whole;
 
 pub use added::AddedToken;
 use added::{AddedTokens, Segment};
@@ -72,10 +73,8 @@ struct Inner {
     tokens: Vec<Vec<u8>>,
     special: Vec<bool>,
     vocab: FxHashMap<Vec<u8>, u32>,
-    /// With `ignore_merges`: the tokens of at most 16 bytes again, keyed inline (one cache
-    /// miss fewer than `vocab`, whose keys live on the heap), for the lookup of every new
-    /// pre-token.
-    short_vocab: FxHashMap<([u64; 2], u8), u32>,
+    /// With `ignore_merges`: the vocabulary again, for the lookup of every new pre-token.
+    whole: Option<whole::WholeTokens>,
     byte_ids: [u32; 256],
     /// Every byte has a token (true of tiktoken files; SmolLM2 lacks a few control bytes).
     all_bytes: bool,
@@ -84,7 +83,6 @@ struct Inner {
     /// no token, or when switched off.
     backtrack: backtrack::Backtrack,
     backtrack_on: AtomicBool,
-    ignore_merges: bool,
     pretok: PreTokenizer,
     nfc: bool,
     added: AddedTokens,
@@ -143,14 +141,9 @@ impl ByteLevelTokenizer {
                 tokens[i] = t;
             }
         }
-        let mut short_vocab = FxHashMap::default();
-        if spec.ignore_merges {
-            for (t, &id) in &vocab {
-                if t.len() <= cache::MAX_KEY {
-                    short_vocab.insert((cache::key16(t), t.len() as u8), id);
-                }
-            }
-        }
+        let whole = spec
+            .ignore_merges
+            .then(|| whole::WholeTokens::build(&vocab));
         let mut special = vec![false; n];
         for t in &spec.added {
             tokens[t.id as usize] = t.content.as_bytes().to_vec();
@@ -165,13 +158,12 @@ impl ByteLevelTokenizer {
                 tokens,
                 special,
                 vocab,
-                short_vocab,
+                whole,
                 byte_ids,
                 all_bytes: !byte_ids.contains(&NO_ID),
                 pairs,
                 backtrack,
                 backtrack_on: AtomicBool::new(true),
-                ignore_merges: spec.ignore_merges,
                 pretok: PreTokenizer {
                     stages: spec.stages,
                 },
@@ -412,16 +404,7 @@ impl Inner {
     /// merges), the id of `b` when it is one.
     #[inline(always)]
     fn whole_token(&self, b: &[u8]) -> Option<u32> {
-        if !self.ignore_merges {
-            return None;
-        }
-        if b.len() <= cache::MAX_KEY {
-            self.short_vocab
-                .get(&(cache::key16(b), b.len() as u8))
-                .copied()
-        } else {
-            self.vocab.get(b).copied()
-        }
+        self.whole.as_ref()?.get(b)
     }
 
     /// BPE of one pre-token (more than one byte, not a whole token where that counts).
