@@ -360,12 +360,12 @@ class Bench:
         and the CPU time of this process over the whole verb (loading included)."""
         import torch
 
-        p = self.p
+        p, r = self.p, RECIPES[name]
         every = max(1, p.steps // p.curve_points)
         torch.manual_seed(seed)  # the LoRA matrices are drawn before the Trainer seeds itself
-        lr = RECIPES[name].embedding_lr or p.embedding_lr
+        lr = r.embedding_lr or p.embedding_lr
         extra: list[Any] = ["--embedding-learning-rate", lr] if lr else []
-        extra += ["--new-rows-only"] if RECIPES[name].init is not None and p.new_rows_only and stage == 2 else []
+        extra += ["--new-rows-only"] if r.init is not None and p.new_rows_only and stage == 2 else []
         extra += ["--precision", self.precision()] if self.precision() else []
         cpu = time.process_time()
         self.cli("pretrain", "--stage", stage, "--model", model, "--tokenizer", tok, "--dataset-dir", corpus,
