@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import resource
-import sys
 
 
 def main(argv=None) -> int:
@@ -30,6 +29,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from zhllama.cli import close_process_group
     from zhllama.model.loading import load_model
     from zhllama.model.parameters import param_numel
     from zhllama.train.args import RunArguments
@@ -53,13 +53,13 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"rank-{report['rank']}.json"), "w") as f:
         json.dump(report, f)
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    close_process_group(wait_for_peers=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As every zhllama verb under torchrun: closed process group, then no interpreter teardown (CI saw rank 1 of
+    # this script abort at exit with "terminate called without an active exception", failing the launch).
+    from zhllama.cli import exit_launched_rank
+
+    exit_launched_rank(main())
