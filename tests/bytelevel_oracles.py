@@ -27,14 +27,15 @@ from conftest import Parity
 from zhllama import Tokenizer
 
 NAMES = ["smollm2", "llama3-tiktoken", "llama3-json", "qwen2-style", "gpt2-style", "o200k-style", "tekken-style",
-         "llama4-json", "tekken-json"]
+         "llama4-json", "tekken-json", "deepseek3-style"]
 # The oracles whose pattern has the case classes of o200k (LLaMA-4) and Tekken.
 CASE_CLASS_NAMES = ("o200k-style", "tekken-style", "llama4-json", "tekken-json")
 
 # Layouts without a fixture of their own, made from the fixtures' vocabularies (the oracle is HF
 # on the same file, so any vocabulary will do): Qwen2's pre-tokenizer (single digits) and NFC
-# normalizer, o200k's (LLaMA-4) and Tekken's patterns on LLaMA-3's vocabulary; GPT-2's bare
-# ByteLevel pre-tokenizer on SmolLM2's. The real LLaMA-4 and Tekken vocabularies: bytelevel_vocabs.
+# normalizer, o200k's (LLaMA-4) and Tekken's patterns and DeepSeek-V3's three Split stages on
+# LLaMA-3's vocabulary; GPT-2's bare ByteLevel pre-tokenizer on SmolLM2's. The real LLaMA-4 and
+# Tekken vocabularies: bytelevel_vocabs.
 
 
 @dataclass
@@ -97,6 +98,10 @@ def _with_pattern(name: str, nfc: bool = False) -> Callable[[dict[str, Any]], No
     return edit
 
 
+def _deepseek3(j: dict[str, Any]) -> None:
+    j["pre_tokenizer"] = bytelevel_vocabs.deepseek3_pre_tokenizer()
+
+
 def _gpt2(j: dict[str, Any]) -> None:
     j["pre_tokenizer"] = j["pre_tokenizer"]["pretokenizers"][-1]
 
@@ -109,6 +114,8 @@ def oracle(name: str) -> Oracle:
         return _hf(name, _variant(name, fp.llama3_hf_dir().path, _with_pattern(name.split("-")[0])))
     if name in ("llama4-json", "tekken-json"):
         return _hf(name, bytelevel_vocabs.hf_dir(name.split("-")[0]))
+    if name == "deepseek3-style":
+        return _hf(name, _variant(name, fp.llama3_hf_dir().path, _deepseek3))
     if name == "gpt2-style":
         return _hf(name, _variant(name, fp.smollm2_dir().path, _gpt2))
     if name == "smollm2":

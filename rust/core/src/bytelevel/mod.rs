@@ -11,6 +11,7 @@
 pub(crate) mod added;
 mod backtrack;
 mod cache;
+mod deepseek;
 pub mod load_json;
 pub mod load_tiktoken;
 pub(crate) mod merge;

@@ -10,11 +10,11 @@
 //! and W, so the backtracking of `U*W+` is decided here from the run (see [`letters_end`]).
 
 use super::pretok::{contraction, punct_or_space_end, run_end};
-use super::unicode::{class_bits, LETTER, LOWER, NUMBER, SPACE, UPPER};
+use super::unicode::{class_bits, LETTER, LOWER, NUMBER, PUNCT, SPACE, UPPER};
 
 /// Class bits of the char at byte `i` and its length.
 #[inline(always)]
-fn at(s: &str, i: usize) -> (char, u8, usize) {
+pub(super) fn at(s: &str, i: usize) -> (char, u8, usize) {
     let b = s.as_bytes()[i];
     if b < 0x80 {
         return (b as char, ASCII[b as usize], 1);
@@ -33,6 +33,7 @@ const ASCII: [u8; 128] = {
             b'A'..=b'Z' => LETTER | UPPER,
             b'0'..=b'9' => NUMBER,
             b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ' => SPACE,
+            b'!'..=b'/' | b':'..=b'@' | b'['..=b'`' | b'{'..=b'~' => PUNCT,
             _ => 0,
         };
         i += 1;
@@ -40,9 +41,9 @@ const ASCII: [u8; 128] = {
     t
 };
 
-/// End of the run of chars whose bits include `bit`, from byte `i`.
+/// End of the run of chars whose bits include one of `bit`, from byte `i`.
 #[inline(always)]
-fn bits_run_end(s: &str, mut i: usize, bit: u8) -> usize {
+pub(super) fn bits_run_end(s: &str, mut i: usize, bit: u8) -> usize {
     let b = s.as_bytes();
     while i < b.len() {
         if b[i] < 0x80 {

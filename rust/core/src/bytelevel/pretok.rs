@@ -6,14 +6,20 @@
 //!   HF's ByteLevel pre-tokenizer with `use_regex` (GPT-2, SmolLM2);
 //! - `Splitter::Cl100k`: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,K}|
 //!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` with K = 3 (cl100k, LLaMA-3) or 1 (Qwen2);
-//! - `Splitter::O200k`: o200k's (LLaMA-4) and Tekken's case-class patterns (`super::o200k`).
+//! - `Splitter::O200k`: o200k's (LLaMA-4) and Tekken's case-class patterns (`super::o200k`);
+//! - `Splitter::DigitGroups`, `Splitter::Cjk`, `Splitter::DeepSeek3`: the three `Split` stages of
+//!   DeepSeek-V3's pre-tokenizer (`super::deepseek`), run as one when they come in that order.
 //!
 //! Each splitter decides at every position which alternative the leftmost-first regex would
 //! take (comments at each step give the reasoning); any other pattern runs on `fancy-regex`.
 //! Every splitter is linear in the text: no alternative looks further than the run it matches.
 
+use super::deepseek::{split_cjk, split_deepseek3, split_deepseek3_main, split_digit_groups};
 use super::o200k::split_o200k;
-use super::tables::{GPT2_PATTERN, LLAMA3_PATTERN, O200K_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN};
+use super::tables::{
+    DEEPSEEK3_CJK_PATTERN, DEEPSEEK3_DIGITS_PATTERN, DEEPSEEK3_PATTERN, GPT2_PATTERN,
+    LLAMA3_PATTERN, O200K_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN,
+};
 use super::unicode::{class, LETTER, NUMBER, OTHER, SPACE};
 
 pub enum Splitter {
@@ -26,6 +32,14 @@ pub enum Splitter {
         contractions: bool,
         max_digits: usize,
     },
+    /// `\p{N}{1,K}` (DeepSeek-V3's first stage, K = 3).
+    DigitGroups {
+        max_digits: usize,
+    },
+    /// DeepSeek-V3's second stage: runs of CJK ideographs and kana.
+    Cjk,
+    /// DeepSeek-V3's third stage.
+    DeepSeek3,
     Regex(Box<fancy_regex::Regex>),
 }
 
@@ -53,6 +67,9 @@ impl Splitter {
                 contractions: false,
                 max_digits: 1,
             },
+            DEEPSEEK3_DIGITS_PATTERN => Splitter::DigitGroups { max_digits: 3 },
+            DEEPSEEK3_CJK_PATTERN => Splitter::Cjk,
+            DEEPSEEK3_PATTERN => Splitter::DeepSeek3,
             p => Splitter::Regex(Box::new(
                 fancy_regex::Regex::new(p).map_err(|e| format!("{e}"))?,
             )),
@@ -72,6 +89,9 @@ impl Splitter {
                 contractions,
                 max_digits,
             } => split_o200k(text, *contractions, *max_digits, f),
+            Splitter::DigitGroups { max_digits } => split_digit_groups(text, *max_digits, f),
+            Splitter::Cjk => split_cjk(text, f),
+            Splitter::DeepSeek3 => split_deepseek3_main(text, f),
             Splitter::Regex(re) => split_regex(re, text, f),
         }
     }
@@ -312,6 +332,9 @@ impl PreTokenizer {
         match self.stages.as_slice() {
             [] => f(text),
             [Stage::Split(sp)] => sp.split(text, f),
+            [Stage::Split(Splitter::DigitGroups { max_digits }), Stage::Split(Splitter::Cjk), Stage::Split(Splitter::DeepSeek3)] => {
+                split_deepseek3(text, *max_digits, f)
+            }
             stages => run_stages(stages, text, f),
         }
     }

@@ -14,13 +14,35 @@ pub const O200K_PATTERN: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{
 /// Mistral's Tekken (`config.pattern` of `mistral_common/data/tekken_*.json`).
 pub const TEKKEN_PATTERN: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// DeepSeek-V3's pre-tokenizer is a `Sequence` of three `Split(Regex, Isolated)` stages, then
+/// `ByteLevel` without its regex (`tokenizer.json` of `deepseek-ai/DeepSeek-V3`; llama.cpp's
+/// `LLAMA_VOCAB_PRE_TYPE_DEEPSEEK3_LLM` lists the same three). Stage 1: digits in threes.
+pub const DEEPSEEK3_DIGITS_PATTERN: &str = r"\p{N}{1,3}";
+/// Stage 2: runs of CJK Unified Ideographs U+4E00..U+9FA5, hiragana and katakana
+/// (U+3040..U+30FF), written as the characters themselves.
+pub const DEEPSEEK3_CJK_PATTERN: &str = "[\u{4E00}-\u{9FA5}\u{3040}-\u{309F}\u{30A0}-\u{30FF}]+";
+/// Stage 3. The file spells CR and LF as the characters themselves (JSON `\r`, `\n`), not as
+/// regex escapes; the rest as JSON-decoded.
+pub const DEEPSEEK3_PATTERN: &str = concat!(
+    r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|"##,
+    "[^\r\n",
+    r"\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+",
+    "[\r\n]*|",
+    r"\s*",
+    "[\r\n]+|",
+    r"\s+(?!\S)|\s+"
+);
+
 /// Every pattern with a hand-written splitter, by name.
-pub const PATTERNS: [(&str, &str); 5] = [
+pub const PATTERNS: [(&str, &str); 8] = [
     ("gpt2", GPT2_PATTERN),
     ("llama3", LLAMA3_PATTERN),
     ("qwen2", QWEN2_PATTERN),
     ("o200k", O200K_PATTERN),
     ("tekken", TEKKEN_PATTERN),
+    ("deepseek3-digits", DEEPSEEK3_DIGITS_PATTERN),
+    ("deepseek3-cjk", DEEPSEEK3_CJK_PATTERN),
+    ("deepseek3", DEEPSEEK3_PATTERN),
 ];
 
 /// LLaMA-3's tiktoken file has this many ranks; its special tokens follow.

@@ -1,4 +1,4 @@
-//! The character classes of the pre-tokenizer patterns (`\p{L}`, `\p{N}`, `\s`), from the
+//! The character classes of the pre-tokenizer patterns (`\p{L}`, `\p{N}`, `\s`, ...), from the
 //! Unicode tables of `regex-syntax`: the tables behind the `regex`/`fancy-regex` crates that
 //! tiktoken matches with, so the hand-written splitters agree with tiktoken's regex on every
 //! assigned character of that Unicode version (HF tokenizers' Oniguruma: see the parity tests).
@@ -14,6 +14,8 @@ pub(crate) const SPACE: u8 = 4;
 pub(crate) const UPPER: u8 = 8;
 /// `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`: their "lower" run.
 pub(crate) const LOWER: u8 = 16;
+/// `[\p{P}\p{S}]`: punctuation and symbols (DeepSeek-V3's pattern).
+pub(crate) const PUNCT: u8 = 32;
 /// The bits of [`class`]: one of the three disjoint classes, or none ([`OTHER`]).
 const BASIC: u8 = LETTER | NUMBER | SPACE;
 
@@ -51,6 +53,7 @@ fn classes() -> &'static Classes {
             (r"\s", SPACE),
             (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", UPPER),
             (r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]", LOWER),
+            (r"[\p{P}\p{S}]", PUNCT),
         ] {
             for (lo, hi) in ranges(pattern) {
                 for cp in lo..=hi.min(0xFFFF) {
@@ -92,7 +95,7 @@ pub(crate) fn class(c: char) -> u8 {
     class_bits(c) & BASIC
 }
 
-/// [`class`] with the [`UPPER`] and [`LOWER`] bits.
+/// [`class`] with the [`UPPER`], [`LOWER`] and [`PUNCT`] bits.
 #[inline]
 pub(crate) fn class_bits(c: char) -> u8 {
     let cp = c as u32;
@@ -142,5 +145,10 @@ mod tests {
         assert_eq!(class_bits('𝐚'), LETTER | LOWER);
         assert_eq!(class_bits('𠀀'), LETTER | UPPER | LOWER);
         assert_eq!(class_bits('\u{E0100}'), UPPER | LOWER); // a variation selector: Mn
+                                                            // P and S: ASCII punctuation and symbols, CJK punctuation, emoji (So); not Cf.
+        for c in ['$', '\'', '`', '~', '，', '。', '“', '😀', '゛', '・'] {
+            assert_eq!(class_bits(c), PUNCT, "{c:?}");
+        }
+        assert_eq!(class_bits('\u{200D}'), OTHER);
     }
 }
