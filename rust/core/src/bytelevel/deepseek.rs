@@ -24,23 +24,33 @@ const LM: u8 = LETTER | UPPER | LOWER;
 
 /// Stage 1, `\p{N}{1,K}`: each run of digits cut into groups of K from its start.
 pub(crate) fn split_digit_groups<'a>(s: &'a str, max: usize, f: &mut impl FnMut(&'a str)) {
+    digit_groups(s, max, &mut |piece, _| f(piece));
+}
+
+/// [`split_digit_groups`], telling `f` whether the piece is a group of digits.
+#[inline(always)]
+fn digit_groups<'a>(s: &'a str, max: usize, f: &mut impl FnMut(&'a str, bool)) {
     let b = s.as_bytes();
     let (mut gap, mut p) = (0, 0);
     while p < b.len() {
+        if b[p] < 0x80 && !b[p].is_ascii_digit() {
+            p += 1;
+            continue;
+        }
         let (_, k, n) = at(s, p);
         if k & NUMBER == 0 {
             p += n;
             continue;
         }
         if gap < p {
-            f(&s[gap..p]);
+            f(&s[gap..p], false);
         }
         let e = run_end(s, p, NUMBER, max);
-        f(&s[p..e]);
+        f(&s[p..e], true);
         (gap, p) = (e, e);
     }
     if gap < b.len() {
-        f(&s[gap..]);
+        f(&s[gap..], false);
     }
 }
 
@@ -51,6 +61,13 @@ fn is_cjk(c: char) -> bool {
 
 /// Stage 2: runs of [`is_cjk`] chars, and the text between them.
 pub(crate) fn split_cjk<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) {
+    cjk_runs(s, &mut |piece, _| f(piece));
+}
+
+/// [`split_cjk`], telling `f` whether the piece is a run of ideographs U+4E00..U+9FA5 only
+/// (every one a letter, `Lo`, so stage 3 leaves such a run whole).
+#[inline(always)]
+fn cjk_runs<'a>(s: &'a str, f: &mut impl FnMut(&'a str, bool)) {
     let b = s.as_bytes();
     let (mut gap, mut p) = (0, 0);
     while p < b.len() {
@@ -64,21 +81,23 @@ pub(crate) fn split_cjk<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) {
             continue;
         }
         if gap < p {
-            f(&s[gap..p]);
+            f(&s[gap..p], false);
         }
+        let mut han = c >= '\u{4E00}';
         let mut e = p + c.len_utf8();
         while e < b.len() && b[e] >= 0x80 {
             let c = s[e..].chars().next().unwrap_or('\0');
             if !is_cjk(c) {
                 break;
             }
+            han &= c >= '\u{4E00}';
             e += c.len_utf8();
         }
-        f(&s[p..e]);
+        f(&s[p..e], han);
         (gap, p) = (e, e);
     }
     if gap < b.len() {
-        f(&s[gap..]);
+        f(&s[gap..], false);
     }
 }
 
@@ -138,10 +157,21 @@ pub(crate) fn split_deepseek3_main<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) 
     }
 }
 
-/// The three stages in turn (stage 1 with groups of `max` digits).
+/// The three stages in turn (stage 1 with groups of `max` digits). A group of digits passes
+/// stages 2 and 3 whole (no CJK char in it, no alternative of stage 3 matches a digit alone),
+/// and so does a run of ideographs through stage 3 (`[\p{L}\p{M}]+` takes it all).
 pub(crate) fn split_deepseek3<'a>(s: &'a str, max: usize, f: &mut impl FnMut(&'a str)) {
-    split_digit_groups(s, max, &mut |a| {
-        split_cjk(a, &mut |b| split_deepseek3_main(b, f));
+    digit_groups(s, max, &mut |a, digits| {
+        if digits {
+            return f(a);
+        }
+        cjk_runs(a, &mut |b, han| {
+            if han {
+                f(b)
+            } else {
+                split_deepseek3_main(b, f)
+            }
+        });
     });
 }
 
