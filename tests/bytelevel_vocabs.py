@@ -116,8 +116,10 @@ def hf_dir(name: str) -> Path:
     src = _source(name)
     pat = pattern(PATTERN_OF[name])
     pre = deepseek3_pre_tokenizer() if name == "deepseek3" else None
-    spec = {"v": VERSION, "name": name, "src": hashlib.sha256(src.read_bytes()).hexdigest(), "pattern": pat, "pre": pre,
+    spec = {"v": VERSION, "name": name, "src": hashlib.sha256(src.read_bytes()).hexdigest(), "pattern": pat,
             "tokenizers": fp._version("tokenizers"), "transformers": fp._version("transformers")}
+    if pre is not None:  # (the other names keep their cached directories)
+        spec["pre"] = pre
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def build(out: Path) -> None:

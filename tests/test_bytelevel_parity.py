@@ -36,7 +36,8 @@ def test_docstrings_and_code(o, stdlib_docs):
 
 def test_tricky(o):
     extra = ["don't I'LL 'S 'ſ x'", "  \r\n\r\n  x\r\n", "x\u0301y ²³⁴⁵ 一二三 ①②", "1234567 12 1",
-             "\u2581hello \u2581\u2581", "ＡＢＣ１２３，。", "\x00\x01\x1b[0m\x7f\x85", "\u00a0\u2028\u2029x"]
+             "\u2581hello \u2581\u2581", "ＡＢＣ１２３，。", "\x00\x01\x1b[0m\x7f\x85", "\u00a0\u2028\u2029x",
+             "a\rb \r\nc\n\rd .e'f 中ア・イ゛ー 1234年"]
     compare(o, TRICKY + extra + SPECIALS_AS_TEXT).check()
 
 
