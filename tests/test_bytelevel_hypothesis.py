@@ -68,7 +68,7 @@ def test_every_code_point(o):
     after ASCII punctuation."""
     extra = " a{0}B {0}B'{0}S" if o.name in CASE_CLASS_NAMES else ""
     if o.name == "deepseek3-style":  # beside CJK (its second stage), after ASCII punctuation (its first rule)
-        extra = " 中{0}文 .{0}a ア{0}"
+        extra = " 中{0}.{0}a"
     texts = [f"x{chr(c)}y {chr(c)}1'{chr(c)}" + extra.format(chr(c))
              for c in range(0x110000) if not 0xD800 <= c < 0xE000]
     want = o.encode(texts, False)
