@@ -39,7 +39,8 @@ class RealSettings(Training):
     embedding_lr: Optional[float]  # stage 2: --embedding-learning-rate (None: --learning-rate)
     max_new_tokens: int
     # `zhllama init-rows` steps after resize (issue 26: the new rows learned from the frozen base); 0: resize's
-    # init alone. Off: benches/EFFICACY.md did not measure it winning (see its real preset).
+    # init alone. Off: at the demo's budget it ends level with resize's init at equal tokens and behind it at equal
+    # CPU time (benches/EFFICACY.md, round 5).
     init_rows_steps: int = 0
 
 
