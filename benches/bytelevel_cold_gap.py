@@ -51,36 +51,28 @@ def main() -> None:
     if not HARNESS.is_file():
         sys.exit(f"{HARNESS} is missing: cargo build --release -p zhllama-core --example bytelevel_profile")
     import bytelevel_vocabs as bv
-    from zhllama import Tokenizer
-    from zhllama.samples import peoples_daily, reviews, stdlib_docstrings
+    from bytelevel_bench import loaders, sets
 
     path = bv.hf_dir(args.vocab)
+    make = loaders(path, 1)  # the bench's own fresh instances (fastokens's after its warm-up call)
+    zh = make["zhllama"]
     modes: dict[str, Any] = {
-        "bench's way": lambda d: timed(lambda: _zh(Tokenizer, path), d, True),
-        "no gc.collect": lambda d: timed(lambda: _zh(Tokenizer, path), d, False),
-        "calling thread only": lambda d: timed(lambda: _zh(Tokenizer, path), d, True, time.thread_time),
+        "bench's way": lambda d: timed(zh, d, True),
+        "no gc.collect": lambda d: timed(zh, d, False),
+        "calling thread only": lambda d: timed(zh, d, True, time.thread_time),
     }
-    try:
-        import fastokens
-
-        def ft() -> Any:
-            tok = fastokens.Tokenizer.from_file(str(path / "tokenizer.json"))
-            tok.encode("warm-up 预热")
-            return tok.encode_batch_flat
+    if "fastokens" in make:
+        ft = make["fastokens"]
         modes["fastokens"] = lambda d: timed(ft, d, True)
         modes["fastokens, no gc"] = lambda d: timed(ft, d, False)
-    except ImportError:
-        print("fastokens not installed: no fastokens rows")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        sets = {"reviews": reviews, "peoples-daily": peoples_daily, "english": stdlib_docstrings}
-        for name, load in sets.items():
-            docs = load()[:2 * args.docs]
+        for name, docs in sets(2 * args.docs).items():
             half = docs[:len(docs) // 2]
             mb = sum(len(d.encode()) for d in half) / 1e6
             file = Path(tmp) / f"{name}.json"
             file.write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
-            _zh(Tokenizer, path)(half)  # the first encode in a process pays one-time costs
+            zh()(half)  # the first encode in a process pays one-time costs
             got: dict[str, list[float]] = {"Rust harness": []}
             for _ in range(args.rounds):
                 out = subprocess.run([str(HARNESS), str(path / "tokenizer.json"), str(file)], check=True,
@@ -92,11 +84,6 @@ def main() -> None:
             for mode, v in got.items():
                 print(f"  {mode:20} " + " ".join(f"{x:7.1f}" for x in v) + f"   median {statistics.median(v):.1f}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-
-
-def _zh(tokenizer: Any, path: Path) -> Any:
-    tok = tokenizer.from_pretrained(path)
-    return lambda texts: tok.encode_batch_flat(texts, num_threads=1)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ mod tests {
         assert_eq!(class_bits('𝐚'), LETTER | LOWER);
         assert_eq!(class_bits('𠀀'), LETTER | UPPER | LOWER);
         assert_eq!(class_bits('\u{E0100}'), UPPER | LOWER); // a variation selector: Mn
-                                                            // P and S: ASCII punctuation and symbols, CJK punctuation, emoji (So); not Cf.
+
+        // P and S: ASCII punctuation and symbols, CJK punctuation, emoji (So); not Cf.
         for c in ['$', '\'', '`', '~', '，', '。', '“', '😀', '゛', '・'] {
             assert_eq!(class_bits(c), PUNCT, "{c:?}");
         }
