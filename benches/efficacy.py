@@ -466,6 +466,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                                        "once; the last invocation over every seed writes the full report).")
     p.add_argument("--recipes", type=lambda s: [x for x in s.split(",") if x], default=None,
                    help=f"Comma-separated subset of the recipes to run (default: all: {','.join(RECIPES)}).")
+    p.add_argument("--zh-vocab", type=int, default=None, metavar="N",
+                   help="The Chinese side's size instead of the preset's: the number of extend-vocab merges for the "
+                        "SmolLM2 presets (real: 8,000), the pieces of the Chinese SentencePiece model trained here "
+                        "for the others. It is part of the settings, so its runs get their own work directory.")
     p.add_argument("--keep-models", default=None, metavar="DIR",
                    help="Keep each recipe's final merged model (plain HF directory with its tokenizer) in "
                         "DIR/RECIPE-seedN, for outside evaluation with `zhllama eval`.")
@@ -478,7 +482,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.report_only:
         selecting = [o for o, v in (("--recipes", args.recipes), ("--seeds", args.seeds), ("--only-seeds",
-                     args.only_seeds), ("--keep-models", args.keep_models), ("--force", args.force)) if v]
+                     args.only_seeds), ("--keep-models", args.keep_models), ("--force", args.force),
+                     ("--zh-vocab", args.zh_vocab)) if v]
         if selecting:
             p.error(f"--report-only runs nothing, so {', '.join(selecting)} would do nothing; drop "
                     f"{'it' if len(selecting) == 1 else 'them'}")
@@ -490,6 +495,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         p.error(f"--recipes: unknown {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     if args.only_seeds and min(args.only_seeds) < 0:
         p.error(f"--only-seeds must be >= 0, got {args.only_seeds}")
+    if args.zh_vocab is not None and args.zh_vocab < 1:
+        p.error(f"--zh-vocab must be >= 1, got {args.zh_vocab}")
     if args.seeds is not None and args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -508,7 +515,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")
     torch.set_num_threads(max(1, args.threads))
-    report = Bench(args, PRESETS[args.preset]).main()
+    preset = PRESETS[args.preset]
+    if args.zh_vocab is not None:
+        preset = dataclasses.replace(preset, zh_vocab=args.zh_vocab)
+    report = Bench(args, preset).main()
     print(report.read_text(encoding="utf-8"))
     return 0
 

@@ -43,7 +43,7 @@ def test_help_explains_every_option():
     proc = _bench("--help")
     assert proc.returncode == 0, proc.stderr
     for option in ("--out", "--preset", "--quick", "--seeds", "--only-seeds", "--recipes", "--keep-models", "--threads",
-                   "--force", "--report-only"):
+                   "--force", "--report-only", "--zh-vocab"):
         assert option in proc.stdout, option
     assert "gpu" in proc.stdout and "quick" in proc.stdout
 
@@ -52,6 +52,13 @@ def test_unknown_recipe_is_refused():
     proc = _bench("--recipes", "zhllama,nope")
     assert proc.returncode == 2
     assert "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_zh_vocab_must_be_positive_and_runs_something():
+    proc = _bench("--zh-vocab", "0")
+    assert proc.returncode == 2 and "--zh-vocab must be >= 1, got 0" in proc.stderr
+    proc = _bench("--report-only", "--zh-vocab", "2000", "--out", ROOT / "nowhere")
+    assert proc.returncode == 2 and "--zh-vocab would do nothing" in proc.stderr
 
 
 def _all_recipes() -> list[str]:
