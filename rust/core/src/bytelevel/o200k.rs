@@ -9,7 +9,7 @@
 //! o200k: C present, K = 3; Tekken: no C, K = 1. Han characters, kana and marks are in both U
 //! and W, so the backtracking of `U*W+` is decided here from the run (see [`letters_end`]).
 
-use super::pretok::{contraction, punct_or_space_end, run_end};
+use super::pretok::{contraction, punct_or_space_end, run_end, skip_ascii_letters};
 use super::unicode::{class_bits, LETTER, LOWER, NUMBER, PUNCT, SPACE, UPPER};
 
 /// Class bits of the char at byte `i` and its length.
@@ -45,6 +45,13 @@ const ASCII: [u8; 128] = {
 #[inline(always)]
 pub(super) fn bits_run_end(s: &str, mut i: usize, bit: u8) -> usize {
     let b = s.as_bytes();
+    // Every ASCII letter has LETTER, and a lowercase one LOWER: runs of them go eight at a time.
+    let mut max = usize::MAX;
+    if bit & LETTER != 0 {
+        i = skip_ascii_letters(b, i, true, &mut max);
+    } else if bit & LOWER != 0 {
+        i = skip_ascii_letters(b, i, false, &mut max);
+    }
     while i < b.len() {
         if b[i] < 0x80 {
             if ASCII[b[i] as usize] & bit == 0 {
