@@ -5,7 +5,9 @@
 //!
 //! `ZHLLAMA_PRETOKEN_CACHE=0`: with the pre-token cache off; `ZHLLAMA_BACKTRACK=0`: the merge
 //! loop instead of the backtracking encoder; `ZHLLAMA_PROFILE_SPLIT=1`: only
-//! the pre-tokenizer (the number of pre-tokens stands for the ids).
+//! the pre-tokenizer (the number of pre-tokens stands for the ids); `ZHLLAMA_HUGE_PAGES=0`: big
+//! allocations not advised onto 2 MiB pages ([`zhllama_core::HugePageAlloc`], registered here as
+//! in the Python extension).
 //!
 //! `ZHLLAMA_PROFILE_COLD=R`: instead of the loop, R rounds of what `benches/bytelevel_bench.py`
 //! times, each on a freshly loaded tokenizer: one pass over the first half of the documents
@@ -15,6 +17,10 @@
 //! new thread, not the one that loaded the tokenizer.
 
 use std::path::Path;
+
+/// As in the Python extension: big tables on 2 MiB pages (`ZHLLAMA_HUGE_PAGES=0`: not advised).
+#[global_allocator]
+static ALLOC: zhllama_core::HugePageAlloc = zhllama_core::HugePageAlloc;
 
 /// CPU seconds this thread has run (Linux: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, exact to
 /// the nanosecond; /proc's schedstat only moves at scheduler ticks), else wall-clock seconds.
@@ -62,6 +68,9 @@ fn pass(tok: &ByteLevelTokenizer, docs: &[String], out: &mut Vec<u32>) -> f64 {
 }
 
 fn main() {
+    zhllama_core::HugePageAlloc::set_enabled(
+        std::env::var("ZHLLAMA_HUGE_PAGES").as_deref() != Ok("0"),
+    );
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: bytelevel_profile TOKENIZER_JSON DOCS_JSON [SECONDS]");

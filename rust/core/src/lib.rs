@@ -9,6 +9,8 @@
 //!   files, ids equal to HF tokenizers' / tiktoken's; [`any`]: one type over both families.
 //! - [`stats`]: token-length statistics; [`chinese`]: which characters are Chinese;
 //!   [`pretoken_counts`]: a corpus's Chinese pre-tokens, counted for `extend-vocab`.
+//! - [`HugePageAlloc`]: a global allocator that puts big tables on 2 MiB pages (the Python
+//!   extension registers it).
 
 pub mod any;
 pub mod bpe;
@@ -18,6 +20,7 @@ pub mod chinese;
 pub mod corpus;
 pub mod decoder;
 pub mod encoder;
+mod huge_pages;
 pub mod merge;
 pub mod model;
 pub mod normalizer;
@@ -29,4 +32,5 @@ pub mod unigram;
 pub use any::AnyTokenizer;
 pub use bytelevel::ByteLevelTokenizer;
 pub use encoder::{EncoderError, Tokenizer};
+pub use huge_pages::HugePageAlloc;
 pub use model::{ModelProto, Piece, PieceType};
