@@ -68,9 +68,7 @@ fn pass(tok: &ByteLevelTokenizer, docs: &[String], out: &mut Vec<u32>) -> f64 {
 }
 
 fn main() {
-    zhllama_core::HugePageAlloc::set_enabled(
-        std::env::var("ZHLLAMA_HUGE_PAGES").as_deref() != Ok("0"),
-    );
+    zhllama_core::HugePageAlloc::set_from_env();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: bytelevel_profile TOKENIZER_JSON DOCS_JSON [SECONDS]");

@@ -29,6 +29,12 @@ impl HugePageAlloc {
     pub fn set_enabled(on: bool) {
         ON.store(on, Ordering::Relaxed);
     }
+
+    /// [`Self::set_enabled`] from the environment: off when `ZHLLAMA_HUGE_PAGES=0`, else on
+    /// (the one reading of that variable, for the Python extension and the profiling harness).
+    pub fn set_from_env() {
+        Self::set_enabled(std::env::var("ZHLLAMA_HUGE_PAGES").as_deref() != Ok("0"));
+    }
 }
 
 /// The layout a big allocation is made with: aligned to a 2 MiB page.

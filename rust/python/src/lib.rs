@@ -29,9 +29,7 @@ static ALLOC: zhllama_core::HugePageAlloc = zhllama_core::HugePageAlloc;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    zhllama_core::HugePageAlloc::set_enabled(
-        std::env::var("ZHLLAMA_HUGE_PAGES").as_deref() != Ok("0"),
-    );
+    zhllama_core::HugePageAlloc::set_from_env();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     error::register(m)?;
     model::register(m)?;
