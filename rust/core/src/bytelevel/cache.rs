@@ -61,7 +61,7 @@ pub(crate) struct Cache {
 /// Bytes `b` (at most 8) as a little-endian word, zero-extended: two overlapping loads, no
 /// copy through memory.
 #[inline(always)]
-fn word(b: &[u8]) -> u64 {
+pub(crate) fn word(b: &[u8]) -> u64 {
     let n = b.len();
     if n >= 8 {
         u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
