@@ -10,6 +10,7 @@
 
 pub(crate) mod added;
 mod backtrack;
+mod blocks;
 mod cache;
 mod deepseek;
 pub mod load_json;

@@ -9,6 +9,7 @@
 //! o200k: C present, K = 3; Tekken: no C, K = 1. Han characters, kana and marks are in both U
 //! and W, so the backtracking of `U*W+` is decided here from the run (see [`letters_end`]).
 
+use super::blocks::{split_windows, Rules};
 use super::pretok::{contraction, punct_or_space_end, run_end, skip_ascii_letters};
 use super::unicode::{class_bits, LETTER, LOWER, NUMBER, PUNCT, SPACE, UPPER};
 
@@ -109,44 +110,49 @@ pub(crate) fn split_o200k<'a>(
     max_digits: usize,
     f: &mut impl FnMut(&'a str),
 ) {
+    let rules = Rules::O200k {
+        contractions,
+        max_digits,
+    };
+    split_windows(
+        s,
+        rules,
+        |s, p| o200k_end(s, p, contractions, max_digits),
+        f,
+    );
+}
+
+/// Where the piece that starts at `p` ends.
+#[inline(always)]
+pub(super) fn o200k_end(s: &str, p: usize, contractions: bool, max_digits: usize) -> usize {
     let b = s.as_bytes();
-    let mut p = 0;
-    while p < b.len() {
-        let (c, k, cl) = at(s, p);
-        // P? is greedy: each letter alternative is tried with the prefix, then without it.
-        let prefix = k & (LETTER | NUMBER) == 0 && c != '\r' && c != '\n' && p + cl < b.len();
-        let mut end = None;
-        for plus in [true, false] {
-            if prefix {
-                end = letters_end(s, p + cl, plus);
-            }
-            if end.is_none() && k & (UPPER | LOWER) != 0 {
-                end = letters_end(s, p, plus);
-            }
-            if end.is_some() {
-                break;
-            }
+    let (c, k, cl) = at(s, p);
+    // P? is greedy: each letter alternative is tried with the prefix, then without it.
+    let prefix = k & (LETTER | NUMBER) == 0 && c != '\r' && c != '\n' && p + cl < b.len();
+    let mut end = None;
+    for plus in [true, false] {
+        if prefix {
+            end = letters_end(s, p + cl, plus);
         }
-        if let Some(mut e) = end {
-            if contractions && e < b.len() && b[e] == b'\'' {
-                let n = contraction(s, e + 1, true);
-                if n > 0 {
-                    e += 1 + n;
-                }
-            }
-            f(&s[p..e]);
-            p = e;
-            continue;
+        if end.is_none() && k & (UPPER | LOWER) != 0 {
+            end = letters_end(s, p, plus);
         }
-        // \p{N}{1,K}
-        if k & NUMBER != 0 {
-            let e = run_end(s, p, NUMBER, max_digits);
-            f(&s[p..e]);
-            p = e;
-            continue;
+        if end.is_some() {
+            break;
         }
-        let e = punct_or_space_end(s, p, c, k & (LETTER | NUMBER | SPACE), true);
-        f(&s[p..e]);
-        p = e;
     }
+    if let Some(mut e) = end {
+        if contractions && e < b.len() && b[e] == b'\'' {
+            let n = contraction(s, e + 1, true);
+            if n > 0 {
+                e += 1 + n;
+            }
+        }
+        return e;
+    }
+    // \p{N}{1,K}
+    if k & NUMBER != 0 {
+        return run_end(s, p, NUMBER, max_digits);
+    }
+    punct_or_space_end(s, p, c, k & (LETTER | NUMBER | SPACE), true)
 }

@@ -14,6 +14,7 @@
 //! take (comments at each step give the reasoning); any other pattern runs on `fancy-regex`.
 //! Every splitter is linear in the text: no alternative looks further than the run it matches.
 
+use super::blocks::{split_windows, Rules};
 use super::deepseek::{split_cjk, split_deepseek3, split_deepseek3_main, split_digit_groups};
 use super::o200k::split_o200k;
 use super::tables::{
@@ -179,7 +180,12 @@ pub(super) fn run_end(s: &str, mut i: usize, k: u8, mut max: usize) -> usize {
 /// `fold`: case-insensitive as `(?i:...)` (simple case folding: `ſ` U+017F folds to `s`).
 #[inline]
 pub(super) fn contraction(s: &str, i: usize, fold: bool) -> usize {
-    let b = &s.as_bytes()[i..];
+    contraction_at(&s.as_bytes()[i..], fold)
+}
+
+/// [`contraction`] at the start of `b`.
+#[inline]
+pub(super) fn contraction_at(b: &[u8], fold: bool) -> usize {
     let lower = |x: u8| if fold { x.to_ascii_lowercase() } else { x };
     match b.first().map(|&x| lower(x)) {
         Some(b's' | b't' | b'm' | b'd') => 1,
@@ -254,44 +260,35 @@ fn split_gpt2<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) {
 }
 
 fn split_cl100k<'a>(s: &'a str, max_digits: usize, f: &mut impl FnMut(&'a str)) {
-    let mut p = 0;
-    while p < s.len() {
-        let (c, k) = at(s, p);
-        let cl = c.len_utf8();
-        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-        if c == '\'' {
-            let n = contraction(s, p + 1, true);
-            if n > 0 {
-                f(&s[p..p + 1 + n]);
-                p += 1 + n;
-                continue;
-            }
+    let rules = Rules::Cl100k { max_digits };
+    split_windows(s, rules, |s, p| cl100k_end(s, p, max_digits), f);
+}
+
+/// Where the cl100k piece that starts at `p` ends.
+#[inline(always)]
+pub(super) fn cl100k_end(s: &str, p: usize, max_digits: usize) -> usize {
+    let (c, k) = at(s, p);
+    let cl = c.len_utf8();
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+    if c == '\'' {
+        let n = contraction(s, p + 1, true);
+        if n > 0 {
+            return p + 1 + n;
         }
-        // [^\r\n\p{L}\p{N}]?\p{L}+ : a letter run, with one leading non-letter, non-digit,
-        // non-newline char (a space, a tab, punctuation, an apostrophe) when a letter follows.
-        if k == LETTER {
-            let e = run_end(s, p, LETTER, usize::MAX);
-            f(&s[p..e]);
-            p = e;
-            continue;
-        }
-        if k != NUMBER && c != '\r' && c != '\n' && p + cl < s.len() && at(s, p + cl).1 == LETTER {
-            let e = run_end(s, p + cl, LETTER, usize::MAX);
-            f(&s[p..e]);
-            p = e;
-            continue;
-        }
-        // \p{N}{1,K}
-        if k == NUMBER {
-            let e = run_end(s, p, NUMBER, max_digits);
-            f(&s[p..e]);
-            p = e;
-            continue;
-        }
-        let e = punct_or_space_end(s, p, c, k, false);
-        f(&s[p..e]);
-        p = e;
     }
+    // [^\r\n\p{L}\p{N}]?\p{L}+ : a letter run, with one leading non-letter, non-digit,
+    // non-newline char (a space, a tab, punctuation, an apostrophe) when a letter follows.
+    if k == LETTER {
+        return run_end(s, p, LETTER, usize::MAX);
+    }
+    if k != NUMBER && c != '\r' && c != '\n' && p + cl < s.len() && at(s, p + cl).1 == LETTER {
+        return run_end(s, p + cl, LETTER, usize::MAX);
+    }
+    // \p{N}{1,K}
+    if k == NUMBER {
+        return run_end(s, p, NUMBER, max_digits);
+    }
+    punct_or_space_end(s, p, c, k, false)
 }
 
 /// The last two steps of the cl100k and o200k splitters at `p` (char `c`, [`class`] `k`):
@@ -386,6 +383,17 @@ fn run_stages<'a>(stages: &[Stage], text: &'a str, f: &mut dyn FnMut(&'a str)) {
     }
 }
 
+/// A xorshift generator for the tests: `next(m)` is in `0..m`.
+#[cfg(test)]
+pub(super) fn test_rng(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |m| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize % m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,13 +466,7 @@ mod tests {
             "a", "z", "A", "Z", "q", "Q", "@", "[", "`", "{", "\u{7f}", "Á", "ţ", "é", "É", "ʰ",
             "\u{301}", "'", "s", "ll", " ", "1", "中", ".", "\n", "/",
         ];
-        let mut seed = 99u64;
-        let mut next = |m: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as usize % m
-        };
+        let mut next = test_rng(99);
         let texts: Vec<String> = (0..4000)
             .map(|_| {
                 (0..next(48))
