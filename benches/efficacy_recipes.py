@@ -110,6 +110,7 @@ class Recipe:
     label: str
     learned: bool = False  # after resize, the new rows are learned from the frozen base (issue 26)
     embedding_lr: Optional[float] = None  # stage 2's peak rate of the embedding rows (None: the preset's)
+    batch_rows_only: bool = False  # stage 2: pretrain --batch-rows-only (rows move only when their token is read)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -128,4 +129,8 @@ RECIPES: dict[str, Recipe] = {
     # the init put them: benches/EFFICACY.md, round 4's sweep).
     "learned-lowlr": Recipe("default", "subword-mean", (2,), "default merge + learned init; stage 2 only, new rows "
                             "at 5e-4", learned=True, embedding_lr=5e-4),
+    # Issue 26, round 7: the demo's recipe with the rows of tokens not in a batch left alone (stage 2's Adam otherwise
+    # moves every new row at every step by the softmax's push-down, the drift RowAdam fixed in init-rows).
+    "zhllama-batch-rows": Recipe("default", "subword-mean", (2,), "default merge + subword-mean; stage 2 only, rows "
+                                 "move only when their token is in the batch", batch_rows_only=True),
 }

@@ -110,6 +110,38 @@ def test_stage2_new_rows_only_keeps_the_original_rows(resized, text_file, tmp_pa
     assert any(t.abs().sum() > 0 for n, t in tensors.items() if "lora_B" in n)
 
 
+@pytest.mark.parametrize("tie", [False, True])
+def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_file, tmp_path, tie):
+    """--batch-rows-only: a row moves only if its token is in the text (here, of the merged
+    vocabulary's ~1,000 rows, those the Chinese lines use); without it the softmax's push-down,
+    scaled by Adam, moves rows of tokens never read too."""
+    from zhllama.tokenizer import Tokenizer
+
+    model = resized
+    if tie:
+        model = tmp_path / "resized-tied"
+        assert h.cli("resize", "--model", h.tiny_model_dir("base", tie=True), "--tokenizer",
+                     h.tokenizer_dir("merged-pad"), "--out", model, "--init", "mean") == 0
+    tok = Tokenizer.from_pretrained(model)
+    read = {i for line in text_file.read_text(encoding="utf-8").splitlines() for i in tok.encode(line)}
+    read |= {i for i in (tok.bos_id, tok.eos_id) if i is not None}
+    before = _state(model)
+    for flag in (True, False):
+        out = tmp_path / f"stage2-{flag}"
+        extra = ("--batch-rows-only",) if flag else ()
+        assert pretrain(model, text_file, out, "--stage", "2", "--learning-rate", "1e-2", *extra) == 0
+        _, embed, head = _adapter_matrices(out)
+        assert (head is None) == tie
+        for new, old, output in ((embed, before["model.embed_tokens.weight"], tie),
+                                 *(() if tie else ((head, before["lm_head.weight"], True),))):
+            moved = {int(i) for i in (new != old).any(dim=1).nonzero().flatten()}
+            assert moved and moved & read
+            if flag:
+                assert moved <= read, sorted(moved - read)[:10]
+            elif output:  # an input row's gradient is 0 unless its token is read: the output side drifts
+                assert moved - read
+
+
 def test_embedding_learning_rate_is_the_embeddings_own(resized, text_file, tmp_path):
     """--embedding-learning-rate gives the embedding copies their own peak rate: at 1e-9 they stay
     where they started (within float noise) while LoRA, at 1e-2, trains."""

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from zhllama.demo.pipeline import Pipeline
+from zhllama.demo.real import REAL_FULL, REAL_QUICK
 from zhllama.demo.tiny import FULL, QUICK, TinyDemo
 
 
@@ -41,10 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="Smaller corpus and fewer steps (at most 3 minutes; what CI runs).")
     p.add_argument("--steps", type=int, default=None,
-                   help=f"Stage-2 steps (default {FULL.steps}, or {QUICK.steps} with --quick); the base model and SFT "
-                        f"are scaled alike (default {FULL.base_steps} and {FULL.sft_steps} steps).")
+                   help=f"Stage-2 steps (SmolLM2 and other real bases: default {REAL_FULL.steps}, or "
+                        f"{REAL_QUICK.steps} with --quick; the tiny stand-in: {FULL.steps} or {QUICK.steps}); SFT "
+                        f"is scaled alike, and the tiny stand-in's own pretraining too.")
     p.add_argument("--vocab-size", type=int, default=None,
-                   help=f"Chinese pieces to train (default {FULL.vocab}, or {QUICK.vocab} with --quick).")
+                   help=f"Chinese tokens to add: extend-vocab merges on a real base (default {REAL_FULL.merges:,}, "
+                        f"or {REAL_QUICK.merges} with --quick), SentencePiece pieces for the tiny stand-in "
+                        f"(default {FULL.vocab:,}, or {QUICK.vocab:,}).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for tokenization and torch.")
     p.add_argument("--force", action="store_true", help="Redo every step even if its output is complete.")
 

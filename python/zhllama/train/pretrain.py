@@ -70,6 +70,11 @@ class PretrainArguments:
         "Update only the rows added by `zhllama resize` of the embedding (stage 1) or of the --modules-to-save "
         "copies (stage 2): the original rows stay bit-identical, so text the base already tokenized is scored by "
         "the base's rows and only LoRA can change it. Needs --weight-decay 0."))
+    batch_rows_only: bool = field(default=False, metadata=_help(
+        "Each step updates only the embedding rows (and untied lm_head rows) of the tokens in its batch: the "
+        "softmax pushes every other output row down a little at every step, and Adam, which divides a gradient "
+        "by its own size, turns that push into a full step, so rows of tokens not yet read drift from where "
+        "`zhllama resize` put them. Like LazyAdam for the rows; the other tensors train as usual."))
     base_vocab_size: Optional[int] = field(default=None, metadata=_help(
         "Number of original rows (default: read from MODEL/resize.json): what --new-rows-only keeps, and in stage 1 "
         "where the added rows of an untied lm_head begin (they train; the original rows stay bit-identical)."))
@@ -147,7 +152,12 @@ def run(args: argparse.Namespace) -> int:
         split_validation,
         tokenize_once,
     )
-    from zhllama.train.trainable import apply_lora, train_embeddings_only, train_new_rows_only
+    from zhllama.train.trainable import (
+        apply_lora,
+        train_batch_rows_only,
+        train_embeddings_only,
+        train_new_rows_only,
+    )
     from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)
@@ -195,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             model = apply_lora(model, lora)
             if data.new_rows_only:
                 train_new_rows_only(model, base_rows)
+        if data.batch_rows_only:
+            train_batch_rows_only(model)
         collator: Callable[..., Any] = default_data_collator
         if data.packing == "doc":
             from zhllama.corpus.packing import Packing

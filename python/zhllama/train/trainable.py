@@ -14,6 +14,7 @@ trains and the adapter saves it once.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 
@@ -83,6 +84,36 @@ def train_new_rows_only(peft_model, base_rows: int | None) -> None:
                          "embed_tokens nor lm_head)")
     for p in params:
         _mask_original_rows(p, base_rows)
+
+
+def train_batch_rows_only(model) -> None:
+    """``--batch-rows-only``: the trainable embedding tensors (input, and an untied output layer)
+    keep, at each micro-batch, only the gradient rows of the tokens that batch contains (its
+    targets are its inputs shifted). Every other row gets a gradient of exactly 0 and, with Adam's
+    moments at 0, does not move until its token is read, instead of drifting with the softmax's
+    small push-down, which Adam scales up to a full step."""
+    params = embedding_parameters(model)
+    if not params:
+        raise ValueError("--batch-rows-only: no embedding trains in this run (stage 2: --modules-to-save names "
+                         "neither embed_tokens nor lm_head)")
+    rows: dict[str, Any] = {}
+
+    def remember(_module, args, kwargs):
+        ids = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
+        rows["ids"] = ids.detach().reshape(-1).unique()
+
+    model.get_input_embeddings().register_forward_pre_hook(remember, with_kwargs=True)
+
+    def keep(grad):
+        ids = rows.get("ids")
+        if ids is None:
+            return grad
+        mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+        mask[ids.to(grad.device)] = 1
+        return grad * mask
+
+    for p in params:
+        p.register_hook(keep)
 
 
 def _module_name(model, module) -> str:
