@@ -138,8 +138,7 @@ def test_new_rows_and_embedding_rate_under_zero2(resized, tmp_path):
     """--new-rows-only and --embedding-learning-rate across 2 ZeRO-2 processes: DeepSpeed wraps the
     optimizer zhllama builds (its extra group) and reduces the masked gradients. The base's 400 rows
     of both saved copies stay bit-identical; the head's added rows move by more than LoRA's rate
-    (1e-3) allows in 4 steps, so they trained at the embedding rate (1e-2). (The training text holds
-    none of the added tokens, so the input embedding's added rows get no gradient.)"""
+    (1e-3) allows in 4 steps, so they trained at the embedding rate (1e-2)."""
     out = _stage2(resized, tmp_path, "ds_zero2", "--new-rows-only", "--embedding-learning-rate", "1e-2",
                   "--learning-rate", "1e-3", steps=4)
     before = h.safetensors_of(resized / "model.safetensors")
@@ -149,3 +148,22 @@ def test_new_rows_and_embedding_rate_under_zero2(resized, tmp_path):
         assert torch.equal(new[:400], before[name][:400]), key
     head = next(t for n, t in tensors.items() if "lm_head" in n)
     assert (head[400:] - before["lm_head.weight"][400:]).abs().max() > 5e-3
+
+
+def test_batch_rows_only_under_zero2(resized, tmp_path):
+    """--batch-rows-only across 2 ZeRO-2 processes: the gradient is masked before DeepSpeed reduces
+    it, so every head row whose token the training text never holds stays bit-identical (without
+    the flag the added ones move: the test above), while rows of tokens it holds train."""
+    from zhllama.tokenizer import Tokenizer
+
+    out = _stage2(resized, tmp_path, "ds_zero2", "--batch-rows-only", "--embedding-learning-rate", "1e-2",
+                  "--learning-rate", "1e-3", steps=4)
+    tok = Tokenizer.from_pretrained(resized)
+    read = {i for line in (tmp_path / "zh.txt").read_text(encoding="utf-8").splitlines() for i in tok.encode(line)}
+    read |= {i for i in (tok.bos_id, tok.eos_id) if i is not None}
+    unread = torch.tensor(sorted(set(range(len(tok))) - read))
+    before = h.safetensors_of(resized / "model.safetensors")["lm_head.weight"]
+    head = next(t for n, t in h.safetensors_of(out / "adapter_model.safetensors").items() if "lm_head" in n)
+    assert len(unread) > 10 and (unread >= 400).any()
+    assert torch.equal(head[unread], before[unread])
+    assert (head - before).abs().max() > 5e-3
