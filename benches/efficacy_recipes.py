@@ -133,4 +133,6 @@ RECIPES: dict[str, Recipe] = {
     # moves every new row at every step by the softmax's push-down, the drift RowAdam fixed in init-rows).
     "zhllama-batch-rows": Recipe("default", "subword-mean", (2,), "default merge + subword-mean; stage 2 only, rows "
                                  "move only when their token is in the batch", batch_rows_only=True),
+    "learned-batch-rows": Recipe("default", "subword-mean", (2,), "default merge + learned init; stage 2 only, rows "
+                                 "move only when their token is in the batch", learned=True, batch_rows_only=True),
 }

@@ -94,6 +94,7 @@ def test_quick_demo_on_smollm2(tmp_path, capsys):
     manifest = json.loads((out / "tokens" / "manifest.json").read_text())
     assert facts["replay_docs"] > 0 and len(manifest["sources"]) == 2, manifest["sources"]
     assert facts["train_precision"] in facts["stage2_plan"]
+    assert "only when its token is in the batch" in facts["stage2_plan"]  # --batch-rows-only (the quick default)
     # Tied embeddings stay tied through resize, stage 2, SFT and both merges.
     for d in ("resized", "pretrained", "final"):
         assert json.loads((out / d / "config.json").read_text())["tie_word_embeddings"] is True, d
