@@ -13,6 +13,8 @@
 //! Each splitter decides at every position which alternative the leftmost-first regex would
 //! take (comments at each step give the reasoning); any other pattern runs on `fancy-regex`.
 //! Every splitter is linear in the text: no alternative looks further than the run it matches.
+//! The cl100k and o200k splitters take ASCII text 64 bytes at a time (`super::blocks`), and the
+//! rest piece by piece with the same rules (`cl100k_end`, `super::o200k::o200k_end`).
 
 use super::blocks::{split_windows, Rules};
 use super::deepseek::{split_cjk, split_deepseek3, split_deepseek3_main, split_digit_groups};
