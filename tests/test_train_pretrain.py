@@ -113,7 +113,7 @@ def test_stage2_new_rows_only_keeps_the_original_rows(resized, text_file, tmp_pa
 @pytest.mark.parametrize("tie", [False, True])
 def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_file, tmp_path, tie):
     """--batch-rows-only: a row moves only if its token is in the text (here, of the merged
-    vocabulary's ~1,000 rows, those the Chinese lines use); without it the softmax's push-down,
+    vocabulary's 410 rows, those the Chinese lines use); without it the softmax's push-down,
     scaled by Adam, moves rows of tokens never read too."""
     from zhllama.tokenizer import Tokenizer
 

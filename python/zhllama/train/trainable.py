@@ -91,7 +91,8 @@ def train_batch_rows_only(model) -> None:
     keep, at each micro-batch, only the gradient rows of the tokens that batch contains (its
     targets are its inputs shifted). Every other row gets a gradient of exactly 0 and, with Adam's
     moments at 0, does not move until its token is read, instead of drifting with the softmax's
-    small push-down, which Adam scales up to a full step."""
+    small push-down, which Adam scales up to a full step. (That push-down also lowers unread
+    tokens' probability, which longer runs need: benches/EFFICACY.md, round 7.)"""
     params = embedding_parameters(model)
     if not params:
         raise ValueError("--batch-rows-only: no embedding trains in this run (stage 2: --modules-to-save names "
