@@ -103,3 +103,13 @@ def test_quick_demo_on_smollm2(tmp_path, capsys):
     from zhllama.demo.real import RealDemo
 
     assert capsys.readouterr().out.count("done already (reused)") == len(RealDemo.STEPS)
+
+
+def test_batch_rows_only_applies_to_short_stage_2_runs_only():
+    """The quick demo's stage 2 leaves unread rows alone at its default 7,680 tokens, where that was
+    measured to win; at --steps 170 (43,520 tokens), where it loses, and in the full demo it does not."""
+    from zhllama.demo.real import REAL_FULL, REAL_QUICK
+
+    assert REAL_QUICK.batch_rows_only and REAL_QUICK.scaled(2).batch_rows_only
+    assert not REAL_QUICK.scaled(170).batch_rows_only
+    assert not REAL_FULL.batch_rows_only

@@ -42,8 +42,13 @@ class RealSettings(Training):
     # init alone. Off: at the demo's budget it ends level with resize's init at equal tokens and behind it at equal
     # CPU time (benches/EFFICACY.md, round 5).
     init_rows_steps: int = 0
-    # Stage 2: pretrain --batch-rows-only (a row moves only at steps whose batch holds its token).
-    batch_rows_only: bool = False
+    # Stage 2 runs with pretrain --batch-rows-only (a row moves only at steps whose batch holds its token) when it reads
+    # at most this many tokens (0: never): the flag wins on short runs and loses on longer ones (EFFICACY.md, round 7).
+    batch_rows_max_tokens: int = 0
+
+    @property
+    def batch_rows_only(self) -> bool:
+        return self.steps * self.batch * self.block <= self.batch_rows_max_tokens
 
 
 # 16,000 merges (was 8,000): 2 seeds at this budget (benches/EFFICACY.md, round 6) end 0.16 bpc lower on People's
@@ -62,11 +67,12 @@ REAL_FULL = RealSettings(train_docs=None, heldout_docs=60, english_docs=60, merg
 # which start ~3 bpc above the base whatever the init (benches/EFFICACY.md, round 3); 7,680 tokens of training take
 # People's Daily from +3.15 to +1.33 over the base for ~35 s more on 2 cores.
 # Its rows move only at steps whose batch holds their token (--batch-rows-only): 2 seeds on 40 validation paragraphs
-# no step reads, -0.19 bpc (9.98 / 10.00 -> 9.78 / 9.83), held-out People's Daily -0.21, English -0.005, same CPU
-# (benches/EFFICACY.md, round 7).
+# no step reads, -0.19 bpc (9.98 / 10.00 -> 9.78 / 9.83), held-out People's Daily -0.21, English -0.005, same CPU;
+# but with --steps 170 (43,520 tokens) People's Daily ends +0.45 over the base with the flag against -0.01 without
+# (one seed; benches/EFFICACY.md, round 7), so it applies at the default's 7,680 tokens and below only.
 REAL_QUICK = RealSettings(train_docs=1000, heldout_docs=10, english_docs=10, merges=300, replay_docs=50, steps=30,
                           batch=4, block=64, stage2_lr=1e-3, new_rows_only=True, embedding_lr=2e-3, sft_steps=2,
-                          sft_records=16, sft_lr=2e-4, max_new_tokens=8, batch_rows_only=True)
+                          sft_records=16, sft_lr=2e-4, max_new_tokens=8, batch_rows_max_tokens=7680)
 
 
 def smollm2_gguf() -> Optional[Path]:
@@ -102,7 +108,8 @@ class RealDemo(Pipeline):
         "extend-vocab": Step(("merges",), ("corpus", "base-model"), ("tokenizer",)),
         "tokenize-corpus": Step((), ("corpus", "extend-vocab"), ("tokens",)),
         "resize": Step(("init_rows_steps",), ("base-model", "extend-vocab"), ("resized", "resized-unlearned")),
-        "stage2": Step(("steps", "batch", "block", "stage2_lr", "new_rows_only", "embedding_lr", "batch_rows_only"),
+        "stage2": Step(("steps", "batch", "block", "stage2_lr", "new_rows_only", "embedding_lr",
+                        "batch_rows_max_tokens"),
                        ("resize", "tokenize-corpus"), ("stage2",)),
         "merge-stage2": Step((), ("resize", "stage2"), ("pretrained",)),
         "sft": Step(("sft_records", "sft_steps", "sft_lr", "batch"), ("corpus", "merge-stage2"),
