@@ -47,8 +47,12 @@ class RealSettings(Training):
     batch_rows_max_tokens: int = 0
 
     @property
+    def stage2_tokens(self) -> int:
+        return self.steps * self.batch * self.block
+
+    @property
     def batch_rows_only(self) -> bool:
-        return self.steps * self.batch * self.block <= self.batch_rows_max_tokens
+        return self.stage2_tokens <= self.batch_rows_max_tokens
 
 
 # 16,000 merges (was 8,000): 2 seeds at this budget (benches/EFFICACY.md, round 6) end 0.16 bpc lower on People's
@@ -237,7 +241,7 @@ class RealDemo(Pipeline):
             f" at lr {rs.embedding_lr:g}" if rs.embedding_lr else "") + (
             ", each moving only when its token is in the batch" if rs.batch_rows_only else "")
         return {**self._loss("stage2"), "stage2_plan": f"{rs.steps} steps of {rs.batch} x {rs.block} tokens "
-                f"({rs.steps * rs.batch * rs.block:,}), LoRA at lr {rs.stage2_lr:g}, {plan}, "
+                f"({rs.stage2_tokens:,}), LoRA at lr {rs.stage2_lr:g}, {plan}, "
                 f"{self.facts['train_precision']}"}
 
     def merge_stage2(self) -> dict:
