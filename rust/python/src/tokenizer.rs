@@ -60,6 +60,10 @@ thread_local! {
     static ENCODE_IDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Texts per block when a batch runs on the calling thread (`num_threads=1`): Ctrl-C is
+/// checked between blocks, as the pool's waiting thread checks it between its blocks.
+const ONE_THREAD_BLOCK: usize = 128;
+
 /// `(ids, offsets)` of `encode_batch_flat`.
 type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
 
@@ -139,20 +143,45 @@ impl PyTokenizer {
         take: &mut dyn FnMut(Block) -> PyResult<()>,
     ) -> PyResult<()> {
         let threads = resolve_threads(num_threads)?;
+        self.with_texts(texts, add_bos, add_eos, |texts| {
+            if threads == 1 {
+                // One thread: the blocks run here, the GIL released around each; no pool
+                // thread to wake and wait for (see `ONE_THREAD_BLOCK`).
+                let tok = &self.inner;
+                for chunk in texts.chunks(ONE_THREAD_BLOCK) {
+                    py.check_signals()?;
+                    take(detach(py, || {
+                        Ok::<_, PyErr>(tok.encode_block(chunk, add_bos, add_eos, parse_special))
+                    })?)?;
+                }
+                return Ok(());
+            }
+            encode_blocks(
+                py,
+                &self.inner,
+                texts,
+                (add_bos, add_eos, parse_special),
+                threads,
+                take,
+            )
+        })
+    }
+
+    /// Check the batch arguments and hand `f` every text's UTF-8, borrowed.
+    fn with_texts<R>(
+        &self,
+        texts: &Bound<'_, PyAny>,
+        add_bos: bool,
+        add_eos: bool,
+        f: impl FnOnce(&[&str]) -> PyResult<R>,
+    ) -> PyResult<R> {
         self.check_specials(add_bos, add_eos)?;
         let items = str_items(texts)?;
         let texts = items
             .iter()
             .map(borrow_str)
             .collect::<PyResult<Vec<&str>>>()?;
-        encode_blocks(
-            py,
-            &self.inner,
-            &texts,
-            (add_bos, add_eos, parse_special),
-            threads,
-            take,
-        )
+        f(&texts)
     }
 }
 
@@ -301,6 +330,27 @@ impl PyTokenizer {
         num_threads: Option<i64>,
         parse_special: bool,
     ) -> PyResult<FlatIds<'py>> {
+        if resolve_threads(num_threads)? == 1 {
+            // One thread: every text straight into the one id array, on this thread (no
+            // block arrays to copy, no pool thread to wake).
+            let tok = &self.inner;
+            return self.with_texts(texts, add_bos, add_eos, |texts| {
+                let mut ids = Vec::new();
+                let mut offsets = Vec::with_capacity(texts.len() + 1);
+                offsets.push(0i64);
+                for chunk in texts.chunks(ONE_THREAD_BLOCK) {
+                    py.check_signals()?;
+                    detach(py, || {
+                        for t in chunk {
+                            tok.encode_str_into(t, add_bos, add_eos, parse_special, &mut ids);
+                            offsets.push(ids.len() as i64);
+                        }
+                        Ok::<_, PyErr>(())
+                    })?;
+                }
+                Ok((ids.into_pyarray(py), offsets.into_pyarray(py)))
+            });
+        }
         let mut ids = Vec::new();
         let mut offsets = vec![0i64];
         self.encode_batch_blocks(
