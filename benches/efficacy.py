@@ -367,6 +367,7 @@ class Bench:
         extra: list[Any] = ["--embedding-learning-rate", lr] if lr else []
         extra += ["--new-rows-only"] if r.init is not None and p.new_rows_only and stage == 2 else []
         extra += ["--batch-rows-only"] if r.batch_rows_only and stage == 2 else []
+        extra += ["--batch-rows-only-steps", r.batch_rows_steps] if r.batch_rows_steps and stage == 2 else []
         extra += ["--precision", self.precision()] if self.precision() else []
         cpu = time.process_time()
         self.cli("pretrain", "--stage", stage, "--model", model, "--tokenizer", tok, "--dataset-dir", corpus,

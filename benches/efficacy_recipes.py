@@ -111,6 +111,7 @@ class Recipe:
     learned: bool = False  # after resize, the new rows are learned from the frozen base (issue 26)
     embedding_lr: Optional[float] = None  # stage 2's peak rate of the embedding rows (None: the preset's)
     batch_rows_only: bool = False  # stage 2: pretrain --batch-rows-only (rows move only when their token is read)
+    batch_rows_steps: int = 0  # with batch_rows_only: --batch-rows-only-steps (the first N steps only; 0: all)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -133,6 +134,10 @@ RECIPES: dict[str, Recipe] = {
     # moves every new row at every step by the softmax's push-down, the drift RowAdam fixed in init-rows).
     "zhllama-batch-rows": Recipe("default", "subword-mean", (2,), "default merge + subword-mean; stage 2 only, rows "
                                  "move only when their token is in the batch", batch_rows_only=True),
+    # Round 8: the flag for the first 40 of 160 steps only (round 7: it leads through ~40K tokens, then loses).
+    "zhllama-batch-rows-40": Recipe("default", "subword-mean", (2,), "default merge + subword-mean; stage 2 only, "
+                                    "rows move only when their token is in the batch for the first 40 steps",
+                                    batch_rows_only=True, batch_rows_steps=40),
     "learned-batch-rows": Recipe("default", "subword-mean", (2,), "default merge + learned init; stage 2 only, rows "
                                  "move only when their token is in the batch", learned=True, batch_rows_only=True),
 }

@@ -142,6 +142,33 @@ def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_fil
                 assert moved - read
 
 
+def test_batch_rows_only_steps_masks_the_first_steps_only(resized, text_file, tmp_path):
+    """--batch-rows-only-steps 2: through step 2 no output row of an unread token moves; from step 3
+    on every row trains, so they do. A run resumed from checkpoint-2 ends where the straight one does
+    (the switch reads the Trainer's restored step, not a count of this process's batches)."""
+    from zhllama.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_pretrained(resized)
+    read = {i for line in text_file.read_text(encoding="utf-8").splitlines() for i in tok.encode(line)}
+    read |= {i for i in (tok.bos_id, tok.eos_id) if i is not None}
+    head0 = _state(resized)["lm_head.weight"]
+    unread = sorted(set(range(head0.shape[0])) - read)
+    args = ("--stage", "2", "--learning-rate", "1e-2", "--batch-rows-only", "--batch-rows-only-steps", "2")
+    straight = tmp_path / "straight"
+    assert pretrain(resized, text_file, straight, *args) == 0
+    _, _, head2 = _adapter_matrices(straight / "checkpoint-2")
+    _, _, head4 = _adapter_matrices(straight)
+    assert torch.equal(head2[unread], head0[unread])
+    assert not torch.equal(head4[unread], head0[unread])
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(straight / "checkpoint-2", resumed / "checkpoint-2")
+    assert pretrain(resized, text_file, resumed, *args, "--resume") == 0
+    _, _, again = _adapter_matrices(resumed)
+    assert torch.allclose(again, head4, atol=1e-6, rtol=1e-5)
+    assert pretrain(resized, text_file, tmp_path / "bad", "--stage", "2", "--batch-rows-only-steps", "2") == 2
+
+
 def test_embedding_learning_rate_is_the_embeddings_own(resized, text_file, tmp_path):
     """--embedding-learning-rate gives the embedding copies their own peak rate: at 1e-9 they stay
     where they started (within float noise) while LoRA, at 1e-2, trains."""

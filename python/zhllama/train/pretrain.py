@@ -77,6 +77,9 @@ class PretrainArguments:
         "`zhllama resize` put them. Like LazyAdam for the rows; the other tensors train as usual. Measured on "
         "SmolLM2 + extend-vocab: it helps short runs (the first ~40K tokens) and loses on longer ones, whose "
         "push-down also teaches that unread tokens are rare (docs/training.md)."))
+    batch_rows_only_steps: int = field(default=0, metadata=_help(
+        "With --batch-rows-only: apply it during the first N optimizer steps only, then let every row train "
+        "(0: the whole run). A resumed run counts from the checkpoint's step."))
     base_vocab_size: Optional[int] = field(default=None, metadata=_help(
         "Number of original rows (default: read from MODEL/resize.json): what --new-rows-only keeps, and in stage 1 "
         "where the added rows of an untied lm_head begin (they train; the original rows stay bit-identical)."))
@@ -93,6 +96,11 @@ class PretrainArguments:
         if not 0 <= self.validation_split_percentage < 100:
             raise ValueError(f"--validation-split-percentage must be in [0, 100), "
                              f"got {self.validation_split_percentage}")
+        if self.batch_rows_only_steps < 0:
+            raise ValueError(f"--batch-rows-only-steps must be >= 0 (0: the whole run), "
+                             f"got {self.batch_rows_only_steps}")
+        if self.batch_rows_only_steps and not self.batch_rows_only:
+            raise ValueError(f"--batch-rows-only-steps {self.batch_rows_only_steps} needs --batch-rows-only")
         if self.max_eval_blocks < 1:
             raise ValueError(f"--max-eval-blocks must be >= 1, got {self.max_eval_blocks}")
         if self.packing not in PACKING_MODES:
@@ -207,8 +215,7 @@ def run(args: argparse.Namespace) -> int:
             model = apply_lora(model, lora)
             if data.new_rows_only:
                 train_new_rows_only(model, base_rows)
-        if data.batch_rows_only:
-            train_batch_rows_only(model)
+        callbacks = [train_batch_rows_only(model, data.batch_rows_only_steps)] if data.batch_rows_only else []
         collator: Callable[..., Any] = default_data_collator
         if data.packing == "doc":
             from zhllama.corpus.packing import Packing
@@ -219,5 +226,5 @@ def run(args: argparse.Namespace) -> int:
             collator = DocumentCollator(packing, tokenizer.bos_id, tokenizer.eos_id,
                                         flatten=model_args.attn_implementation == "flash_attention_2")
         fit(start, model, train_ds, eval_ds, collator, run_args, model_args, tokenizer,
-            seq_len=data.block_size, extra_metrics={"stage": data.stage})
+            seq_len=data.block_size, extra_metrics={"stage": data.stage}, callbacks=callbacks)
     return 0

@@ -86,18 +86,24 @@ def train_new_rows_only(peft_model, base_rows: int | None) -> None:
         _mask_original_rows(p, base_rows)
 
 
-def train_batch_rows_only(model) -> None:
+def train_batch_rows_only(model, until_step: int = 0):
     """``--batch-rows-only``: the trainable embedding tensors (input, and an untied output layer)
     keep, at each micro-batch, only the gradient rows of the tokens that batch contains (its
     targets are its inputs shifted). Every other row gets a gradient of exactly 0 and, with Adam's
     moments at 0, does not move until its token is read, instead of drifting with the softmax's
     small push-down, which Adam scales up to a full step. (That push-down also lowers unread
-    tokens' probability, which longer runs need: benches/EFFICACY.md, round 7.)"""
+    tokens' probability, which longer runs need: benches/EFFICACY.md, round 7.)
+
+    ``until_step`` > 0 (``--batch-rows-only-steps``): only optimizer steps before it are masked;
+    from it on every row trains. Returns the ``TrainerCallback`` that tells the hooks the Trainer's
+    step (restored from the checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`."""
+    from transformers import TrainerCallback
+
     params = embedding_parameters(model)
     if not params:
         raise ValueError("--batch-rows-only: no embedding trains in this run (stage 2: --modules-to-save names "
                          "neither embed_tokens nor lm_head)")
-    rows: dict[str, Any] = {}
+    rows: dict[str, Any] = {"step": 0}
 
     def remember(_module, args, kwargs):
         ids = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
@@ -107,7 +113,7 @@ def train_batch_rows_only(model) -> None:
 
     def keep(grad):
         ids = rows.get("ids")
-        if ids is None:
+        if ids is None or (until_step and rows["step"] >= until_step):
             return grad
         mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
         mask[ids.to(grad.device)] = 1
@@ -115,6 +121,12 @@ def train_batch_rows_only(model) -> None:
 
     for p in params:
         p.register_hook(keep)
+
+    class StepClock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            rows["step"] = state.global_step
+
+    return StepClock()
 
 
 def _module_name(model, module) -> str:

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -296,14 +297,15 @@ def _trainer_class():
 
 def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, run: RunArguments,
         model_args: ModelArguments, tokenizer: Tokenizer, seq_len: int,
-        extra_metrics: Optional[dict[str, Any]] = None) -> dict:
+        extra_metrics: Optional[dict[str, Any]] = None, callbacks: Sequence[Any] = ()) -> dict:
     """Train ``model`` (its trainable tensors chosen), evaluate, save the final model/adapter and
     the tokenizer files to ``run.output_dir``; the one training loop of pretrain and sft.
 
     ``start`` is :func:`start_run`'s answer. The trainable tensors become fp32 masters here, and
     their share is logged and saved. ``seq_len`` (the block or maximum sequence length) and the
     tokens per character measured on ``train_dataset`` feed the throughput figures: tokens/s,
-    characters/s, MFU and peak memory in every log and in the final metrics.
+    characters/s, MFU and peak memory in every log and in the final metrics. ``callbacks`` join the
+    Trainer's (``transformers.TrainerCallback`` instances).
     """
     from transformers.integrations import is_deepspeed_zero3_enabled
     from transformers.trainer_utils import IntervalStrategy
@@ -336,7 +338,8 @@ def fit(start: Start, model, train_dataset, eval_dataset, collator: Callable, ru
                                     tokens_per_char)
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                                data_collator=collator,
-                               callbacks=[checkpoints.callback(run.output_dir, run.save_total_limit, start.base)])
+                               callbacks=[checkpoints.callback(run.output_dir, run.save_total_limit, start.base),
+                                          *callbacks])
     if run.embedding_learning_rate is not None:
         trainer.embedding_lr = (run.embedding_learning_rate, embedding_parameters(model))
     throughput.install(trainer)
