@@ -33,8 +33,10 @@ def test_quick_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert f"| Chinese characters per forward pass | {per_pass[0]} | {per_pass[1]} |" in report
     assert f"| held-out bits per character (lower is better) | {base['bits_per_char']:.3f} | " in report
     assert len(facts["samples"]) == 2
-    for p in ("stats/lengths.png", "stats/stats.json", "final/config.json", "tokens/manifest.json"):
+    for p in ("stats/lengths.png", "stats/stats.json", "final/config.json", "tokens/manifest.json",
+              "stage2/adapter_model.safetensors", "sft/adapter_model.safetensors"):
         assert (out / p).exists(), p
+    assert not list(out.glob("*/checkpoint-*"))  # a finished step's resume checkpoints are removed
     capsys.readouterr()
     assert cli(["demo", "--base", "tiny", "--quick", "--steps", "6", "--out", str(out), "--threads", "2"]) == 0
     from zhllama.demo.tiny import TinyDemo
@@ -95,6 +97,7 @@ def test_quick_demo_on_smollm2(tmp_path, capsys):
     assert facts["replay_docs"] > 0 and len(manifest["sources"]) == 2, manifest["sources"]
     assert facts["train_precision"] in facts["stage2_plan"]
     assert "only when its token is in the batch" in facts["stage2_plan"]  # --batch-rows-only (the quick default)
+    assert not list(out.glob("*/checkpoint-*"))  # ~0.6 GB of optimizer state the demo never resumes from
     # Tied embeddings stay tied through resize, stage 2, SFT and both merges.
     for d in ("resized", "pretrained", "final"):
         assert json.loads((out / d / "config.json").read_text())["tie_word_embeddings"] is True, d

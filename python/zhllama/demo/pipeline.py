@@ -150,7 +150,12 @@ class Pipeline:
         if rc != 0:
             raise RuntimeError(f"zhllama {argv[0]} failed with exit code {rc}")
 
-    def _loss(self, out: str) -> dict:
+    def _trained(self, out: str) -> dict:
+        """A finished training step's losses; its ``checkpoint-*`` folders (the Trainer's last save, with the
+        optimizer state: as large again as the adapter and the model's trainable rows) are removed, since the
+        adapter in ``out`` is the result and a finished step is never resumed (a rerun reuses it or starts over)."""
+        for ckpt in self.path(out).glob("checkpoint-*"):
+            shutil.rmtree(ckpt)
         m = json.loads(self.path(out, "zhllama_metrics.json").read_text())
         return {f"{out}_train_loss": m.get("train_loss"), f"{out}_eval_loss": m.get("eval_loss")}
 

@@ -240,7 +240,7 @@ class RealDemo(Pipeline):
         plan = ("new embedding rows only" if new_rows else "every embedding row") + (
             f" at lr {rs.embedding_lr:g}" if rs.embedding_lr else "") + (
             ", each moving only when its token is in the batch" if rs.batch_rows_only else "")
-        return {**self._loss("stage2"), "stage2_plan": f"{rs.steps} steps of {rs.batch} x {rs.block} tokens "
+        return {**self._trained("stage2"), "stage2_plan": f"{rs.steps} steps of {rs.batch} x {rs.block} tokens "
                 f"({rs.stage2_tokens:,}), LoRA at lr {rs.stage2_lr:g}, {plan}, "
                 f"{self.facts['train_precision']}"}
 
@@ -259,7 +259,7 @@ class RealDemo(Pipeline):
         self.cli("sft", "--model", self.path("pretrained"), "--tokenizer", self.facts["tokenizer"],
                  "--train-file", self.path("corpus", "sft.jsonl"), "--max-seq-length", 160,
                  *self._train_flags("sft", self.rs.sft_steps, self.rs.sft_lr))
-        return {"sft_records": len(records), **self._loss("sft")}
+        return {"sft_records": len(records), **self._trained("sft")}
 
     def merge_sft(self) -> dict:
         self.cli("merge-lora", "--base", self.path("pretrained"), "--lora", self.path("sft"),

@@ -180,7 +180,7 @@ class TinyDemo(Pipeline):
         self.cli("pretrain", "--stage", 2, "--model", self.path("resized"), "--tokenizer", self.path("tokenizer"),
                  "--dataset-dir", self.path("tokens"), "--block-size", self.s.block,
                  *self._train_flags("stage2", self.s.steps, self.s.stage2_lr))
-        return self._loss("stage2")
+        return self._trained("stage2")
 
     def merge_stage2(self) -> dict:
         self.cli("merge-lora", "--base", self.path("resized"), "--lora", self.path("stage2"),
@@ -197,7 +197,7 @@ class TinyDemo(Pipeline):
         self.cli("sft", "--model", self.path("pretrained"), "--tokenizer", self.path("tokenizer"),
                  "--train-file", self.path("corpus", "sft.jsonl"), "--max-seq-length", 192,
                  *self._train_flags("sft", self.s.sft_steps, self.s.sft_lr))
-        return {"sft_records": len(records), **self._loss("sft")}
+        return {"sft_records": len(records), **self._trained("sft")}
 
     def merge_sft(self) -> dict:
         self.cli("merge-lora", "--base", self.path("pretrained"), "--lora", self.path("sft"),
