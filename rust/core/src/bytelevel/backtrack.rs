@@ -39,6 +39,10 @@ use super::trie::{Trie, NONE};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+/// What the compatibility check reads of a token: 16 bytes, four to a cache line. A
+/// candidate's length comes from the trie walk that found it, and a shorter candidate is the
+/// token found before it on that walk (the trie holds exactly the reachable tokens), so the
+/// search itself reads nothing here.
 #[derive(Clone, Copy)]
 struct Tok {
     /// The last merge of M on the token's bytes: its left and right part (`NONE`: one byte).
@@ -46,21 +50,12 @@ struct Tok {
     right: u32,
     /// That merge's packed value (`rank << 32 | id`); for a one-byte token, the byte.
     val: u64,
-    /// The longest reachable token that is a strict prefix of this one (`NONE`: none).
-    prefix: u32,
-    len: u32,
-    /// M's merge values on this token's bytes decrease somewhere: the walk of point 3 does
-    /// not apply, a pair with it is checked by running M on the two tokens' bytes.
-    decreasing: bool,
 }
 
 const UNREACHABLE: Tok = Tok {
     left: NONE,
     right: NONE,
     val: 0,
-    prefix: NONE,
-    len: 0,
-    decreasing: false,
 };
 
 pub(crate) struct Backtrack {
@@ -71,9 +66,16 @@ pub(crate) struct Backtrack {
     /// reviews): a clear bit answers from this 512 KiB array, which stays in the CPU's cache,
     /// instead of a probe of the table's megabytes.
     filter: Vec<u64>,
+    /// One bit per token: M's merge values on its bytes decrease somewhere, so the walk of
+    /// point 3 does not apply and a pair with it is checked by running M on the two tokens'
+    /// bytes.
+    decreasing_bits: Vec<u64>,
     byte_ids: [u32; 256],
-    /// How many reachable tokens have `decreasing` set.
+    /// How many reachable tokens have their `decreasing_bits` bit set.
     decreasing: usize,
+    /// How many tokens are reachable (candidates).
+    #[cfg(test)]
+    reachable: usize,
 }
 
 /// M on `start` (ids), recording the merges: (result, last merge's parts and value, whether
@@ -130,15 +132,17 @@ impl Backtrack {
         byte_ids: &[u32; 256],
     ) -> Self {
         let mut toks = vec![UNREACHABLE; tokens.len()];
+        let mut live = vec![false; tokens.len()];
+        let mut decreasing_bits = vec![0u64; tokens.len().div_ceil(64)];
         for (b, &id) in byte_ids.iter().enumerate().filter(|x| *x.1 != NONE) {
             toks[id as usize] = Tok {
                 val: b as u64,
-                len: 1,
                 ..UNREACHABLE
             };
+            live[id as usize] = true;
         }
         // M on every token's bytes (the load's main cost: shared out over the threads).
-        let traced: Vec<Option<Tok>> = tokens
+        let traced: Vec<Option<(Tok, bool)>> = tokens
             .par_iter()
             .enumerate()
             .map(|(id, t)| {
@@ -150,43 +154,26 @@ impl Backtrack {
                 let start: Vec<u32> = t.iter().map(|&b| byte_ids[b as usize]).collect();
                 let (got, (left, right, val), monotone) = trace(table, &start);
                 // A token M never outputs is not a candidate.
-                (got == [id as u32]).then_some(Tok {
-                    left,
-                    right,
-                    val,
-                    prefix: NONE,
-                    len: t.len() as u32,
-                    decreasing: !monotone,
-                })
+                (got == [id as u32]).then_some((Tok { left, right, val }, !monotone))
             })
             .collect();
+        let mut decreasing = 0;
         for (id, t) in traced.into_iter().enumerate() {
-            if let Some(t) = t {
+            if let Some((t, dec)) = t {
                 toks[id] = t;
-            }
-        }
-        let live: Vec<bool> = toks.iter().map(|t| t.len > 0).collect();
-        let reachable = |id: usize| live[id];
-        let trie = Trie::build(tokens.iter().enumerate().filter_map(|(id, t)| {
-            t.as_deref()
-                .filter(|_| reachable(id))
-                .map(|t| (t, id as u32))
-        }));
-        for (id, t) in tokens.iter().enumerate() {
-            let Some(t) = t.as_deref().filter(|_| reachable(id)) else {
-                continue;
-            };
-            let (mut node, mut prefix) = (0u32, NONE);
-            for &b in &t[..t.len() - 1] {
-                node = trie.child(node, b);
-                let found = trie.token(node);
-                if found != NONE {
-                    prefix = found;
+                live[id] = true;
+                if dec {
+                    decreasing_bits[id / 64] |= 1 << (id % 64);
+                    decreasing += 1;
                 }
             }
-            toks[id].prefix = prefix;
         }
-        let decreasing = toks.iter().filter(|t| t.decreasing).count();
+        let trie = Trie::build(
+            tokens
+                .iter()
+                .enumerate()
+                .filter_map(|(id, t)| t.as_deref().filter(|_| live[id]).map(|t| (t, id as u32))),
+        );
         let mut filter = vec![0u64; FILTER_WORDS];
         for (a, b) in table.keys() {
             let (w, bits) = filter_slot(a, b);
@@ -196,8 +183,11 @@ impl Backtrack {
             trie,
             toks,
             filter,
+            decreasing_bits,
             byte_ids: *byte_ids,
             decreasing,
+            #[cfg(test)]
+            reachable: live.iter().filter(|&&l| l).count(),
         }
     }
 
@@ -209,7 +199,14 @@ impl Backtrack {
 
     /// Memory of the tables, in bytes.
     pub(crate) fn bytes(&self) -> usize {
-        self.trie.bytes() + self.toks.len() * std::mem::size_of::<Tok>() + self.filter.len() * 8
+        self.trie.bytes()
+            + self.toks.len() * std::mem::size_of::<Tok>()
+            + (self.filter.len() + self.decreasing_bits.len()) * 8
+    }
+
+    #[inline(always)]
+    fn is_decreasing(&self, id: u32) -> bool {
+        self.decreasing_bits[id as usize / 64] >> (id % 64) & 1 != 0
     }
 
     /// The packed value of merging `a` and `b` (`u64::MAX`: no merge).
@@ -230,7 +227,7 @@ impl Backtrack {
     #[inline]
     fn compatible(&self, table: &PairTable, a: u32, b: u32, both: &[u8]) -> bool {
         let (mut r, mut l) = (a, b);
-        if self.toks[r as usize].decreasing || self.toks[l as usize].decreasing {
+        if self.is_decreasing(r) || self.is_decreasing(l) {
             let start: Vec<u32> = both.iter().map(|&x| self.byte_ids[x as usize]).collect();
             let mut ids = Vec::with_capacity(2);
             merge(table, both, &start, &mut ids);
@@ -262,49 +259,46 @@ impl Backtrack {
     pub(crate) fn encode(&self, table: &PairTable, text: &[u8], out: &mut Vec<u32>) -> bool {
         let n = text.len();
         let base = out.len();
-        DEAD.with(|d| {
-            let mut dead = d.borrow_mut();
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            let Scratch { dead, cands, lens } = s;
             dead.clear();
             dead.resize(n / 64 + 1, 0);
+            lens.clear();
             let mut pos = 0usize;
-            let mut next = self.trie.longest_prefix(text);
+            // The candidates at `pos` are shorter than this (after a back-off: than the token
+            // taken back, which was tried there already).
+            let mut limit = usize::MAX;
             while pos < n {
-                let last = if out.len() > base {
-                    out[out.len() - 1]
-                } else {
-                    NONE
-                };
-                let mut token = next;
-                loop {
-                    let end = pos + self.toks[token as usize].len as usize;
+                self.trie.prefixes(&text[pos..], limit, cands);
+                // The token before `pos` (placed by this call) and its length.
+                let last = lens.last().map(|&l| (out[out.len() - 1], l as usize));
+                let mut placed = false;
+                for &(token, len) in cands.iter().rev() {
+                    let end = pos + len as usize;
                     if dead[end / 64] >> (end % 64) & 1 == 0
-                        && (last == NONE
-                            || self.compatible(
-                                table,
-                                last,
-                                token,
-                                &text[pos - self.toks[last as usize].len as usize..end],
-                            ))
+                        && last.is_none_or(|(lt, ll)| {
+                            self.compatible(table, lt, token, &text[pos - ll..end])
+                        })
                     {
                         out.push(token);
+                        lens.push(len);
                         pos = end;
-                        if pos < n {
-                            next = self.trie.longest_prefix(&text[pos..]);
-                        }
+                        limit = usize::MAX;
+                        placed = true;
                         break;
                     }
-                    token = self.toks[token as usize].prefix;
-                    if token == NONE {
-                        if last == NONE {
-                            out.truncate(base);
-                            return false;
-                        }
-                        dead[pos / 64] |= 1 << (pos % 64);
-                        out.pop();
-                        pos -= self.toks[last as usize].len as usize;
-                        next = last;
-                        break;
-                    }
+                }
+                if !placed {
+                    let Some((_, ll)) = last else {
+                        out.truncate(base);
+                        return false;
+                    };
+                    dead[pos / 64] |= 1 << (pos % 64);
+                    out.pop();
+                    lens.pop();
+                    pos -= ll;
+                    limit = ll;
                 }
             }
             true
@@ -312,9 +306,19 @@ impl Backtrack {
     }
 }
 
-thread_local! {
+/// The search's reusable buffers.
+#[derive(Default)]
+struct Scratch {
     /// Positions known to start no valid rest, one bit each.
-    static DEAD: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    dead: Vec<u64>,
+    /// The candidates at the current position: (token, length), shortest first.
+    cands: Vec<(u32, u32)>,
+    /// The lengths of the tokens this call has placed, in order.
+    lens: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 #[cfg(test)]
@@ -406,7 +410,7 @@ mod tests {
                 let (tokens, mut table) = vocabulary(seed, 40 + 10 * seed as usize, tiktoken);
                 table.finish(&byte_ids);
                 let bt = Backtrack::build(&tokens, &table, &byte_ids);
-                unreachable += bt.toks.iter().filter(|t| t.len == 0).count();
+                unreachable += tokens.len() - bt.reachable;
                 decreasing += bt.decreasing();
                 for t in &texts[1..] {
                     let (mut want, mut got) = (Vec::new(), Vec::new());

@@ -120,22 +120,25 @@ impl Trie {
         self.units[node as usize].token
     }
 
-    /// The longest token that `text` starts with, or `NONE`.
+    /// The tokens that `text` starts with and that are shorter than `limit` bytes, as
+    /// (token, length), shortest first, into `out` (cleared first).
     #[inline(always)]
-    pub(crate) fn longest_prefix(&self, text: &[u8]) -> u32 {
+    pub(crate) fn prefixes(&self, text: &[u8], limit: usize, out: &mut Vec<(u32, u32)>) {
+        out.clear();
         let mut node = 0u32;
-        let mut best = NONE;
-        for &b in text {
+        for (i, &b) in text[..text.len().min(limit.saturating_sub(1))]
+            .iter()
+            .enumerate()
+        {
             node = self.child(node, b);
             if node == NONE {
                 break;
             }
             let t = self.token(node);
             if t != NONE {
-                best = t;
+                out.push((t, i as u32 + 1));
             }
         }
-        best
     }
 
     /// Memory of the arrays, in bytes.
@@ -149,7 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn longest_prefix_matches_a_scan() {
+    fn prefixes_match_a_scan() {
         let words: Vec<&[u8]> = vec![
             b"a",
             b"ab",
@@ -170,13 +173,18 @@ mod tests {
             b"zz",
             b"cab",
         ] {
-            let want = words
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| text.starts_with(w))
-                .max_by_key(|(_, w)| w.len())
-                .map_or(NONE, |(i, _)| i as u32);
-            assert_eq!(t.longest_prefix(text), want, "{text:?}");
+            for limit in [0, 1, 2, 3, usize::MAX] {
+                let mut want: Vec<(u32, u32)> = words
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| text.starts_with(w) && w.len() < limit)
+                    .map(|(i, w)| (i as u32, w.len() as u32))
+                    .collect();
+                want.sort_by_key(|&(_, len)| len);
+                let mut got = vec![(7, 7)];
+                t.prefixes(text, limit, &mut got);
+                assert_eq!(got, want, "{text:?} {limit}");
+            }
         }
     }
 }
