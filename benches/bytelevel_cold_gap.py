@@ -8,7 +8,8 @@ One Python process; per round and set, interleaved: the Rust harness's cold pass
 (``ZHLLAMA_PROFILE_COLD=3`` in a subprocess: best of 3 fresh loads, one thread), then zhllama as
 the bench times it (fresh ``Tokenizer``, ``gc.collect()``, ``process_time`` around
 ``encode_batch_flat(num_threads=1)``), the same without ``gc.collect()``, the calling thread's CPU
-alone (``thread_time``: the binding's own work outside the encoder), and fastokens with and
+alone (``thread_time``; since the eighth session ``num_threads=1`` encodes on the calling thread,
+so this equals the bench's way: no CPU is spent on another thread), and fastokens with and
 without ``gc.collect()`` when it is installed. Prints each round's MB/s and the median; the
 first ``--docs`` documents of each set (the harness's cold pass reads the first half of a file
 of twice as many).
