@@ -122,6 +122,20 @@ def test_resume_refuses_a_changed_data_order_or_shape_and_allows_the_rest(resize
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
 
 
+def test_resume_of_a_run_whose_fingerprint_predates_an_option_left_off(resized, text_file, tmp_path):
+    """A run fingerprinted by an older zhllama lacks the options added since; resuming it with them off
+    (their defaults) is the same run, so it goes on; turned on, it is refused as any other change."""
+    out = tmp_path / "run"
+    assert pretrain(resized, text_file, out, steps=2) == 0
+    fp = json.loads((out / "zhllama-run.json").read_text())
+    for name in ("batch_rows_only", "batch_rows_only_steps"):
+        del fp["settings"][name]
+    (out / "zhllama-run.json").write_text(json.dumps(fp))
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", "--batch-rows-only", steps=4) == 2
+    assert pretrain(resized, text_file, out, "--resume", "--reschedule", steps=4) == 0
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
+
+
 def test_overwrite_output_dir_deletes_the_old_checkpoints(resized, text_file, tmp_path):
     out = tmp_path / "run"
     assert pretrain(resized, text_file, out, steps=4) == 0

@@ -132,6 +132,8 @@ def check_resume(out: str | os.PathLike[str], new: dict[str, Any]) -> None:
         a, b = was.get(name), now.get(name)
         if a == b or (name == "num_train_epochs" and _sets_by_steps(was) and _sets_by_steps(now)):
             continue
+        if name not in was and b in (None, False, 0):
+            continue  # an option a later zhllama added, left off: the run being resumed had it off too
         if name in SCHEDULE and not now.get("reschedule"):
             raise ValueError(f"--resume: {label(name)} was {a!r} in the run being resumed ({where}) but is {b!r} now; "
                              f"that changes the learning-rate schedule mid-run: pass {label(name)} {_flag_value(a)}"
