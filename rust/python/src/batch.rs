@@ -96,8 +96,9 @@ pub fn check_threads(name: &str, n: i64, otherwise: &str) -> PyResult<usize> {
 }
 
 /// At most this many texts per block handed from the pool to the waiting thread; fewer when
-/// there are few texts, so that every thread gets blocks.
-const MAX_BLOCK: usize = 128;
+/// there are few texts, so that every thread gets blocks. With one thread, the blocks the
+/// calling thread encodes itself (Ctrl-C is checked between them).
+pub const MAX_BLOCK: usize = 128;
 
 /// One block's ids back to back and each text's id count.
 pub type Block = (Vec<u32>, Vec<u32>);
@@ -127,6 +128,17 @@ pub fn encode_blocks(
         // One block: not worth a pool, and short enough not to need Ctrl-C.
         if n_blocks == 1 {
             take(crate::error::detach(py, || Ok::<_, PyErr>(block(0)))?)?;
+        }
+        return Ok(());
+    }
+    if threads == 1 {
+        // One thread: the blocks run here, the GIL released around each, Ctrl-C checked
+        // before each; no pool thread to wake and wait for.
+        for chunk in texts.chunks(MAX_BLOCK) {
+            py.check_signals()?;
+            take(crate::error::detach(py, || {
+                Ok::<_, PyErr>(tok.encode_block(chunk, add_bos, add_eos, parse_special))
+            })?)?;
         }
         return Ok(());
     }

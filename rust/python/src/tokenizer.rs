@@ -1,7 +1,7 @@
 //! Bindings for the tokenizer domain: `zhllama._native.Tokenizer`. Batches run on the
 //! fork-aware pools of `batch.rs`.
 
-use crate::batch::{encode_blocks, resolve_threads, Block};
+use crate::batch::{encode_blocks, resolve_threads, Block, MAX_BLOCK};
 use crate::error::{detach, internal_error, IntoPyErr, ModelError};
 use crate::gc_pacer::GcPacer;
 use crate::model::piece_type;
@@ -59,10 +59,6 @@ thread_local! {
     /// The id buffer `encode` reuses for short texts.
     static ENCODE_IDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
-
-/// Texts per block when a batch runs on the calling thread (`num_threads=1`): Ctrl-C is
-/// checked between blocks, as the pool's waiting thread checks it between its blocks.
-const ONE_THREAD_BLOCK: usize = 128;
 
 /// `(ids, offsets)` of `encode_batch_flat`.
 type FlatIds<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
@@ -144,18 +140,6 @@ impl PyTokenizer {
     ) -> PyResult<()> {
         let threads = resolve_threads(num_threads)?;
         self.with_texts(texts, add_bos, add_eos, |texts| {
-            if threads == 1 {
-                // One thread: the blocks run here, the GIL released around each; no pool
-                // thread to wake and wait for (see `ONE_THREAD_BLOCK`).
-                let tok = &self.inner;
-                for chunk in texts.chunks(ONE_THREAD_BLOCK) {
-                    py.check_signals()?;
-                    take(detach(py, || {
-                        Ok::<_, PyErr>(tok.encode_block(chunk, add_bos, add_eos, parse_special))
-                    })?)?;
-                }
-                return Ok(());
-            }
             encode_blocks(
                 py,
                 &self.inner,
@@ -338,7 +322,7 @@ impl PyTokenizer {
                 let mut ids = Vec::new();
                 let mut offsets = Vec::with_capacity(texts.len() + 1);
                 offsets.push(0i64);
-                for chunk in texts.chunks(ONE_THREAD_BLOCK) {
+                for chunk in texts.chunks(MAX_BLOCK) {
                     py.check_signals()?;
                     detach(py, || {
                         for t in chunk {
