@@ -365,7 +365,9 @@ class Bench:
         torch.manual_seed(seed)  # the LoRA matrices are drawn before the Trainer seeds itself
         lr = r.embedding_lr or p.embedding_lr
         extra: list[Any] = ["--embedding-learning-rate", lr] if lr else []
-        extra += ["--new-rows-only"] if r.init is not None and p.new_rows_only and stage == 2 else []
+        new_rows_only = r.init is not None and p.new_rows_only and stage == 2 and not r.lazy_base_rows
+        extra += ["--new-rows-only"] if new_rows_only else []
+        extra += ["--lazy-base-rows"] if r.lazy_base_rows and stage == 2 else []
         extra += ["--batch-rows-only"] if r.batch_rows_only and stage == 2 else []
         extra += ["--batch-rows-only-steps", r.batch_rows_steps] if r.batch_rows_steps and stage == 2 else []
         extra += ["--precision", self.precision()] if self.precision() else []

@@ -112,6 +112,7 @@ class Recipe:
     embedding_lr: Optional[float] = None  # stage 2's peak rate of the embedding rows (None: the preset's)
     batch_rows_only: bool = False  # stage 2: pretrain --batch-rows-only (rows move only when their token is read)
     batch_rows_steps: int = 0  # with batch_rows_only: --batch-rows-only-steps (the first N steps only; 0: all)
+    lazy_base_rows: bool = False  # stage 2: every row trains, the base's only when read (--lazy-base-rows)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -138,6 +139,11 @@ RECIPES: dict[str, Recipe] = {
     "zhllama-batch-rows-40": Recipe("default", "subword-mean", (2,), "default merge + subword-mean; stage 2 only, "
                                     "rows move only when their token is in the batch for the first 40 steps",
                                     batch_rows_only=True, batch_rows_steps=40),
+    # Round 9: `none` trains every row, the extension only its new ones. Here the base rows train too, each only when
+    # its token is read (rows of text the corpus never shows, English, stay put); the new rows at every step.
+    "zhllama-lazy-base": Recipe("default", "subword-mean", (2,), "default merge + subword-mean; stage 2 only, "
+                                "every row trains, a base row only when its token is in the batch",
+                                lazy_base_rows=True),
     "learned-batch-rows": Recipe("default", "subword-mean", (2,), "default merge + learned init; stage 2 only, rows "
                                  "move only when their token is in the batch", learned=True, batch_rows_only=True),
 }

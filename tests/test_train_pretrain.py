@@ -110,11 +110,9 @@ def test_stage2_new_rows_only_keeps_the_original_rows(resized, text_file, tmp_pa
     assert any(t.abs().sum() > 0 for n, t in tensors.items() if "lora_B" in n)
 
 
-@pytest.mark.parametrize("tie", [False, True])
-def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_file, tmp_path, tie):
-    """--batch-rows-only: a row moves only if its token is in the text (here, of the merged
-    vocabulary's 410 rows, those the Chinese lines use); without it the softmax's push-down,
-    scaled by Adam, moves rows of tokens never read too."""
+def _model_and_read_tokens(resized, text_file, tmp_path, tie):
+    """The resized tiny model (a tied one made here when ``tie``), its tokenizer, and the ids the
+    training text holds (with BOS/EOS, which packing adds)."""
     from zhllama.tokenizer import Tokenizer
 
     model = resized
@@ -125,6 +123,15 @@ def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_fil
     tok = Tokenizer.from_pretrained(model)
     read = {i for line in text_file.read_text(encoding="utf-8").splitlines() for i in tok.encode(line)}
     read |= {i for i in (tok.bos_id, tok.eos_id) if i is not None}
+    return model, tok, read
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_file, tmp_path, tie):
+    """--batch-rows-only: a row moves only if its token is in the text (here, of the merged
+    vocabulary's 410 rows, those the Chinese lines use); without it the softmax's push-down,
+    scaled by Adam, moves rows of tokens never read too."""
+    model, tok, read = _model_and_read_tokens(resized, text_file, tmp_path, tie)
     before = _state(model)
     for flag in (True, False):
         out = tmp_path / f"stage2-{flag}"
@@ -140,6 +147,31 @@ def test_stage2_batch_rows_only_moves_only_rows_of_read_tokens(resized, text_fil
                 assert moved <= read, sorted(moved - read)[:10]
             elif output:  # an input row's gradient is 0 unless its token is read: the output side drifts
                 assert moved - read
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_lazy_base_rows_moves_original_rows_only_when_read(resized, text_file, tmp_path, tie):
+    """--lazy-base-rows: of the base's 400 rows, those of tokens the text holds train and every
+    other one stays bit-identical (an output row too, which the softmax would push down); the rows
+    resize added train at every step. It is refused beside --new-rows-only or with weight decay."""
+    model, tok, read = _model_and_read_tokens(resized, text_file, tmp_path, tie)
+    before = _state(model)
+    out = tmp_path / "stage2"
+    assert pretrain(model, text_file, out, "--stage", "2", "--learning-rate", "1e-2", "--lazy-base-rows") == 0
+    _, embed, head = _adapter_matrices(out)
+    assert (head is None) == tie
+    for new, old in ((embed, before["model.embed_tokens.weight"]),
+                     *(() if tie else ((head, before["lm_head.weight"]),))):
+        moved = {int(i) for i in (new != old).any(dim=1).nonzero().flatten()}
+        base_moved = {i for i in moved if i < 400}
+        assert base_moved and base_moved <= read, sorted(base_moved - read)[:10]
+        added = set(range(400, len(tok)))
+        assert added & moved  # input side: the added rows the batches read (not every line is trained on)
+        if new is head or tie:  # output rows: every added row trains at every step, read or not
+            assert added <= moved
+    assert pretrain(model, text_file, tmp_path / "bad1", "--stage", "2", "--lazy-base-rows", "--new-rows-only") == 2
+    assert pretrain(model, text_file, tmp_path / "bad2", "--stage", "2", "--lazy-base-rows",
+                    "--weight-decay", "0.1") == 2
 
 
 def test_batch_rows_only_steps_masks_the_first_steps_only(resized, text_file, tmp_path):

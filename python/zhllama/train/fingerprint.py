@@ -43,7 +43,8 @@ STRICT: dict[str, str] = {
     **dict.fromkeys(("base_model_digest", "lora_rank", "lora_alpha", "lora_target", "modules_to_save",
                      "new_rows_only", "base_vocab_size", "deepspeed_zero_stage"), "model shape"),
     "embedding_learning_rate": "optimizer's parameter groups",
-    **dict.fromkeys(("batch_rows_only", "batch_rows_only_steps"), "which embedding rows each step updates"),
+    **dict.fromkeys(("batch_rows_only", "batch_rows_only_steps", "lazy_base_rows"),
+                   "which embedding rows each step updates"),
     # Restored from the checkpoint's optimizer and scheduler state: a new value would be ignored.
     "learning_rate": "peak learning rate, which the checkpoint's optimizer and scheduler restore",
 }

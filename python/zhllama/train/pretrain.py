@@ -80,6 +80,12 @@ class PretrainArguments:
     batch_rows_only_steps: int = field(default=0, metadata=_help(
         "With --batch-rows-only: apply it during the first N optimizer steps only, then let every row train "
         "(0: the whole run). A resumed run counts from the checkpoint's step."))
+    lazy_base_rows: bool = field(default=False, metadata=_help(
+        "Train every embedding row, but let an original row (below --base-vocab-size) move only at a step whose "
+        "batch holds its token, while the rows `zhllama resize` added train at every step. Rows of text the "
+        "corpus never shows (English on a Chinese corpus) stay bit-identical instead of drifting down with "
+        "the softmax, and the base rows Chinese text does read (punctuation, the base's own characters and "
+        "bytes) adapt, as they do without extension. Not with --new-rows-only; needs --weight-decay 0."))
     base_vocab_size: Optional[int] = field(default=None, metadata=_help(
         "Number of original rows (default: read from MODEL/resize.json): what --new-rows-only keeps, and in stage 1 "
         "where the added rows of an untied lm_head begin (they train; the original rows stay bit-identical)."))
@@ -101,6 +107,9 @@ class PretrainArguments:
                              f"got {self.batch_rows_only_steps}")
         if self.batch_rows_only_steps and not self.batch_rows_only:
             raise ValueError(f"--batch-rows-only-steps {self.batch_rows_only_steps} needs --batch-rows-only")
+        if self.lazy_base_rows and self.new_rows_only:
+            raise ValueError("--lazy-base-rows trains the original rows when their token is read; --new-rows-only "
+                             "never trains them: pass one of the two")
         if self.max_eval_blocks < 1:
             raise ValueError(f"--max-eval-blocks must be >= 1, got {self.max_eval_blocks}")
         if self.packing not in PACKING_MODES:
@@ -171,9 +180,10 @@ def run(args: argparse.Namespace) -> int:
     from zhllama.train.trainer import fit, resolve_precision, setup_logging, start_run
 
     data, model_args, lora, run_args = parse(args)
-    if data.new_rows_only and run_args.weight_decay != 0:
-        raise ValueError(f"--new-rows-only needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
-                         f"the original rows")
+    for flag, on in (("--new-rows-only", data.new_rows_only), ("--lazy-base-rows", data.lazy_base_rows)):
+        if on and run_args.weight_decay != 0:
+            raise ValueError(f"{flag} needs --weight-decay 0 (got {run_args.weight_decay}): decay would move "
+                             f"the original rows")
     setup_logging()
     check_model_tokenizer(model_args.model, model_args.tokenizer_path, model_args.allow_mismatch)
     if data.dataset_dir is not None and (Path(data.dataset_dir) / "manifest.json").is_file():
@@ -200,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(model_args.model, len(tokenizer), resolve_precision(run_args.precision),
                            model_args.attn_implementation)
         base_rows = (base_rows_of(model_args.model, data.base_vocab_size)
-                     if data.new_rows_only or data.stage == 1 else None)
+                     if data.new_rows_only or data.lazy_base_rows or data.stage == 1 else None)
         if data.stage == 1 and not embeddings_tied(model):
             if base_rows is not None and run_args.weight_decay != 0:
                 raise ValueError(f"stage 1 trains only the added rows of the untied lm_head: --weight-decay "
@@ -215,7 +225,9 @@ def run(args: argparse.Namespace) -> int:
             model = apply_lora(model, lora)
             if data.new_rows_only:
                 train_new_rows_only(model, base_rows)
-        callbacks = [train_batch_rows_only(model, data.batch_rows_only_steps)] if data.batch_rows_only else []
+        callbacks = ([train_batch_rows_only(model, data.batch_rows_only_steps, all_rows=data.batch_rows_only,
+                                            lazy_base_rows=base_rows if data.lazy_base_rows else None)]
+                     if data.batch_rows_only or data.lazy_base_rows else [])
         collator: Callable[..., Any] = default_data_collator
         if data.packing == "doc":
             from zhllama.corpus.packing import Packing

@@ -86,23 +86,31 @@ def train_new_rows_only(peft_model, base_rows: int | None) -> None:
         _mask_original_rows(p, base_rows)
 
 
-def train_batch_rows_only(model, until_step: int = 0):
-    """``--batch-rows-only``: the trainable embedding tensors (input, and an untied output layer)
-    keep, at each micro-batch, only the gradient rows of the tokens that batch contains (its
-    targets are its inputs shifted). Every other row gets a gradient of exactly 0 and, with Adam's
-    moments at 0, does not move until its token is read, instead of drifting with the softmax's
-    small push-down, which Adam scales up to a full step. (That push-down also lowers unread
-    tokens' probability, which longer runs need: benches/EFFICACY.md, round 7.)
+def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, lazy_base_rows: int | None = None):
+    """``--batch-rows-only`` (``all_rows``): the trainable embedding tensors (input, and an untied
+    output layer) keep, at each micro-batch, only the gradient rows of the tokens that batch contains
+    (its targets are its inputs shifted). Every other row gets a gradient of exactly 0 and, with
+    Adam's moments at 0, does not move until its token is read, instead of drifting with the
+    softmax's small push-down, which Adam scales up to a full step. (That push-down also lowers
+    unread tokens' probability, which longer runs need: benches/EFFICACY.md, round 7.)
 
-    ``until_step`` > 0 (``--batch-rows-only-steps``): only optimizer steps before it are masked;
-    from it on every row trains. Returns the ``TrainerCallback`` that tells the hooks the Trainer's
-    step (restored from the checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`."""
+    ``until_step`` > 0 (``--batch-rows-only-steps``): only optimizer steps before it are masked so.
+    ``lazy_base_rows`` (``--lazy-base-rows``: the number of original rows): outside those steps, or
+    without ``all_rows``, the original rows below it still move only when read, and the added rows
+    train at every step. Returns the ``TrainerCallback`` that tells the hooks the Trainer's step
+    (restored from the checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`."""
     from transformers import TrainerCallback
 
+    flag = "--batch-rows-only" if all_rows else "--lazy-base-rows"
     params = embedding_parameters(model)
     if not params:
-        raise ValueError("--batch-rows-only: no embedding trains in this run (stage 2: --modules-to-save names "
+        raise ValueError(f"{flag}: no embedding trains in this run (stage 2: --modules-to-save names "
                          "neither embed_tokens nor lm_head)")
+    if lazy_base_rows is not None:
+        for p in params:
+            if not 0 < lazy_base_rows < param_shape(p)[0]:
+                raise ValueError(f"--lazy-base-rows needs the number of original rows (--base-vocab-size) "
+                                 f"between 1 and {param_shape(p)[0] - 1}, got {lazy_base_rows}")
     rows: dict[str, Any] = {"step": 0}
 
     def remember(_module, args, kwargs):
@@ -113,9 +121,15 @@ def train_batch_rows_only(model, until_step: int = 0):
 
     def keep(grad):
         ids = rows.get("ids")
-        if ids is None or (until_step and rows["step"] >= until_step):
+        if ids is None:
             return grad
-        mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+        if all_rows and not (until_step and rows["step"] >= until_step):
+            mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+        elif lazy_base_rows is not None:
+            mask = torch.ones(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+            mask[:lazy_base_rows] = 0
+        else:
+            return grad
         mask[ids.to(grad.device)] = 1
         return grad * mask
 
