@@ -339,6 +339,17 @@ mod tests {
     /// every split of a token into two tokens a pair at the token's rank. Both make tokens M
     /// never outputs and tokens whose merges decrease in rank.
     fn vocabulary(seed: u64, n: usize, tiktoken: bool) -> (Vec<Option<Vec<u8>>>, PairTable) {
+        vocabulary_over(seed, n, tiktoken, b"abc")
+    }
+
+    /// [`vocabulary`] over the bytes of `alphabet`.
+    fn vocabulary_over(
+        seed: u64,
+        n: usize,
+        tiktoken: bool,
+        alphabet: &[u8],
+    ) -> (Vec<Option<Vec<u8>>>, PairTable) {
+        let m = alphabet.len();
         let mut s = seed;
         let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
         let mut table = PairTable::new();
@@ -348,7 +359,9 @@ mod tests {
         if tiktoken {
             while tokens.len() < 256 + n {
                 let len = 2 + rng(&mut s) as usize % 5;
-                let t: Vec<u8> = (0..len).map(|_| b'a' + (rng(&mut s) % 3) as u8).collect();
+                let t: Vec<u8> = (0..len)
+                    .map(|_| alphabet[rng(&mut s) as usize % m])
+                    .collect();
                 if id_of(&tokens, &t).is_none() {
                     tokens.push(Some(t));
                 }
@@ -364,11 +377,11 @@ mod tests {
         } else {
             for rank in 0..n {
                 let pick = |s: &mut u64, tokens: &[Option<Vec<u8>>]| {
-                    let k = rng(s) as usize % (tokens.len() - 253);
-                    if k < 3 {
-                        b'a' as usize + k
+                    let k = rng(s) as usize % (tokens.len() - 256 + m);
+                    if k < m {
+                        alphabet[k] as usize
                     } else {
-                        256 + k - 3
+                        256 + k - m
                     }
                 };
                 let (a, b) = (pick(&mut s, &tokens), pick(&mut s, &tokens));
@@ -382,6 +395,49 @@ mod tests {
             }
         }
         (tokens, table)
+    }
+
+    /// As [`equals_the_merge_loop`], over bytes of every kind (ASCII letters, space,
+    /// punctuation, leads of two, three and four bytes, continuation bytes): tokens that end
+    /// or start inside a character, and the trie's first-character table (a lead byte, the
+    /// first two bytes, the whole character E4 B8 AD, each a token or not).
+    #[test]
+    fn equals_the_merge_loop_on_every_kind() {
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        let alphabet = [b'a', b' ', b'.', 0xE4, 0xB8, 0xAD, 0xC3, 0xF0];
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut level = texts.clone();
+        for _ in 0..5 {
+            level = level
+                .iter()
+                .flat_map(|t| alphabet.map(|c| [t.as_slice(), &[c]].concat()))
+                .collect();
+            texts.extend(level.iter().cloned());
+        }
+        let mut s = 11u64;
+        for _ in 0..300 {
+            let len = 20 + rng(&mut s) as usize % 200;
+            texts.push(
+                (0..len)
+                    .map(|_| alphabet[rng(&mut s) as usize % 8])
+                    .collect(),
+            );
+        }
+        for seed in 1..=8u64 {
+            for tiktoken in [false, true] {
+                let (tokens, mut table) =
+                    vocabulary_over(seed, 60 + 15 * seed as usize, tiktoken, &alphabet);
+                table.finish(&byte_ids);
+                let bt = Backtrack::build(&tokens, &table, &byte_ids);
+                for t in &texts[1..] {
+                    let (mut want, mut got) = (Vec::new(), Vec::new());
+                    let start: Vec<u32> = t.iter().map(|&b| b as u32).collect();
+                    merge::merge(&table, t, &start, &mut want);
+                    assert!(bt.encode(&table, t, &mut got));
+                    assert_eq!(got, want, "seed {seed}, tiktoken {tiktoken}, {t:x?}");
+                }
+            }
+        }
     }
 
     /// The backtracking encoder gives M's ids on every string of a, b, c up to 8 bytes and

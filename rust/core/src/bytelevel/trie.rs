@@ -18,6 +18,15 @@ struct Unit {
 
 pub(crate) struct Trie {
     units: Vec<Unit>,
+    /// A text that starts with a three-byte sequence (lead byte `E0..=EF`, two continuation
+    /// bytes: a CJK character, among others) skips the walk's first three steps: by the
+    /// sequence's 16 payload bits (the code point), the node the three bytes reach, as a unit
+    /// whose `check` is that node's slot (`NONE`: no node).
+    jump3: Vec<Unit>,
+    /// The tokens of the first byte (by its low four bits) and of the first two bytes (by
+    /// their ten payload bits) of such a sequence, or `NONE`.
+    lead_token: [u32; 16],
+    pair_token: Vec<u32>,
 }
 
 /// The first free slot at or after `p` (slots past the end of `skip` are free).
@@ -101,7 +110,39 @@ impl Trie {
         let last = units.iter().rposition(|u| u.check != NONE).unwrap_or(0);
         units.truncate(last + 257);
         units.shrink_to_fit();
-        Trie { units }
+        let mut t = Trie {
+            units,
+            jump3: Vec::new(),
+            lead_token: [NONE; 16],
+            pair_token: vec![NONE; 1 << 10],
+        };
+        let mut jump3 = vec![empty; 1 << 16];
+        for b0 in 0xE0..=0xEFu8 {
+            let n0 = t.child(0, b0);
+            if n0 == NONE {
+                continue;
+            }
+            t.lead_token[(b0 & 15) as usize] = t.token(n0);
+            for b1 in 0x80..=0xBFu8 {
+                let n1 = t.child(n0, b1);
+                if n1 == NONE {
+                    continue;
+                }
+                let hi = ((b0 & 15) as usize) << 6 | (b1 & 63) as usize;
+                t.pair_token[hi] = t.token(n1);
+                for b2 in 0x80..=0xBFu8 {
+                    let n2 = t.child(n1, b2);
+                    if n2 != NONE {
+                        jump3[hi << 6 | (b2 & 63) as usize] = Unit {
+                            check: n2,
+                            ..t.units[n2 as usize]
+                        };
+                    }
+                }
+            }
+        }
+        t.jump3 = jump3;
+        t
     }
 
     /// The child of `node` by `byte`, or `NONE`.
@@ -125,25 +166,45 @@ impl Trie {
     #[inline(always)]
     pub(crate) fn prefixes(&self, text: &[u8], limit: usize, out: &mut Vec<(u32, u32)>) {
         out.clear();
-        let mut node = 0u32;
-        for (i, &b) in text[..text.len().min(limit.saturating_sub(1))]
-            .iter()
-            .enumerate()
-        {
-            node = self.child(node, b);
-            if node == NONE {
-                break;
+        let text = &text[..text.len().min(limit.saturating_sub(1))];
+        let (mut node, mut base, mut i) = (0u32, self.units[0].base, 0usize);
+        if let [b0 @ 0xE0..=0xEF, b1 @ 0x80..=0xBF, b2 @ 0x80..=0xBF, ..] = *text {
+            let lead = self.lead_token[(b0 & 15) as usize];
+            if lead != NONE {
+                out.push((lead, 1));
             }
-            let t = self.token(node);
-            if t != NONE {
-                out.push((t, i as u32 + 1));
+            let hi = ((b0 & 15) as usize) << 6 | (b1 & 63) as usize;
+            let pair = self.pair_token[hi];
+            if pair != NONE {
+                out.push((pair, 2));
             }
+            let u = &self.jump3[hi << 6 | (b2 & 63) as usize];
+            if u.check == NONE {
+                return;
+            }
+            if u.token != NONE {
+                out.push((u.token, 3));
+            }
+            (node, base, i) = (u.check, u.base, 3);
+        }
+        while i < text.len() {
+            let s = base as usize + text[i] as usize;
+            let u = match self.units.get(s) {
+                Some(u) if u.check == node => u,
+                _ => break,
+            };
+            i += 1;
+            if u.token != NONE {
+                out.push((u.token, i as u32));
+            }
+            (node, base) = (s as u32, u.base);
         }
     }
 
     /// Memory of the arrays, in bytes.
     pub(crate) fn bytes(&self) -> usize {
-        self.units.len() * std::mem::size_of::<Unit>()
+        (self.units.len() + self.jump3.len()) * std::mem::size_of::<Unit>()
+            + (self.lead_token.len() + self.pair_token.len()) * 4
     }
 }
 
@@ -162,6 +223,16 @@ mod tests {
             b"\xff",
             b"\xff\x00",
             b"c",
+            // Three-byte sequences (the first-character table): a lead byte, the first two
+            // bytes, the whole character and tokens beyond it; a lead byte that is no token.
+            b"\xe4",
+            b"\xe4\xb8",
+            b"\xe4\xb8\xad",
+            b"\xe4\xb8\xad\xe6\x96\x87",
+            b"\xe4\xb8\xadx",
+            b"\xe4\xb9\x80",
+            b"\xe5\xa5\xbd",
+            b"\xef\xbf",
         ];
         let t = Trie::build(words.iter().enumerate().map(|(i, w)| (*w, i as u32)));
         for text in [
@@ -172,8 +243,18 @@ mod tests {
             b"\xff\x00\x01",
             b"zz",
             b"cab",
+            b"\xe4\xb8\xad\xe6\x96\x87\xe5",
+            b"\xe4\xb8\xadxy",
+            b"\xe4\xb8\xae",
+            b"\xe4\xb9\x80\xe4",
+            b"\xe4\xba\x80",
+            b"\xe5\xa5\xbd\xe5\xa5\xbd",
+            b"\xe5\xa5",
+            b"\xef\xbf\xbd",
+            b"\xe4\xb8",
+            b"\xe4x\x80",
         ] {
-            for limit in [0, 1, 2, 3, usize::MAX] {
+            for limit in [0, 1, 2, 3, 4, 5, 7, usize::MAX] {
                 let mut want: Vec<(u32, u32)> = words
                     .iter()
                     .enumerate()
