@@ -172,6 +172,9 @@ def test_lazy_base_rows_moves_original_rows_only_when_read(resized, text_file, t
     assert pretrain(model, text_file, tmp_path / "bad1", "--stage", "2", "--lazy-base-rows", "--new-rows-only") == 2
     assert pretrain(model, text_file, tmp_path / "bad2", "--stage", "2", "--lazy-base-rows",
                     "--weight-decay", "0.1") == 2
+    unknown = tmp_path / "no-record"  # no resize.json, no --base-vocab-size: which rows are the base's is unknown
+    shutil.copytree(model, unknown, ignore=shutil.ignore_patterns("resize.json"))
+    assert pretrain(unknown, text_file, tmp_path / "bad3", "--stage", "2", "--lazy-base-rows") == 2
 
 
 def test_batch_rows_only_steps_masks_the_first_steps_only(resized, text_file, tmp_path):

@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
             if data.new_rows_only:
                 train_new_rows_only(model, base_rows)
         callbacks = ([train_batch_rows_only(model, data.batch_rows_only_steps, all_rows=data.batch_rows_only,
-                                            lazy_base_rows=base_rows if data.lazy_base_rows else None)]
+                                            lazy_base=data.lazy_base_rows, base_rows=base_rows)]
                      if data.batch_rows_only or data.lazy_base_rows else [])
         collator: Callable[..., Any] = default_data_collator
         if data.packing == "doc":

@@ -49,12 +49,19 @@ def train_embeddings_only(model, new_rows_only: bool = False, base_rows: int | N
     _mask_original_rows(head.weight, base_rows)
 
 
-def _mask_original_rows(weight, base_rows: int | None) -> None:
+def _check_base_rows(weight, base_rows: int | None, what: str) -> int:
+    """``base_rows``, the number of original rows of ``weight``, once it is known and leaves added rows."""
     rows = param_shape(weight)[0]
     if base_rows is None or not 0 < base_rows < rows:
-        raise ValueError(f"training only the added rows (--new-rows-only; stage 1's lm_head) needs the number of "
-                         f"original rows (--base-vocab-size) between 1 and {rows - 1}, got {base_rows}; resize the "
-                         f"model with `zhllama resize` (which records it in resize.json) or pass --base-vocab-size")
+        raise ValueError(f"{what} needs the number of original rows (--base-vocab-size) between 1 and {rows - 1}, "
+                         f"got {base_rows}; resize the model with `zhllama resize` (which records it in resize.json) "
+                         f"or pass --base-vocab-size")
+    return base_rows
+
+
+def _mask_original_rows(weight, base_rows: int | None) -> None:
+    rows = param_shape(weight)[0]
+    base_rows = _check_base_rows(weight, base_rows, "training only the added rows (--new-rows-only; stage 1's lm_head)")
     mask = torch.ones(rows, 1, dtype=weight.dtype, device=weight.device)
     mask[:base_rows] = 0
     # A tensor hook masks the gradient before it is accumulated (and before DeepSpeed's reduce
@@ -86,7 +93,8 @@ def train_new_rows_only(peft_model, base_rows: int | None) -> None:
         _mask_original_rows(p, base_rows)
 
 
-def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, lazy_base_rows: int | None = None):
+def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, lazy_base: bool = False,
+                          base_rows: int | None = None):
     """``--batch-rows-only`` (``all_rows``): the trainable embedding tensors (input, and an untied
     output layer) keep, at each micro-batch, only the gradient rows of the tokens that batch contains
     (its targets are its inputs shifted). Every other row gets a gradient of exactly 0 and, with
@@ -95,10 +103,10 @@ def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, laz
     unread tokens' probability, which longer runs need: benches/EFFICACY.md, round 7.)
 
     ``until_step`` > 0 (``--batch-rows-only-steps``): only optimizer steps before it are masked so.
-    ``lazy_base_rows`` (``--lazy-base-rows``: the number of original rows): outside those steps, or
-    without ``all_rows``, the original rows below it still move only when read, and the added rows
-    train at every step. Returns the ``TrainerCallback`` that tells the hooks the Trainer's step
-    (restored from the checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`."""
+    ``lazy_base`` (``--lazy-base-rows``): outside those steps, or without ``all_rows``, the
+    ``base_rows`` original rows still move only when read, and the added rows train at every step.
+    Returns the ``TrainerCallback`` that tells the hooks the Trainer's step (restored from the
+    checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`."""
     from transformers import TrainerCallback
 
     flag = "--batch-rows-only" if all_rows else "--lazy-base-rows"
@@ -106,11 +114,9 @@ def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, laz
     if not params:
         raise ValueError(f"{flag}: no embedding trains in this run (stage 2: --modules-to-save names "
                          "neither embed_tokens nor lm_head)")
-    if lazy_base_rows is not None:
-        for p in params:
-            if not 0 < lazy_base_rows < param_shape(p)[0]:
-                raise ValueError(f"--lazy-base-rows needs the number of original rows (--base-vocab-size) "
-                                 f"between 1 and {param_shape(p)[0] - 1}, got {lazy_base_rows}")
+    lazy_base_rows = None
+    for p in params if lazy_base else ():
+        lazy_base_rows = _check_base_rows(p, base_rows, "--lazy-base-rows")
     rows: dict[str, Any] = {"step": 0}
 
     def remember(_module, args, kwargs):
