@@ -106,7 +106,11 @@ def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, laz
     ``lazy_base`` (``--lazy-base-rows``): outside those steps, or without ``all_rows``, the
     ``base_rows`` original rows still move only when read, and the added rows train at every step.
     Returns the ``TrainerCallback`` that tells the hooks the Trainer's step (restored from the
-    checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`."""
+    checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`.
+
+    The rows kept are those of the input embedding's last forward before the backward: a loss that
+    runs the model a second time (a teacher's pass, as ``benches/stage2_kl_probe.py`` does) must run
+    that pass first, or the batch's own rows get no gradient."""
     from transformers import TrainerCallback
 
     flag = "--batch-rows-only" if all_rows else "--lazy-base-rows"
