@@ -347,3 +347,24 @@ def test_dataset_dir_from_another_tokenizer_is_refused(resized, tmp_path, capsys
     assert h.cli("pretrain", "--stage", "1", "--model", resized, "--dataset-dir", corpus, "--output-dir",
                  tmp_path / "x", "--block-size", "16", "--max-steps", "1", "--report-to", "none") == 2
     assert "re-run `zhllama tokenize-corpus`" in capsys.readouterr().err
+
+
+def test_batch_rows_only_keeps_the_rows_of_the_pass_with_gradients(resized):
+    """The rows --batch-rows-only keeps are the batch's even when another pass reads other ids
+    between its forward and its backward under torch.no_grad (a frozen teacher's pass, an
+    evaluation): that pass has no gradient to mask, and taking its ids left the batch's own rows
+    with a gradient of 0 (benches/EFFICACY.md, round 10)."""
+    from zhllama.train.trainable import embedding_parameters, train_batch_rows_only
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(resized, dtype=torch.float32)
+    train_batch_rows_only(model)
+    batch = torch.tensor([[400, 401, 402, 403, 404, 405]])
+    out = model(input_ids=batch, labels=batch)
+    with torch.no_grad():
+        model(input_ids=torch.tensor([[5, 6, 7, 8]]))
+    out.loss.backward()
+    for p in embedding_parameters(model):
+        moved = {int(i) for i in (p.grad != 0).any(dim=1).nonzero().flatten()}
+        # every row the batch reads has a gradient (the last input's only as an output row: no target
+        # follows it), and no other row has one
+        assert set(range(400, 405)) <= moved <= set(range(400, 406)), sorted(moved)[:10]

@@ -108,9 +108,9 @@ def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, laz
     Returns the ``TrainerCallback`` that tells the hooks the Trainer's step (restored from the
     checkpoint on a resume); pass it to :func:`zhllama.train.trainer.fit`.
 
-    The rows kept are those of the input embedding's last forward before the backward: a loss that
-    runs the model a second time (a teacher's pass, as ``benches/stage2_kl_probe.py`` does) must run
-    that pass first, or the batch's own rows get no gradient."""
+    The rows kept are those of the input embedding's last forward with gradients enabled before
+    the backward: a pass under ``torch.no_grad`` (an evaluation, a frozen teacher's pass as in
+    ``benches/stage2_kl_probe.py``) does not replace the batch's own rows."""
     from transformers import TrainerCallback
 
     flag = "--batch-rows-only" if all_rows else "--lazy-base-rows"
@@ -124,6 +124,8 @@ def train_batch_rows_only(model, until_step: int = 0, all_rows: bool = True, laz
     rows: dict[str, Any] = {"step": 0}
 
     def remember(_module, args, kwargs):
+        if not torch.is_grad_enabled():  # an evaluation or a teacher's pass: it has no gradient to mask
+            return
         ids = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
         rows["ids"] = ids.detach().reshape(-1).unique()
 
