@@ -277,12 +277,19 @@ impl Backtrack {
     #[inline]
     fn compatible(&self, table: &PairTable, a: u32, b: u32, both: &[u8], la: usize) -> bool {
         let (ta, tb) = (&self.toks[a as usize], &self.toks[b as usize]);
-        let right = &self.edge_sets[ta.right_set as usize];
-        let left = &self.edge_sets[tb.left_set as usize];
-        if has(right, both[la]) | has(left, both[la - 1]) == 0 {
+        if self.one_probe(ta, tb, both, la) {
             return self.pair(table, ta, a, tb, b) == u64::MAX;
         }
         self.walk(table, a, b, both)
+    }
+
+    /// Point 4: whether no pair of the walk but (a, b) itself can merge (b's first byte is not
+    /// in a's right set, a's last byte not in b's left set), so one probe of (a, b) answers.
+    #[inline(always)]
+    fn one_probe(&self, ta: &Tok, tb: &Tok, both: &[u8], la: usize) -> bool {
+        let right = &self.edge_sets[ta.right_set as usize];
+        let left = &self.edge_sets[tb.left_set as usize];
+        has(right, both[la]) | has(left, both[la - 1]) == 0
     }
 
     /// [`Self::compatible`] by the walk of point 3 (or by M, for a token with decreasing
@@ -599,9 +606,7 @@ mod tests {
                     let both = [sa.unwrap(), sb.unwrap()].concat();
                     let la = sa.unwrap().len();
                     pairs += 1;
-                    let right = &bt.edge_sets[ta.right_set as usize];
-                    let left = &bt.edge_sets[tb.left_set as usize];
-                    if has(right, both[la]) | has(left, both[la - 1]) != 0 {
+                    if !bt.one_probe(ta, tb, &both, la) {
                         continue;
                     }
                     fast += 1;
