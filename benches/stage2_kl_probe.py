@@ -11,8 +11,8 @@ the end of token j). The extended model's next-token distribution over its whole
 into the first base piece of each token, q_first; the loss adds KL_WEIGHT * KL(p_base || q_first).
 KL_WEIGHT=0 is ``zhllama pretrain`` unchanged.
 
-The base reads its tokens before the extended model does: ``--batch-rows-only`` keeps the gradient
-rows of the ids the input embedding read last, and the base's forward reads base ids only.
+The base's pass runs under ``torch.no_grad``, which ``--batch-rows-only``'s hook ignores, so the
+rows it keeps are the batch's (before 1c60a0c it kept those of the last pass, whichever it was).
 """
 
 from __future__ import annotations
