@@ -4,7 +4,8 @@
 //!     cargo run --release -p zhllama-core --example bytelevel_profile -- TOKENIZER_JSON DOCS_JSON [SECONDS]
 //!
 //! `ZHLLAMA_PRETOKEN_CACHE=0`: with the pre-token cache off; `ZHLLAMA_BACKTRACK=0`: the merge
-//! loop instead of the backtracking encoder; `ZHLLAMA_PROFILE_SPLIT=1`: only
+//! loop instead of the backtracking encoder; `ZHLLAMA_CUTS=0`: no cuts between characters;
+//! `ZHLLAMA_PROFILE_SPLIT=1`: only
 //! the pre-tokenizer (the number of pre-tokens stands for the ids); `ZHLLAMA_HUGE_PAGES=0`: big
 //! allocations not advised onto 2 MiB pages ([`zhllama_core::HugePageAlloc`], registered here as
 //! in the Python extension).
@@ -53,6 +54,7 @@ fn load(path: &str) -> ByteLevelTokenizer {
     });
     tok.set_pretoken_cache(std::env::var("ZHLLAMA_PRETOKEN_CACHE").as_deref() != Ok("0"));
     tok.set_backtracking(std::env::var("ZHLLAMA_BACKTRACK").as_deref() != Ok("0"));
+    tok.set_char_cuts(std::env::var("ZHLLAMA_CUTS").as_deref() != Ok("0"));
     tok
 }
 

@@ -81,10 +81,10 @@ const UNREACHABLE: Tok = Tok {
 };
 
 /// A set of bytes, one bit each.
-type ByteSet = [u64; 4];
+pub(super) type ByteSet = [u64; 4];
 
 #[inline(always)]
-fn has(set: &ByteSet, b: u8) -> u64 {
+pub(super) fn has(set: &ByteSet, b: u8) -> u64 {
     set[b as usize / 64] >> (b % 64) & 1
 }
 
@@ -252,6 +252,11 @@ impl Backtrack {
             + self.toks.len() * std::mem::size_of::<Tok>()
             + (self.filter.len() + self.decreasing_bits.len()) * 8
             + self.edge_sets.len() * std::mem::size_of::<ByteSet>()
+    }
+
+    /// Whether M makes token `id` (of more than one byte) of its own bytes.
+    pub(crate) fn reachable(&self, id: u32) -> bool {
+        self.toks.get(id as usize).is_some_and(|t| t.left != NONE)
     }
 
     #[inline(always)]
@@ -451,11 +456,11 @@ thread_local! {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bytelevel::merge;
 
-    fn rng(state: &mut u64) -> u64 {
+    pub(crate) fn rng(state: &mut u64) -> u64 {
         *state ^= *state << 13;
         *state ^= *state >> 7;
         *state ^= *state << 17;
@@ -472,7 +477,7 @@ mod tests {
     }
 
     /// [`vocabulary`] over the bytes of `alphabet`.
-    fn vocabulary_over(
+    pub(crate) fn vocabulary_over(
         seed: u64,
         n: usize,
         tiktoken: bool,

@@ -12,6 +12,7 @@ pub(crate) mod added;
 mod backtrack;
 mod blocks;
 mod cache;
+mod cuts;
 mod deepseek;
 pub mod load_json;
 pub mod load_tiktoken;
@@ -85,6 +86,9 @@ struct Inner {
     /// no token, or when switched off.
     backtrack: backtrack::Backtrack,
     backtrack_on: AtomicBool,
+    /// Cuts between three-byte characters that no token spans ([`cuts`]).
+    cuts: Option<cuts::CharCuts>,
+    cuts_on: AtomicBool,
     pretok: PreTokenizer,
     nfc: bool,
     added: AddedTokens,
@@ -137,6 +141,7 @@ impl ByteLevelTokenizer {
         let mut pairs = spec.pairs;
         pairs.finish(&byte_ids);
         let backtrack = backtrack::Backtrack::build(&spec.tokens, &pairs, &byte_ids);
+        let cuts = cuts::CharCuts::build(&spec.tokens, &byte_ids, |id| backtrack.reachable(id));
         for (i, t) in spec.tokens.into_iter().enumerate() {
             if let Some(t) = t {
                 vocab.entry(t.clone()).or_insert(i as u32);
@@ -166,6 +171,8 @@ impl ByteLevelTokenizer {
                 pairs,
                 backtrack,
                 backtrack_on: AtomicBool::new(true),
+                cuts,
+                cuts_on: AtomicBool::new(true),
                 pretok: PreTokenizer {
                     stages: spec.stages,
                 },
@@ -334,6 +341,12 @@ impl ByteLevelTokenizer {
         self.inner.backtrack_on.store(on, Ordering::Relaxed);
     }
 
+    /// Cut pre-tokens between three-byte characters that no token spans ([`cuts`]; on by
+    /// default): the ids are the same either way. Applies to every clone of this tokenizer.
+    pub fn set_char_cuts(&self, on: bool) {
+        self.inner.cuts_on.store(on, Ordering::Relaxed);
+    }
+
     /// The backtracking encoder's tables: (bytes, tokens built by merges of decreasing rank,
     /// whose pairs are checked by the merge loop).
     pub fn backtracking_tables(&self) -> (usize, usize) {
@@ -409,9 +422,28 @@ impl Inner {
         self.whole.as_ref()?.get(b)
     }
 
-    /// BPE of one pre-token (more than one byte, not a whole token where that counts).
+    /// BPE of one pre-token (more than one byte, not a whole token where that counts): each
+    /// segment between the cuts of [`cuts`] alone.
     #[inline(always)]
     fn bpe(&self, b: &[u8], start: &mut Vec<u32>, out: &mut Vec<u32>) {
+        if b.len() >= 6 && self.cuts_on.load(Ordering::Relaxed) {
+            if let Some(c) = &self.cuts {
+                c.split(b, |seg, token| {
+                    if token != NO_ID {
+                        out.push(token);
+                    } else {
+                        self.bpe_segment(seg, start, out)
+                    }
+                });
+                return;
+            }
+        }
+        self.bpe_segment(b, start, out)
+    }
+
+    /// BPE of bytes no merge crosses the edges of.
+    #[inline(always)]
+    fn bpe_segment(&self, b: &[u8], start: &mut Vec<u32>, out: &mut Vec<u32>) {
         if self.backtrack_on.load(Ordering::Relaxed)
             && (self.all_bytes || b.iter().all(|&x| self.byte_ids[x as usize] != NO_ID))
             && self.backtrack.encode(&self.pairs, b, out)

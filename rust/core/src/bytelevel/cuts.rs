@@ -1,0 +1,469 @@
+//! Cuts inside a pre-token between two three-byte characters (CJK, kana, Hangul ...) that no
+//! token of the vocabulary spans: BPE never merges across such a cut, so each side is encoded
+//! alone, and a side that is one character with a token of its own is that token, with no
+//! trie walk and no compatibility check. On Chinese about half the boundaries between two
+//! Han characters are cuts (Qwen3 reviews: 1.9 characters a segment, 42 % of segments one
+//! character; LLaMA-4: 1.6 and 58 %).
+//!
+//! Why it is exact. Let c1 end and c2 start at p, both three-byte characters. A merge across
+//! p makes a token T that spans p in the text: T = text[i..j], i < p < j. Either
+//! 1. T starts inside c1: T begins with c1's last one or two bytes (continuation bytes) and
+//!    goes on with c2's first byte, a lead byte E0-EF (`after` below);
+//! 2. T holds all of c1 and ends inside c2: T ends with c2's first one or two bytes, after
+//!    c1's last byte, a continuation byte (`before`);
+//! 3. T holds all of c1 and all of c2: the six bytes c1 c2 occur in T (`bigrams`).
+//!
+//! Each is checked against every token of the vocabulary at load (reachable or not, so more
+//! than M can make: a check that says "may span" only forgoes a cut). Where none can hold, no
+//! merge of M ever crosses p, and by the argument of point 1 in [`super::backtrack`] M(s) is
+//! M(text before p) followed by M(text after p). The cuts hold for the merge loop too
+//! (a byte without a token is dropped there): c1's and c2's bytes must then all have tokens,
+//! which the table records.
+
+use super::backtrack::{has, ByteSet};
+use rustc_hash::FxHashMap;
+
+/// No token (the low 24 bits of an entry).
+const NO_TOKEN: u32 = 0xFF_FFFF;
+/// Rule 1: every byte may follow and precede (a character with a byte that has no token: no
+/// cut on either side of it).
+const NEVER: u32 = 1;
+/// Bits of the bigram filter (128 KiB: it stays in the CPU's cache).
+const BIGRAM_BITS: usize = 1 << 20;
+
+/// What may touch a character from its neighbours (cases 1 and 2 above).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Rule {
+    /// The first bytes of a next character a token starting inside this one goes on with.
+    after: ByteSet,
+    /// The last bytes of a previous character a token ending inside this one comes after.
+    before: ByteSet,
+}
+
+pub(crate) struct CharCuts {
+    /// By the 16 payload bits of a three-byte character: its rule index (high 8 bits; 0: none
+    /// applies) and its token (low 24 bits: the token M makes of its three bytes, or
+    /// [`NO_TOKEN`]).
+    chars: Vec<u32>,
+    rules: Vec<Rule>,
+    /// One bit per pair of characters that occurs in some token (case 3), by a hash of their
+    /// 32 payload bits; a false positive only forgoes a cut.
+    bigrams: Vec<u64>,
+}
+
+#[inline(always)]
+fn is_cont(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+#[inline(always)]
+fn is_lead3(b: u8) -> bool {
+    b & 0xF0 == 0xE0
+}
+
+/// The 16 payload bits of the three-byte character `c`.
+#[inline(always)]
+fn payload(c: &[u8]) -> usize {
+    ((c[0] & 15) as usize) << 12 | ((c[1] & 63) as usize) << 6 | (c[2] & 63) as usize
+}
+
+/// A three-byte character at the start of `t` (a lead byte E0-EF, two continuation bytes).
+#[inline(always)]
+fn char3(t: &[u8]) -> bool {
+    t.len() >= 3 && is_lead3(t[0]) && is_cont(t[1]) && is_cont(t[2])
+}
+
+#[inline(always)]
+fn bigram_bit(a: usize, b: usize) -> usize {
+    ((a << 16 | b) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> (64 - 20)
+}
+
+fn add(set: &mut ByteSet, b: u8) {
+    set[b as usize / 64] |= 1 << (b % 64);
+}
+
+impl CharCuts {
+    /// The cuts of a vocabulary (`tokens[id]`: the model token's bytes; `byte_ids[b]`: byte
+    /// b's token or `u32::MAX`; `reachable(id)`: M makes token `id` of its own bytes). `None`
+    /// when ids do not fit 24 bits.
+    pub(crate) fn build(
+        tokens: &[Option<Vec<u8>>],
+        byte_ids: &[u32; 256],
+        reachable: impl Fn(u32) -> bool,
+    ) -> Option<Self> {
+        if tokens.len() >= NO_TOKEN as usize {
+            return None;
+        }
+        // Case 1 by the continuation bytes a token starts with, case 2 by the one or two
+        // bytes of a character it ends with.
+        let mut after: FxHashMap<&[u8], ByteSet> = FxHashMap::default();
+        let mut before: FxHashMap<&[u8], ByteSet> = FxHashMap::default();
+        let mut bigrams = vec![0u64; BIGRAM_BITS / 64];
+        let mut chars = vec![NO_TOKEN; 1 << 16];
+        for (id, t) in tokens.iter().enumerate() {
+            let Some(t) = t.as_deref() else { continue };
+            let k = t.iter().take_while(|&&b| is_cont(b)).count();
+            if (k == 1 || k == 2) && t.len() > k && is_lead3(t[k]) {
+                add(after.entry(&t[..k]).or_default(), t[k]);
+            }
+            let n = t.len();
+            for m in 1..=2 {
+                if n > m
+                    && is_lead3(t[n - m])
+                    && t[n - m + 1..].iter().all(|&b| is_cont(b))
+                    && is_cont(t[n - m - 1])
+                {
+                    add(before.entry(&t[n - m..]).or_default(), t[n - m - 1]);
+                }
+            }
+            for o in 0..n.saturating_sub(5) {
+                if char3(&t[o..]) && char3(&t[o + 3..]) {
+                    let bit = bigram_bit(payload(&t[o..]), payload(&t[o + 3..]));
+                    bigrams[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+            if n == 3 && char3(t) && reachable(id as u32) {
+                chars[payload(t)] = id as u32;
+            }
+        }
+        let empty = Rule {
+            after: [0; 4],
+            before: [0; 4],
+        };
+        let mut rules = vec![
+            empty,
+            Rule {
+                after: [!0; 4],
+                before: [!0; 4],
+            },
+        ];
+        let mut index: FxHashMap<Rule, u32> = FxHashMap::default();
+        for (cp, e) in chars.iter_mut().enumerate() {
+            let c = [
+                0xE0 | (cp >> 12) as u8,
+                0x80 | (cp >> 6 & 63) as u8,
+                0x80 | (cp & 63) as u8,
+            ];
+            let mut rule = empty;
+            for k in 1..=2 {
+                if let Some(s) = after.get(&c[3 - k..]) {
+                    (0..4).for_each(|w| rule.after[w] |= s[w]);
+                }
+                if let Some(s) = before.get(&c[..k]) {
+                    (0..4).for_each(|w| rule.before[w] |= s[w]);
+                }
+            }
+            let r = if c.iter().any(|&b| byte_ids[b as usize] == u32::MAX) {
+                NEVER
+            } else if rule == empty {
+                0
+            } else if let Some(&r) = index.get(&rule) {
+                r
+            } else if rules.len() < 256 {
+                // Past 255 distinct rules a character gets rule 1: no cut beside it.
+                rules.push(rule);
+                index.insert(rule, rules.len() as u32 - 1);
+                rules.len() as u32 - 1
+            } else {
+                NEVER
+            };
+            *e |= r << 24;
+        }
+        Some(CharCuts {
+            chars,
+            rules,
+            bigrams,
+        })
+    }
+
+    /// Whether no token spans the boundary between the three-byte characters whose entries
+    /// are `e1` and `e2`, payloads `p1` and `p2`, last and first bytes `last1` and `first2`.
+    #[inline(always)]
+    fn cut(&self, (e1, p1): (u32, usize), (e2, p2): (u32, usize), last1: u8, first2: u8) -> bool {
+        let (r1, r2) = (e1 >> 24, e2 >> 24);
+        if r1 != 0 && has(&self.rules[r1 as usize].after, first2) != 0 {
+            return false;
+        }
+        if r2 != 0 && has(&self.rules[r2 as usize].before, last1) != 0 {
+            return false;
+        }
+        let bit = bigram_bit(p1, p2);
+        self.bigrams[bit / 64] >> (bit % 64) & 1 == 0
+    }
+
+    /// Call `f(segment, token)` on the segments of `b` (valid UTF-8) between its cuts, in
+    /// order; `token` is the id of a segment that is one character with a token of its own,
+    /// else `u32::MAX`.
+    #[inline]
+    pub(crate) fn split(&self, b: &[u8], mut f: impl FnMut(&[u8], u32)) {
+        let n = b.len();
+        let (mut seg, mut i) = (0usize, 0usize);
+        // The entry and payload of the three-byte character just before `i`, if it is one.
+        let mut prev: Option<(u32, usize)> = None;
+        while i < n {
+            let x = b[i];
+            if !is_lead3(x) || i + 3 > n {
+                prev = None;
+                i += 1;
+                continue;
+            }
+            let p = payload(&b[i..i + 3]);
+            let e = self.chars[p];
+            if let Some(pe) = prev {
+                if self.cut(pe, (e, p), b[i - 1], x) {
+                    f(&b[seg..i], lone(i - seg, pe.0));
+                    seg = i;
+                }
+            }
+            prev = Some((e, p));
+            i += 3;
+        }
+        f(&b[seg..], prev.map_or(u32::MAX, |pe| lone(n - seg, pe.0)));
+    }
+}
+
+/// The token of a segment of `len` bytes that ends with the character of entry `e`: its own
+/// when the segment is that character alone and it has one.
+#[inline(always)]
+fn lone(len: usize, e: u32) -> u32 {
+    match e & NO_TOKEN {
+        t if len == 3 && t != NO_TOKEN => t,
+        _ => u32::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytelevel::backtrack::tests::{rng, vocabulary_over};
+    use crate::bytelevel::backtrack::Backtrack;
+    use crate::bytelevel::merge::{merge, PairTable};
+
+    /// Four Han characters that share bytes (中 一 人 国), an ASCII letter and a space.
+    const CHARS: [&[u8]; 6] = [
+        b"\xe4\xb8\xad",
+        b"\xe4\xb8\x80",
+        b"\xe4\xba\xba",
+        b"\xe5\x9b\xbd",
+        b"a",
+        b" ",
+    ];
+
+    /// A random text of `len` characters of [`CHARS`], mostly Han ones, skewed by `seed`.
+    fn text(s: &mut u64, len: usize, seed: u64) -> Vec<u8> {
+        (0..len)
+            .flat_map(|_| {
+                let k = (rng(s) % (6 + seed % 5)) as usize;
+                CHARS[(k + seed as usize) % 6].iter().copied()
+            })
+            .collect()
+    }
+
+    /// Byte-level BPE learned greedily on random texts of [`CHARS`] with no pre-tokenizer,
+    /// `n` merges (HF style): tokens of whole characters and of pairs of them, and tokens that
+    /// start or end inside a character where its bytes are frequent.
+    fn learned(seed: u64, n: usize) -> (Vec<Option<Vec<u8>>>, PairTable) {
+        let mut s = seed * 7919;
+        let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+        let mut corpus: Vec<Vec<u32>> = (0..60)
+            .map(|_| {
+                let len = 3 + rng(&mut s) as usize % 12;
+                text(&mut s, len, seed).iter().map(|&b| b as u32).collect()
+            })
+            .collect();
+        let mut table = PairTable::new();
+        for rank in 0..n {
+            let mut counts: FxHashMap<(u32, u32), usize> = FxHashMap::default();
+            for w in &corpus {
+                for p in w.windows(2) {
+                    *counts.entry((p[0], p[1])).or_default() += 1;
+                }
+            }
+            let Some((&(a, b), _)) = counts
+                .iter()
+                .max_by_key(|(k, c)| (**c, std::cmp::Reverse(**k)))
+            else {
+                break;
+            };
+            let mut t = tokens[a as usize].clone().unwrap_or_default();
+            t.extend_from_slice(tokens[b as usize].as_deref().unwrap_or_default());
+            let id = tokens.len() as u32;
+            tokens.push(Some(t));
+            table.insert(a, b, rank as u32, id);
+            for w in &mut corpus {
+                let mut out = Vec::with_capacity(w.len());
+                let mut i = 0;
+                while i < w.len() {
+                    if i + 1 < w.len() && (w[i], w[i + 1]) == (a, b) {
+                        out.push(id);
+                        i += 2;
+                    } else {
+                        out.push(w[i]);
+                        i += 1;
+                    }
+                }
+                *w = out;
+            }
+        }
+        (tokens, table)
+    }
+
+    /// Encoding each segment alone gives M's ids on the whole text, for learned vocabularies
+    /// and random ones over the characters' bytes (HF and tiktoken style: tokens that start
+    /// and end inside characters at every offset, unreachable tokens), on every string of up
+    /// to four characters and on long random ones; and cuts and lone characters are not rare.
+    #[test]
+    fn segments_encode_as_the_whole() {
+        let mut alphabet: Vec<u8> = CHARS.concat();
+        alphabet.sort_unstable();
+        alphabet.dedup();
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut level = texts.clone();
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|t| CHARS.map(|c| [t.as_slice(), c].concat()))
+                .collect();
+            texts.extend(level.iter().cloned());
+        }
+        let mut s = 5u64;
+        for k in 0..400 {
+            let len = 5 + rng(&mut s) as usize % 40;
+            texts.push(text(&mut s, len, k % 7));
+        }
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        let (mut cuts_made, mut lone, mut boundaries) = (0usize, 0usize, 0usize);
+        let vocabularies = (1..=8u64).flat_map(|seed| {
+            [
+                vocabulary_over(seed, 30 + 8 * seed as usize, false, &alphabet),
+                vocabulary_over(seed, 30 + 8 * seed as usize, true, &alphabet),
+                learned(seed, 10 + 4 * seed as usize),
+            ]
+        });
+        for (v, (tokens, mut table)) in vocabularies.enumerate() {
+            table.finish(&byte_ids);
+            let bt = Backtrack::build(&tokens, &table, &byte_ids);
+            let cuts = CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id))
+                .unwrap_or_else(|| panic!("vocabulary {v}"));
+            let m = |t: &[u8], out: &mut Vec<u32>| {
+                let start: Vec<u32> = t.iter().map(|&b| b as u32).collect();
+                merge(&table, t, &start, out);
+            };
+            for t in &texts[1..] {
+                let mut want = Vec::new();
+                m(t, &mut want);
+                let mut got = Vec::new();
+                cuts.split(t, |seg, token| {
+                    cuts_made += 1;
+                    if token != u32::MAX {
+                        lone += 1;
+                        got.push(token);
+                    } else {
+                        m(seg, &mut got);
+                    }
+                });
+                cuts_made -= 1;
+                boundaries += t.windows(6).filter(|w| char3(w) && char3(&w[3..])).count();
+                assert_eq!(
+                    got,
+                    want,
+                    "vocabulary {v}, {:?}",
+                    String::from_utf8_lossy(t)
+                );
+            }
+        }
+        assert!(
+            cuts_made * 5 > boundaries && lone * 20 > boundaries,
+            "{cuts_made} cuts, {lone} lone characters, {boundaries} boundaries"
+        );
+    }
+
+    /// Each of the three ways a token can span the boundary of 中国, alone in a vocabulary,
+    /// keeps the two characters in one segment; cut there, the ids would differ from M's.
+    #[test]
+    fn every_way_of_spanning_a_boundary() {
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        let (zh, guo): (&[u8], &[u8]) = ("中".as_bytes(), "国".as_bytes());
+        // Merges in rank order, as (left, right) bytes; the span merges before what it cuts.
+        let cases: [Vec<(&[u8], &[u8])>; 3] = [
+            // AD + 国: starts inside 中 (case 1).
+            vec![
+                (&zh[..1], &zh[1..2]),
+                (&guo[..1], &guo[1..2]),
+                (&guo[..2], &guo[2..]),
+                (&zh[2..], guo),
+                (&zh[..2], &zh[2..]),
+            ],
+            // 中 + E5: ends inside 国 (case 2).
+            vec![
+                (&zh[..1], &zh[1..2]),
+                (&zh[..2], &zh[2..]),
+                (zh, &guo[..1]),
+                (&guo[..1], &guo[1..2]),
+                (&guo[..2], &guo[2..]),
+            ],
+            // 中 + 国 (case 3).
+            vec![
+                (&zh[..1], &zh[1..2]),
+                (&zh[..2], &zh[2..]),
+                (&guo[..1], &guo[1..2]),
+                (&guo[..2], &guo[2..]),
+                (zh, guo),
+            ],
+        ];
+        for (k, merges) in cases.iter().enumerate() {
+            let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+            let mut table = PairTable::new();
+            for (rank, &(a, b)) in merges.iter().enumerate() {
+                let id = |t: &[u8]| tokens.iter().position(|x| x.as_deref() == Some(t));
+                let (Some(ia), Some(ib)) = (id(a), id(b)) else {
+                    panic!("case {}", k + 1)
+                };
+                table.insert(ia as u32, ib as u32, rank as u32, tokens.len() as u32);
+                tokens.push(Some([a, b].concat()));
+            }
+            table.finish(&byte_ids);
+            let bt = Backtrack::build(&tokens, &table, &byte_ids);
+            let cuts = CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id))
+                .unwrap_or_else(|| panic!());
+            let text = "中国".as_bytes();
+            let mut segs = Vec::new();
+            cuts.split(text, |s, _| segs.push(s.len()));
+            assert_eq!(segs, [6], "case {}", k + 1);
+            let m = |t: &[u8]| {
+                let (mut ids, start) =
+                    (Vec::new(), t.iter().map(|&b| b as u32).collect::<Vec<_>>());
+                merge(&table, t, &start, &mut ids);
+                ids
+            };
+            let alone = [m(&text[..3]), m(&text[3..])].concat();
+            assert_ne!(alone, m(text), "case {}: the span changes the ids", k + 1);
+        }
+    }
+
+    /// A character whose token M does not make of its bytes is not emitted as that token; a
+    /// byte without a token allows no cut beside its character.
+    #[test]
+    fn unreachable_characters_and_missing_bytes() {
+        // 中 = E4 B8 AD is a token, built only as E4 + (B8 AD); but E4 B8 merges first.
+        let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+        tokens.extend([&b"\xe4\xb8"[..], b"\xb8\xad", "中".as_bytes()].map(|t| Some(t.to_vec())));
+        let mut table = PairTable::new();
+        table.insert(0xE4, 0xB8, 0, 256);
+        table.insert(0xB8, 0xAD, 1, 257);
+        table.insert(0xE4, 257, 2, 258);
+        let mut byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        table.finish(&byte_ids);
+        let bt = Backtrack::build(&tokens, &table, &byte_ids);
+        let cuts =
+            CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id)).unwrap_or_else(|| panic!());
+        let mut segs = Vec::new();
+        cuts.split("中国".as_bytes(), |s, t| segs.push((s.len(), t)));
+        assert_eq!(segs, [(3, u32::MAX), (3, u32::MAX)]);
+        byte_ids[0xAD] = u32::MAX;
+        let cuts = CharCuts::build(&tokens, &byte_ids, |_| true).unwrap_or_else(|| panic!());
+        segs.clear();
+        cuts.split("中国".as_bytes(), |s, t| segs.push((s.len(), t)));
+        assert_eq!(segs, [(6, u32::MAX)]);
+    }
+}
