@@ -81,10 +81,10 @@ const UNREACHABLE: Tok = Tok {
 };
 
 /// A set of bytes, one bit each.
-pub(super) type ByteSet = [u64; 4];
+type ByteSet = [u64; 4];
 
 #[inline(always)]
-pub(super) fn has(set: &ByteSet, b: u8) -> u64 {
+fn has(set: &ByteSet, b: u8) -> u64 {
     set[b as usize / 64] >> (b % 64) & 1
 }
 
