@@ -1,10 +1,11 @@
 //! Cuts inside a pre-token between two three-byte characters (CJK, kana, Hangul ...) that no
 //! token of the vocabulary spans: BPE never merges across such a cut, so each side is encoded
-//! alone, and a side that is one character with a token of its own is that token, with no
-//! trie walk and no compatibility check. On Chinese about half the boundaries between two
+//! alone, and a side that is one character with a token of its own, or two characters that
+//! are one token, is that token, with no trie walk and no compatibility check. On Chinese about half the boundaries between two
 //! Han characters are cuts (Han runs of the first 800 reviews: Qwen3 1.9 characters a
 //! segment, 42 % of segments one character; LLaMA-4 1.6 and 58 %; Tekken 1.3 and 76 %).
-//! Tables: 256 KiB by code point, a 128 KiB bigram filter, 17 KiB of byte sets.
+//! Tables: 256 KiB by code point, a 128 KiB bigram filter, 17 KiB of byte sets, and the
+//! two-character tokens (Qwen3: 256 KiB).
 //!
 //! Why it is exact. Let c1 end and c2 start at p, both three-byte characters. A merge across
 //! p makes a token T that spans p in the text: T = text[i..j], i < p < j. Either
@@ -49,6 +50,10 @@ pub(crate) struct CharCuts {
     /// One bit per pair of characters that occurs in some token (case 3), by a hash of their
     /// 32 payload bits; a false positive only forgoes a cut.
     bigrams: Vec<u64>,
+    /// The reachable tokens of two three-byte characters, by their 32 payload bits: slots
+    /// `key << 32 | id` (`u64::MAX`: empty), open addressing, at most half full. A segment of
+    /// two characters that is such a token is that token, with no trie walk.
+    pairs: Vec<u64>,
 }
 
 #[inline(always)]
@@ -97,7 +102,9 @@ impl CharCuts {
             before1: vec![0; 1 << 4],
             before2: vec![0; 1 << 10],
             bigrams: vec![0; BIGRAM_BITS / 64],
+            pairs: Vec::new(),
         };
+        let mut pairs = Vec::new();
         let low = |b: u8, bits: u32| (b & ((1u8 << bits) - 1)) as usize;
         for (id, t) in tokens.iter().enumerate() {
             let Some(t) = t.as_deref() else { continue };
@@ -124,6 +131,17 @@ impl CharCuts {
             if n == 3 && char3(t) && reachable(id as u32) {
                 c.chars[payload(t)] = id as u32;
             }
+            if n == 6 && char3(t) && char3(&t[3..]) && reachable(id as u32) {
+                pairs.push(((payload(t) << 16 | payload(&t[3..])) as u64) << 32 | id as u64);
+            }
+        }
+        c.pairs = vec![u64::MAX; (2 * pairs.len()).next_power_of_two().max(16)];
+        for slot in pairs {
+            let mut h = c.pair_slot((slot >> 32) as usize);
+            while c.pairs[h] != u64::MAX {
+                h = (h + 1) & (c.pairs.len() - 1);
+            }
+            c.pairs[h] = slot;
         }
         for p in 0..1 << 16 {
             let bytes = [
@@ -160,6 +178,41 @@ impl CharCuts {
         self.before1[p >> 12] | self.before2[p >> 6]
     }
 
+    /// The home slot of the pair key `key` in `pairs`.
+    #[inline(always)]
+    fn pair_slot(&self, key: usize) -> usize {
+        (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 8 & (self.pairs.len() - 1)
+    }
+
+    /// The reachable token of the two characters of payloads `p1` and `p2`, else `u32::MAX`.
+    #[inline(always)]
+    fn pair_token(&self, p1: usize, p2: usize) -> u32 {
+        let key = p1 << 16 | p2;
+        let mut h = self.pair_slot(key);
+        loop {
+            let slot = self.pairs[h];
+            if slot == u64::MAX {
+                return u32::MAX;
+            }
+            if (slot >> 32) as usize == key {
+                return slot as u32;
+            }
+            h = (h + 1) & (self.pairs.len() - 1);
+        }
+    }
+
+    /// The token a segment (between cuts, ending with the three-byte character `last`: entry
+    /// and payload) is, when it is one character with a token of its own or two that are a
+    /// token; else `u32::MAX`.
+    #[inline(always)]
+    fn token_of(&self, seg: &[u8], (e, p): (u32, usize)) -> u32 {
+        match seg.len() {
+            3 if e & NO_TOKEN != NO_TOKEN => e & NO_TOKEN,
+            6 if is_lead3(seg[0]) => self.pair_token(payload(seg), p),
+            _ => u32::MAX,
+        }
+    }
+
     /// Whether no token spans the boundary between the three-byte characters whose entries
     /// are `e1` and `e2`, payloads `p1` and `p2`.
     #[inline(always)]
@@ -177,8 +230,8 @@ impl CharCuts {
     }
 
     /// Call `f(segment, token)` on the segments of `b` (valid UTF-8) between its cuts, in
-    /// order; `token` is the id of a segment that is one character with a token of its own,
-    /// else `u32::MAX`.
+    /// order; `token`: the segment's one token where [`Self::token_of`] knows it, else
+    /// `u32::MAX`.
     #[inline]
     pub(crate) fn split(&self, b: &[u8], mut f: impl FnMut(&[u8], u32)) {
         let n = b.len();
@@ -196,24 +249,17 @@ impl CharCuts {
             let e = self.chars[p];
             if let Some(pe) = prev {
                 if self.cut(pe, (e, p)) {
-                    f(&b[seg..i], lone(i - seg, pe.0));
+                    f(&b[seg..i], self.token_of(&b[seg..i], pe));
                     seg = i;
                 }
             }
             prev = Some((e, p));
             i += 3;
         }
-        f(&b[seg..], prev.map_or(u32::MAX, |pe| lone(n - seg, pe.0)));
-    }
-}
-
-/// The token of a segment of `len` bytes that ends with the character of entry `e`: its own
-/// when the segment is that character alone and it has one.
-#[inline(always)]
-fn lone(len: usize, e: u32) -> u32 {
-    match e & NO_TOKEN {
-        t if len == 3 && t != NO_TOKEN => t,
-        _ => u32::MAX,
+        f(
+            &b[seg..],
+            prev.map_or(u32::MAX, |pe| self.token_of(&b[seg..], pe)),
+        );
     }
 }
 
@@ -424,6 +470,66 @@ mod tests {
             };
             let alone = [m(&text[..3]), m(&text[3..])].concat();
             assert_ne!(alone, m(text), "case {}: the span changes the ids", k + 1);
+        }
+    }
+
+    /// A segment of two characters is their token only where M makes it: 中国 built as
+    /// E4 B8 + (AD + 国) is a token, but M makes 中 and 国 first.
+    #[test]
+    fn pair_tokens_only_where_reachable() {
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        let (zh, guo): (&[u8], &[u8]) = ("中".as_bytes(), "国".as_bytes());
+        for reachable_pair in [false, true] {
+            let mut merges: Vec<(&[u8], &[u8])> = vec![
+                (&zh[..1], &zh[1..2]),
+                (&zh[..2], &zh[2..]),
+                (&guo[..1], &guo[1..2]),
+                (&guo[..2], &guo[2..]),
+            ];
+            if reachable_pair {
+                merges.push((zh, guo));
+            } else {
+                merges.extend([(&zh[2..], guo), (&zh[..2], &b"\xad\xe5\x9b\xbd"[..])]);
+            }
+            let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+            let mut table = PairTable::new();
+            for (rank, &(a, b)) in merges.iter().enumerate() {
+                let id = |t: &[u8]| tokens.iter().position(|x| x.as_deref() == Some(t));
+                let (Some(ia), Some(ib)) = (id(a), id(b)) else {
+                    panic!("{a:x?} {b:x?}")
+                };
+                table.insert(ia as u32, ib as u32, rank as u32, tokens.len() as u32);
+                tokens.push(Some([a, b].concat()));
+            }
+            table.finish(&byte_ids);
+            let bt = Backtrack::build(&tokens, &table, &byte_ids);
+            let cuts = CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id))
+                .unwrap_or_else(|| panic!());
+            let text = "中国".as_bytes();
+            let (mut want, start) = (
+                Vec::new(),
+                text.iter().map(|&b| b as u32).collect::<Vec<_>>(),
+            );
+            merge(&table, text, &start, &mut want);
+            let mut got = Vec::new();
+            cuts.split(text, |_, t| got.push(t));
+            let pair = tokens
+                .iter()
+                .position(|t| t.as_deref() == Some(text))
+                .map(|i| i as u32);
+            assert_eq!(want.len(), if reachable_pair { 1 } else { 2 });
+            assert_eq!(
+                got,
+                [if reachable_pair {
+                    pair.unwrap_or(0)
+                } else {
+                    u32::MAX
+                }]
+            );
+            // Three ASCII bytes whose payload bits are 中's, then 国: no pair token.
+            got.clear();
+            cuts.split(b"tx-\xe5\x9b\xbd", |_, t| got.push(t));
+            assert_eq!(got, [u32::MAX]);
         }
     }
 
