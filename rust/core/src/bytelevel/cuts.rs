@@ -410,11 +410,31 @@ mod tests {
         );
     }
 
+    /// A vocabulary of the 256 bytes and `merges` (left and right bytes, in rank order), its
+    /// pair table, and its cuts.
+    fn by_merges(merges: &[(&[u8], &[u8])]) -> (Vec<Option<Vec<u8>>>, PairTable, CharCuts) {
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
+        let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
+        let mut table = PairTable::new();
+        for (rank, &(a, b)) in merges.iter().enumerate() {
+            let id = |t: &[u8]| tokens.iter().position(|x| x.as_deref() == Some(t));
+            let (Some(ia), Some(ib)) = (id(a), id(b)) else {
+                panic!("{a:x?} {b:x?}: no such token")
+            };
+            table.insert(ia as u32, ib as u32, rank as u32, tokens.len() as u32);
+            tokens.push(Some([a, b].concat()));
+        }
+        table.finish(&byte_ids);
+        let bt = Backtrack::build(&tokens, &table, &byte_ids);
+        let cuts =
+            CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id)).unwrap_or_else(|| panic!());
+        (tokens, table, cuts)
+    }
+
     /// Each of the three ways a token can span the boundary of 中国, alone in a vocabulary,
     /// keeps the two characters in one segment; cut there, the ids would differ from M's.
     #[test]
     fn every_way_of_spanning_a_boundary() {
-        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
         let (zh, guo): (&[u8], &[u8]) = ("中".as_bytes(), "国".as_bytes());
         // Merges in rank order, as (left, right) bytes; the span merges before what it cuts.
         let cases: [Vec<(&[u8], &[u8])>; 3] = [
@@ -444,20 +464,7 @@ mod tests {
             ],
         ];
         for (k, merges) in cases.iter().enumerate() {
-            let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
-            let mut table = PairTable::new();
-            for (rank, &(a, b)) in merges.iter().enumerate() {
-                let id = |t: &[u8]| tokens.iter().position(|x| x.as_deref() == Some(t));
-                let (Some(ia), Some(ib)) = (id(a), id(b)) else {
-                    panic!("case {}", k + 1)
-                };
-                table.insert(ia as u32, ib as u32, rank as u32, tokens.len() as u32);
-                tokens.push(Some([a, b].concat()));
-            }
-            table.finish(&byte_ids);
-            let bt = Backtrack::build(&tokens, &table, &byte_ids);
-            let cuts = CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id))
-                .unwrap_or_else(|| panic!());
+            let (_, table, cuts) = by_merges(merges);
             let text = "中国".as_bytes();
             let mut segs = Vec::new();
             cuts.split(text, |s, _| segs.push(s.len()));
@@ -477,7 +484,6 @@ mod tests {
     /// E4 B8 + (AD + 国) is a token, but M makes 中 and 国 first.
     #[test]
     fn pair_tokens_only_where_reachable() {
-        let byte_ids: [u32; 256] = std::array::from_fn(|b| b as u32);
         let (zh, guo): (&[u8], &[u8]) = ("中".as_bytes(), "国".as_bytes());
         for reachable_pair in [false, true] {
             let mut merges: Vec<(&[u8], &[u8])> = vec![
@@ -491,20 +497,7 @@ mod tests {
             } else {
                 merges.extend([(&zh[2..], guo), (&zh[..2], &b"\xad\xe5\x9b\xbd"[..])]);
             }
-            let mut tokens: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
-            let mut table = PairTable::new();
-            for (rank, &(a, b)) in merges.iter().enumerate() {
-                let id = |t: &[u8]| tokens.iter().position(|x| x.as_deref() == Some(t));
-                let (Some(ia), Some(ib)) = (id(a), id(b)) else {
-                    panic!("{a:x?} {b:x?}")
-                };
-                table.insert(ia as u32, ib as u32, rank as u32, tokens.len() as u32);
-                tokens.push(Some([a, b].concat()));
-            }
-            table.finish(&byte_ids);
-            let bt = Backtrack::build(&tokens, &table, &byte_ids);
-            let cuts = CharCuts::build(&tokens, &byte_ids, |id| bt.reachable(id))
-                .unwrap_or_else(|| panic!());
+            let (tokens, table, cuts) = by_merges(&merges);
             let text = "中国".as_bytes();
             let (mut want, start) = (
                 Vec::new(),
