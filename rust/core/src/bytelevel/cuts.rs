@@ -1,9 +1,10 @@
 //! Cuts inside a pre-token between two three-byte characters (CJK, kana, Hangul ...) that no
 //! token of the vocabulary spans: BPE never merges across such a cut, so each side is encoded
 //! alone, and a side that is one character with a token of its own, or two characters that
-//! are one token, is that token, with no trie walk and no compatibility check. On Chinese about half the boundaries between two
-//! Han characters are cuts (Han runs of the first 800 reviews: Qwen3 1.9 characters a
-//! segment, 42 % of segments one character; LLaMA-4 1.6 and 58 %; Tekken 1.3 and 76 %).
+//! are one token, is that token, with no trie walk and no compatibility check. On Chinese
+//! about half the boundaries between two Han characters are cuts (Han runs of the first 800
+//! reviews: Qwen3 1.9 characters a segment, 42 % of segments one character; LLaMA-4 1.6 and
+//! 58 %; Tekken 1.3 and 76 %).
 //! Tables: 256 KiB by code point, a 128 KiB bigram filter, 17 KiB of byte sets, and the
 //! two-character tokens (Qwen3: 256 KiB).
 //!
