@@ -1,5 +1,5 @@
-//! The cl100k splitter (LLaMA-3, Qwen2) and the o200k one (LLaMA-4, Tekken) 64 bytes at a time
-//! on ASCII text: the bytes of a window are classified at once into bit masks (SSE2 on x86-64),
+//! The cl100k splitter (LLaMA-3, Qwen2), the o200k one (LLaMA-4, Tekken) and DeepSeek-V3's third
+//! stage ([`Rules::DeepSeek3`]) 64 bytes at a time on ASCII text: the bytes of a window are classified at once into bit masks (SSE2 on x86-64),
 //! the piece starts are computed from the masks with word operations, and the pieces come out
 //! between consecutive set bits, with no branch per byte or per alternative (English, one
 //! thread: see benches/RESULTS.md, seventh session).
@@ -9,8 +9,10 @@
 //! at `i` is decided by the classes of bytes `i - 2..=i` (looking back) and, inside a whitespace
 //! run, by where the run ends; so every start before the window's last whitespace run (and
 //! before its first non-ASCII byte) is trusted, and the next window starts at the last trusted
-//! start. Anything else (non-ASCII bytes near the start, a piece longer than the window, the end
-//! of the text) goes to the one-piece-at-a-time splitter.
+//! start. The text's last bytes (fewer than 64, at least 8) are split in a copy followed by
+//! non-ASCII bytes: the starts a window trusts hold whatever follows, the end of the text too.
+//! Anything else (non-ASCII bytes near the start, a piece longer than the window, the last few
+//! pieces) goes to the one-piece-at-a-time splitter.
 //!
 //! Classes: L `[A-Za-z]`, N `[0-9]`, W whitespace (`\t\n\v\f\r `), R `[\r\n]`, Z = W without R,
 //! O every other ASCII byte. Where the pattern
@@ -144,6 +146,70 @@ fn high_bits(b: &[u8]) -> u64 {
     }
 }
 
+/// The bytes of `b[..64]` below 0x20, non-ASCII ones or DEL (bit `i`: byte `i`; `b` has at
+/// least 64 bytes): with the whitespace bits taken out, the control characters.
+#[inline]
+fn control_bits(b: &[u8]) -> u64 {
+    assert!(b.len() >= 64);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let mut m = 0;
+        for k in 0..4 {
+            // SAFETY: `b` has at least 64 bytes (asserted above); SSE2 is part of x86-64.
+            let bits = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(16 * k) as *const __m128i);
+                let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+                let del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
+                _mm_movemask_epi8(_mm_or_si128(low, del))
+            };
+            m |= (bits as u32 as u64) << (16 * k);
+        }
+        m
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        b[..64]
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &x)| m | ((x < 0x20 || x >= 0x7f) as u64) << i)
+    }
+}
+
+/// The first byte at or after `p` that is not ASCII or (with `digits`) is an ASCII digit, or
+/// `b.len()`: 16 bytes a step (SSE2 on x86-64), for the scans of DeepSeek-V3's first two
+/// stages over ASCII text.
+#[inline]
+pub(super) fn skip_ascii(b: &[u8], mut p: usize, digits: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        while p + 16 <= b.len() {
+            // SAFETY: `p + 16 <= b.len()`; SSE2 is part of x86-64.
+            let m = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(p) as *const __m128i);
+                let mut m = _mm_movemask_epi8(v);
+                if digits {
+                    let d = _mm_and_si128(
+                        _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
+                        _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
+                    );
+                    m |= _mm_movemask_epi8(d);
+                }
+                m as u32
+            };
+            if m != 0 {
+                return p + m.trailing_zeros() as usize;
+            }
+            p += 16;
+        }
+    }
+    while p < b.len() && b[p] < 0x80 && !(digits && b[p].is_ascii_digit()) {
+        p += 1;
+    }
+    p
+}
+
 /// The classes of `b[..64]` (`b` has at least 64 bytes).
 #[inline]
 pub(super) fn classify(b: &[u8]) -> Classes {
@@ -158,6 +224,10 @@ pub(super) fn classify(b: &[u8]) -> Classes {
         classify_bytes(b)
     }
 }
+
+/// The bytes of the buffer a text's last bytes are split in (a window, and room for a
+/// contraction read past it).
+const TAIL: usize = 80;
 
 /// What a window gives: the trusted piece starts after byte 0 (bit `i`: byte `i`), or, when
 /// there are none, the byte before which the one-piece-at-a-time splitter should go on.
@@ -177,10 +247,22 @@ pub(super) fn split_windows<'a>(
 ) {
     let b = s.as_bytes();
     let mut p = 0;
+    // The text's last bytes, followed by non-ASCII bytes: a window over them trusts only the
+    // starts that hold whatever follows the text, so the ones it gives hold at its end too.
+    let mut tail = [0x80u8; TAIL];
     while p < b.len() {
         let mut until = p + 1;
-        if p + 64 <= b.len() {
-            match window(&b[p..], rules) {
+        let w = if p + 64 <= b.len() {
+            Some(&b[p..])
+        } else if b.len() - p >= 8 && b[p..p + 8].is_ascii() {
+            tail[..b.len() - p].copy_from_slice(&b[p..]);
+            tail[b.len() - p..].fill(0x80);
+            Some(&tail[..])
+        } else {
+            None
+        };
+        if let Some(w) = w {
+            match window(w, rules) {
                 Window::Starts(mut starts) => {
                     let base = p;
                     while starts != 0 {
@@ -191,6 +273,8 @@ pub(super) fn split_windows<'a>(
                     }
                     continue;
                 }
+                // At the tail: the rest piece by piece.
+                Window::Scalar(_) if p + 64 > b.len() => until = b.len(),
                 Window::Scalar(n) => until = p + n,
             }
         }
@@ -213,6 +297,15 @@ pub(super) enum Rules {
         contractions: bool,
         max_digits: usize,
     },
+    /// Stage 3 of DeepSeek-V3's pre-tokenizer ([`super::deepseek`]). On ASCII text without
+    /// digits and control characters it splits as cl100k's pattern without contractions: its
+    /// `[!"#...~][A-Za-z]+` and `[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+` together are cl100k's
+    /// `[^\r\n\p{L}\p{N}]?\p{L}+` there (a letter run, or one with one prefix that is neither a
+    /// letter nor CR/LF), `\p{P}\p{S}` is cl100k's `[^\s\p{L}\p{N}]` (the 32 punctuation
+    /// characters), and the whitespace alternatives are the same. So the window stops before
+    /// its first digit or control character (a digit may prefix letters here, and a control
+    /// character is matched by no alternative), as before its first non-ASCII byte.
+    DeepSeek3,
 }
 
 /// The pieces of `rules` in `w[..64]`, a window of a text that starts at a piece start (`w` may
@@ -225,15 +318,24 @@ fn window(w: &[u8], rules: Rules) -> Window {
             contractions,
             max_digits,
         } => (true, contractions, max_digits),
+        Rules::DeepSeek3 => (false, false, 3),
     };
     // The window is cut before its first non-ASCII byte.
     let high = high_bits(w);
-    let m = high.trailing_zeros() as usize;
+    let mut m = high.trailing_zeros() as usize;
     if m < 8 {
         // Mostly non-ASCII text: the other splitter, through the window's last non-ASCII byte.
         return Window::Scalar(64 - high.leading_zeros() as usize);
     }
     let c = classify(w);
+    if let Rules::DeepSeek3 = rules {
+        // ... and DeepSeek-V3's stage 3 before its first digit or control character.
+        let stop = high | c.digit | control_bits(w) & !c.space;
+        m = stop.trailing_zeros() as usize;
+        if m < 8 {
+            return Window::Scalar(64 - stop.leading_zeros() as usize);
+        }
+    }
     let valid = if m == 64 { !0 } else { (1u64 << m) - 1 };
     let (l, n, w_all, r) = (
         c.letter & valid,
@@ -361,9 +463,13 @@ fn window(w: &[u8], rules: Rules) -> Window {
 
 #[cfg(test)]
 mod tests {
+    use super::super::deepseek::deepseek3_main_end;
     use super::super::o200k::o200k_end;
-    use super::super::pretok::{cl100k_end, test_rng, Splitter};
-    use super::super::tables::{LLAMA3_PATTERN, O200K_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN};
+    use super::super::pretok::{cl100k_end, test_rng, PreTokenizer, Splitter, Stage};
+    use super::super::tables::{
+        DEEPSEEK3_CJK_PATTERN, DEEPSEEK3_DIGITS_PATTERN, DEEPSEEK3_PATTERN, LLAMA3_PATTERN,
+        O200K_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN,
+    };
     use super::*;
 
     fn pieces(sp: &Splitter, s: &str) -> Vec<String> {
@@ -398,23 +504,50 @@ mod tests {
         }
     }
 
-    /// The windowed splitters and the one-piece-at-a-time ones against fancy-regex.
+    /// The windowed splitters and the one-piece-at-a-time ones against fancy-regex; and
+    /// DeepSeek-V3's three stages (windows in its third) against the three regexes in turn.
     fn check(texts: &[String]) {
         type End<'a> = &'a dyn Fn(&str, usize) -> usize;
-        let ends: [(&str, End); 4] = [
+        let ends: [(&str, End); 5] = [
             (LLAMA3_PATTERN, &|s, p| cl100k_end(s, p, 3)),
             (QWEN2_PATTERN, &|s, p| cl100k_end(s, p, 1)),
             (O200K_PATTERN, &|s, p| o200k_end(s, p, true, 3)),
             (TEKKEN_PATTERN, &|s, p| o200k_end(s, p, false, 1)),
+            (DEEPSEEK3_PATTERN, &deepseek3_main_end),
         ];
         for (pat, end) in ends {
             let fast = Splitter::for_pattern(pat).unwrap();
+            assert!(fast.is_hand_written(), "{pat}");
             let slow = Splitter::Regex(Box::new(fancy_regex::Regex::new(pat).unwrap()));
             for t in texts {
                 let want = pieces(&slow, t);
                 assert_eq!(pieces(&fast, t), want, "{pat} {t:?}");
                 assert_eq!(scalar(t, end), want, "scalar {pat} {t:?}");
             }
+        }
+        let three = [
+            DEEPSEEK3_DIGITS_PATTERN,
+            DEEPSEEK3_CJK_PATTERN,
+            DEEPSEEK3_PATTERN,
+        ];
+        let stages = |hand: bool| PreTokenizer {
+            stages: three
+                .iter()
+                .map(|p| {
+                    Stage::Split(if hand {
+                        Splitter::for_pattern(p).unwrap()
+                    } else {
+                        Splitter::Regex(Box::new(fancy_regex::Regex::new(p).unwrap()))
+                    })
+                })
+                .collect(),
+        };
+        let (fast, slow) = (stages(true), stages(false));
+        for t in texts {
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            fast.split(t, &mut |p| got.push(p.to_string()));
+            slow.split(t, &mut |p| want.push(p.to_string()));
+            assert_eq!(got, want, "DeepSeek-V3's three stages {t:?}");
         }
     }
 
