@@ -455,4 +455,22 @@ mod tests {
             "{e}"
         );
     }
+
+    /// A pre-token that spells a token is that token with `ignore_merges`; without, only if
+    /// the merges make it ("ab" is a token no merge makes: its two bytes), as HF's BPE gives
+    /// (`tokenizers` 0.22: [0, 1], [5], [4], [0, 1, 5] and [3], [5], [4], [3, 5]).
+    #[test]
+    fn whole_tokens_follow_ignore_merges() {
+        for (ignore, ab) in [(false, vec![0, 1]), (true, vec![3])] {
+            let tok = load(&format!(
+                r#"{{"model": {{"type": "BPE", "vocab": {{"a": 0, "b": 1, "c": 2, "ab": 3, "bc": 4, "abc": 5}}, "merges": ["b c", "a bc"], "ignore_merges": {ignore}}}, "pre_tokenizer": {{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}}, "decoder": {{"type": "ByteLevel"}}}}"#
+            ))
+            .unwrap();
+            let enc = |s: &str| tok.encode(s, false, false, false);
+            assert_eq!(enc("ab"), ab, "ignore_merges {ignore}");
+            assert_eq!(enc("abc"), [5]);
+            assert_eq!(enc("bc"), [4]);
+            assert_eq!(enc("ab abc"), [&ab[..], &[5]].concat());
+        }
+    }
 }

@@ -76,8 +76,9 @@ struct Inner {
     tokens: Vec<Vec<u8>>,
     special: Vec<bool>,
     vocab: FxHashMap<Vec<u8>, u32>,
-    /// With `ignore_merges`: the vocabulary again, for the lookup of every new pre-token.
-    whole: Option<whole::WholeTokens>,
+    /// The tokens a pre-token that spells one is, whatever the merges (with `ignore_merges`:
+    /// every token; without: the reachable ones), for the lookup of every new pre-token.
+    whole: whole::WholeTokens,
     byte_ids: [u32; 256],
     /// Every byte has a token (true of tiktoken files; SmolLM2 lacks a few control bytes).
     all_bytes: bool,
@@ -148,9 +149,15 @@ impl ByteLevelTokenizer {
                 tokens[i] = t;
             }
         }
-        let whole = spec
-            .ignore_merges
-            .then(|| whole::WholeTokens::build(&vocab));
+        // With `ignore_merges` every token is looked up whole; without, the reachable ones
+        // (M makes them of their own bytes, so a pre-token that spells one is that token).
+        let whole = if spec.ignore_merges {
+            whole::WholeTokens::build(&vocab)
+        } else {
+            let mut reachable = vocab.clone();
+            reachable.retain(|t, &mut id| t.len() > 1 && backtrack.reachable(id));
+            whole::WholeTokens::build(&reachable)
+        };
         let mut special = vec![false; n];
         for t in &spec.added {
             tokens[t.id as usize] = t.content.as_bytes().to_vec();
@@ -415,11 +422,12 @@ impl Inner {
         });
     }
 
-    /// With `ignore_merges` (HF: a pre-token that is a token is that token, whatever the
-    /// merges), the id of `b` when it is one.
+    /// The id of the token `b` spells, where BPE gives it whole: with `ignore_merges` (HF: a
+    /// pre-token that is a token is that token, whatever the merges) any token; without, a
+    /// reachable one (M of its bytes is itself: `backtrack.rs`, point 1).
     #[inline(always)]
     fn whole_token(&self, b: &[u8]) -> Option<u32> {
-        self.whole.as_ref()?.get(b)
+        self.whole.get(b)
     }
 
     /// BPE of one pre-token (more than one byte, not a whole token where that counts): each

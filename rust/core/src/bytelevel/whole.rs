@@ -1,6 +1,8 @@
-//! Whole-token lookup for `ignore_merges` vocabularies (every tiktoken conversion: LLaMA-3/4,
-//! Qwen, Tekken): HF's BPE gives a pre-token that is itself a token that token, whatever the
-//! merges, so every new pre-token is looked up before any BPE.
+//! Whole-token lookup: with `ignore_merges` (every tiktoken conversion: LLaMA-3/4, Qwen,
+//! Tekken) HF's BPE gives a pre-token that is itself a token that token, whatever the merges;
+//! without it (GPT-2, SmolLM2) BPE gives a pre-token that spells a *reachable* token (one the
+//! merges make of its own bytes) that token. So every new pre-token is looked up here, among
+//! all the tokens or among the reachable ones, before any BPE.
 //!
 //! Short tokens (at most [`MAX_KEY`] bytes, nearly all of them) are keyed inline by their
 //! packed bytes and length (one cache miss fewer than a map whose keys live on the heap); those
