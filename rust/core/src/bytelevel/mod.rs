@@ -408,7 +408,7 @@ impl Inner {
                 return;
             }
             match cache.as_deref_mut() {
-                Some(c) if b.len() <= cache::MAX_KEY => {
+                Some(c) if b.len() <= cache::MAX_KEY && !cache::han_run(b) => {
                     if let Some(ids) = c.get(b, self.serial) {
                         out.extend_from_slice(ids);
                         return;
