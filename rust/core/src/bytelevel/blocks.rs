@@ -1,8 +1,9 @@
 //! The cl100k splitter (LLaMA-3, Qwen2), the o200k one (LLaMA-4, Tekken) and DeepSeek-V3's third
-//! stage ([`Rules::DeepSeek3`]) 64 bytes at a time on ASCII text: the bytes of a window are classified at once into bit masks (SSE2 on x86-64),
-//! the piece starts are computed from the masks with word operations, and the pieces come out
-//! between consecutive set bits, with no branch per byte or per alternative (English, one
-//! thread: see benches/RESULTS.md, seventh session).
+//! stage ([`Rules::DeepSeek3`]) 64 bytes at a time on ASCII text: the bytes of a window are
+//! classified at once into bit masks (SSE2 on x86-64), the piece starts are computed from the
+//! masks with word operations, and the pieces come out between consecutive set bits, with no
+//! branch per byte or per alternative (English, one thread: see benches/RESULTS.md, seventh
+//! session).
 //!
 //! The window starts at a piece start `p`, and the splitter's choice of pieces from `p` depends
 //! only on the text from `p` on, so the window is split as if it were a text of its own. A start
